@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/starlingcache/starling/node"
+	"github.com/urfave/cli/v2"
+)
+
+func env(name string) []string { return []string{"STARLING_" + name} }
+
+func startCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "start",
+		Usage: "run a node; without --join it starts a new cluster",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Usage: "unique, stable node name", EnvVars: env("NAME"), Required: true},
+			&cli.StringFlag{Name: "addr", Usage: "data (msgpack) listen address", Value: "127.0.0.1:7001", EnvVars: env("ADDR")},
+			&cli.StringFlag{Name: "gossip-addr", Usage: "gossip listen address (TCP and UDP)", Value: "127.0.0.1:7946", EnvVars: env("GOSSIP_ADDR")},
+			&cli.StringFlag{Name: "advertise", Usage: "host other nodes and clients reach this node at (needed when binding 0.0.0.0)", EnvVars: env("ADVERTISE")},
+			&cli.StringSliceFlag{Name: "join", Usage: "seed gossip address HOST:PORT; repeat or comma-separate", EnvVars: env("JOIN")},
+			&cli.StringFlag{Name: "gossip-profile", Usage: "failure-detection timings: lan (seconds) or local (sub-second, more traffic)", Value: "lan", EnvVars: env("GOSSIP_PROFILE")},
+			&cli.DurationFlag{Name: "leave-timeout", Usage: "how long a graceful shutdown may take", Value: 10 * time.Second, EnvVars: env("LEAVE_TIMEOUT")},
+			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: env("LOG_LEVEL")},
+			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: env("LOG_FORMAT")},
+		},
+		Action: runStart,
+	}
+}
+
+func runStart(c *cli.Context) error {
+	logger, err := newLogger(c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return cli.Exit(err, exitUsage)
+	}
+	var cfg node.Config
+	switch c.String("gossip-profile") {
+	case "lan":
+		cfg = node.DefaultConfig()
+	case "local":
+		cfg = node.DefaultLocalConfig()
+	default:
+		return cli.Exit(fmt.Sprintf("unknown --gossip-profile %q (want lan or local)", c.String("gossip-profile")), exitUsage)
+	}
+	cfg.Name = c.String("name")
+	cfg.Addr = c.String("addr")
+	cfg.Advertise = c.String("advertise")
+	cfg.Gossip.BindAddr = c.String("gossip-addr")
+	cfg.Gossip.Seeds = splitList(c.StringSlice("join"))
+	cfg.Logger = logger
+
+	n, err := node.New(cfg)
+	if err != nil {
+		return cli.Exit(err, exitUsage)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := n.Start(ctx); err != nil {
+		return cli.Exit(err, exitError)
+	}
+	<-ctx.Done()
+	stop()
+	logger.Info("signal received; leaving the cluster", "timeout", c.Duration("leave-timeout"))
+	sctx, cancel := context.WithTimeout(context.Background(), c.Duration("leave-timeout"))
+	defer cancel()
+	if err := n.Shutdown(sctx); err != nil {
+		return cli.Exit(err, exitError)
+	}
+	return nil
+}
+
+// splitList accepts both repeated flags and comma-separated values, and
+// drops empty items so a trailing comma or an empty env var is harmless.
+func splitList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,217 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/starlingcache/starling/client"
+	"github.com/starlingcache/starling/node"
+	"github.com/starlingcache/starling/node/nodetest"
+	"github.com/starlingcache/starling/transport"
+)
+
+func newClient(t *testing.T, addr string) *client.Client {
+	t.Helper()
+	cfg := client.DefaultConfig()
+	cfg.Addrs = []string{addr}
+	cfg.Timeout = 3 * time.Second
+	cl, err := client.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// ownedBy returns a key whose owner, in nd's ring, is the named member.
+func ownedBy(t *testing.T, nd *node.Node, member, prefix string) string {
+	t.Helper()
+	for i := 0; i < 100000; i++ {
+		k := fmt.Sprintf("%s-%d", prefix, i)
+		if nd.Ring().Owner(k) == member {
+			return k
+		}
+	}
+	t.Fatalf("no key owned by %s", member)
+	return ""
+}
+
+func TestClusterSetOnOneNodeGetOnEveryNode(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := context.Background()
+	clients := make([]*client.Client, len(nodes))
+	for i, nd := range nodes {
+		clients[i] = newClient(t, nd.Addr())
+	}
+
+	// Keys owned by each member, written through a node that does not own
+	// them, so both the forwarding and local paths are exercised.
+	for _, owner := range nodes {
+		for w, writer := range nodes {
+			key := ownedBy(t, nodes[0], owner.Name(), "k-"+owner.Name()+"-via-"+writer.Name())
+			val := []byte("v-" + key)
+			if err := clients[w].Set(ctx, key, val, time.Minute); err != nil {
+				t.Fatalf("set %s via %s: %v", key, writer.Name(), err)
+			}
+			for r, reader := range nodes {
+				got, err := clients[r].Get(ctx, key)
+				if err != nil || string(got) != string(val) {
+					t.Fatalf("get %s via %s = %q, %v; want %q", key, reader.Name(), got, err, val)
+				}
+			}
+			// Only the owner stores it: nothing is copied to the forwarder.
+			for _, nd := range nodes {
+				_, _, ok := nd.Store().Get(key)
+				if want := nd == owner; ok != want {
+					t.Fatalf("key %s present on %s = %v, want %v", key, nd.Name(), ok, want)
+				}
+			}
+		}
+	}
+
+	// Delete through a non-owner; a second delete and a get report not found.
+	key := ownedBy(t, nodes[0], "node2", "del")
+	if err := clients[0].Set(ctx, key, []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := clients[2].Delete(ctx, key); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if err := clients[0].Delete(ctx, key); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("second delete = %v, want ErrNotFound", err)
+	}
+	if _, err := clients[1].Get(ctx, key); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("get after delete = %v, want ErrNotFound", err)
+	}
+}
+
+func TestClusterTTLExpires(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := context.Background()
+	key := ownedBy(t, nodes[0], "node3", "ttl")
+	cl := newClient(t, nodes[0].Addr())
+	if err := cl.Set(ctx, key, []byte("soon gone"), 150*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Get(ctx, key); err != nil {
+		t.Fatalf("get before expiry: %v", err)
+	}
+	nodetest.WaitFor(t, 5*time.Second, func() bool {
+		_, err := cl.Get(ctx, key)
+		return errors.Is(err, client.ErrNotFound)
+	}, "key to expire")
+}
+
+func TestClusterMembers(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ms, err := newClient(t, nodes[2].Addr()).Members(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 3 {
+		t.Fatalf("members = %+v, want 3", ms)
+	}
+	for i, m := range ms {
+		nd := nodes[i]
+		want := transport.Member{Name: nd.Name(), GossipAddr: nd.GossipAddr(), DataAddr: nd.Addr(), State: "alive"}
+		if m != want {
+			t.Errorf("member %d = %+v, want %+v", i, m, want)
+		}
+	}
+}
+
+func TestClusterSurvivesCrash(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := context.Background()
+	cl := newClient(t, nodes[0].Addr())
+	survivorKey := ownedBy(t, nodes[0], "node2", "survivor")
+	if err := cl.Set(ctx, survivorKey, []byte("still here"), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	node.Crash(nodes[2])
+	survivors := nodes[:2]
+	nodetest.WaitConverged(t, survivors, 2)
+	t.Logf("crash of node3 excluded from both survivors' rings after %v", time.Since(start).Round(time.Millisecond))
+
+	for _, nd := range survivors {
+		if nd.Ring().Contains("node3") {
+			t.Fatalf("%s still routes to node3", nd.Name())
+		}
+		got, err := newClient(t, nd.Addr()).Get(ctx, survivorKey)
+		if err != nil || string(got) != "still here" {
+			t.Fatalf("get via %s = %q, %v", nd.Name(), got, err)
+		}
+	}
+	// Every key is served again: whatever node3 owned now maps to a survivor.
+	for i := 0; i < 200; i++ {
+		key := fmt.Sprintf("after-crash-%d", i)
+		if err := cl.Set(ctx, key, []byte("v"), 0); err != nil {
+			t.Fatalf("set %s after crash: %v", key, err)
+		}
+	}
+}
+
+func TestClusterNodeRejoinsWithSameName(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	node.Crash(nodes[1])
+	nodetest.WaitConverged(t, []*node.Node{nodes[0], nodes[2]}, 2)
+
+	cfg := nodetest.Config(t, "node2")
+	cfg.Gossip.Seeds = []string{nodes[0].GossipAddr()}
+	restarted := nodetest.Start(t, cfg)
+	nodetest.WaitConverged(t, []*node.Node{nodes[0], restarted, nodes[2]}, 3)
+
+	key := ownedBy(t, nodes[0], "node2", "rejoined")
+	cl := newClient(t, nodes[2].Addr())
+	if err := cl.Set(context.Background(), key, []byte("back"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := restarted.Store().Get(key); !ok {
+		t.Fatalf("restarted node2 does not hold the key it owns")
+	}
+}
+
+func TestForwardToUnreachableOwnerFailsFast(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) {
+		// Slow failure detection, so the dead owner stays in the ring.
+		c.Gossip.ProbeInterval = time.Hour
+		c.Gossip.GossipInterval = time.Hour
+	})
+	key := ownedBy(t, nodes[0], "node2", "dead-owner")
+	node.Crash(nodes[1])
+	cl := newClient(t, nodes[0].Addr())
+	start := time.Now()
+	_, err := cl.Get(context.Background(), key)
+	if !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("get with a dead owner = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("get with a dead owner took %v", d)
+	}
+}
+
+func TestBadRequestsGetClearErrors(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 1, nil)
+	cl := newClient(t, nodes[0].Addr())
+	ctx := context.Background()
+	if err := cl.Set(ctx, "", []byte("v"), 0); !errors.Is(err, transport.ErrBadRequest) {
+		t.Errorf("empty key: %v", err)
+	}
+	big := make([]byte, nodetest.Config(t, "x").Store.MaxValueSize+1)
+	if err := cl.Set(ctx, "big", big, 0); !errors.Is(err, client.ErrTooLarge) {
+		t.Errorf("oversized value: %v", err)
+	}
+	longKey := string(make([]byte, nodetest.Config(t, "x").Store.MaxKeySize+1))
+	if _, err := cl.Get(ctx, longKey); !errors.Is(err, client.ErrTooLarge) {
+		t.Errorf("oversized key: %v", err)
+	}
+	// The node is still fine.
+	if err := cl.Set(ctx, "ok", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+}

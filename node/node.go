@@ -1,0 +1,351 @@
+// Package node runs one member of a starling cluster: it stores its share of
+// the keys, joins the gossip cluster, keeps a consistent-hash ring of the
+// live members, and answers every request either from its own store or by
+// forwarding it once to the key's owner. There is no coordinator: every node
+// runs the same code and can take any request.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/starlingcache/starling/gossip"
+	"github.com/starlingcache/starling/node/store"
+	"github.com/starlingcache/starling/ring"
+	"github.com/starlingcache/starling/transport"
+)
+
+// ProtocolVersion is published in gossip metadata so that a future node can
+// tell which peers understand which operations.
+const ProtocolVersion = 1
+
+// Node is a running cluster member. Create it with New, then Start it; all
+// methods are safe for concurrent use.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *store.Store
+	client *transport.Client
+
+	// view is the current ring and member addresses. Request paths load it
+	// without locking; the membership loop swaps in a rebuilt one.
+	view atomic.Pointer[view]
+
+	// ctx is cancelled by Shutdown and parents all background work.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// Set once by Start and read-only afterwards.
+	srv      *transport.Server
+	gossip   *gossip.Gossip
+	dataAddr string
+
+	mu       sync.Mutex
+	started  bool
+	shutdown bool
+	done     chan struct{} // closed when Shutdown finishes
+	shutErr  error
+}
+
+// view is an immutable snapshot of membership: the ring built from it and
+// where to reach each member.
+type view struct {
+	ring    *ring.Ring
+	addrs   map[string]string // member name -> data address
+	members []gossip.Member
+}
+
+// New validates cfg and builds a node without touching the network.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	log = log.With("node", cfg.Name)
+	st, err := store.New(cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("node: store: %w", err)
+	}
+	tcfg := cfg.Transport
+	tcfg.Logger = log
+	cl, err := transport.NewClient(tcfg)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("node: transport client: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg:    cfg,
+		log:    log,
+		store:  st,
+		client: cl,
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	empty, _ := ring.New(cfg.Ring, nil)
+	n.view.Store(&view{ring: empty, addrs: map[string]string{}})
+	return n, nil
+}
+
+// Start binds the data listener, starts serving, and joins the gossip
+// cluster. It returns once both listeners are bound; joining seeds goes on in
+// the background (use WaitJoined to wait for it), because a seed that is not
+// up yet is normal when a whole cluster starts at once.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.shutdown {
+		return ErrShutdown
+	}
+	if n.started {
+		return errors.New("node: already started")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", n.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("node: listen on %s: %w", n.cfg.Addr, err)
+	}
+	n.dataAddr = advertised(ln.Addr().String(), n.cfg.Advertise)
+
+	scfg := n.cfg.Transport
+	scfg.Logger = n.log
+	srv, err := transport.NewServer(scfg, n)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("node: transport server: %w", err)
+	}
+	n.srv = srv
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, transport.ErrServerClosed) {
+			n.log.Error("transport server stopped", "err", err)
+		}
+	}()
+
+	gcfg := n.cfg.Gossip
+	gcfg.Name = n.cfg.Name
+	gcfg.Meta = gossip.Meta{DataAddr: n.dataAddr, Proto: ProtocolVersion}
+	if n.cfg.Advertise != "" && gcfg.AdvertiseAddr == "" {
+		gcfg.AdvertiseAddr = n.cfg.Advertise
+	}
+	gcfg.Logger = n.log.With("component", "gossip")
+	g, err := gossip.Start(gcfg)
+	if err != nil {
+		n.cancel()
+		_ = srv.Shutdown(context.Background())
+		n.wg.Wait()
+		return fmt.Errorf("node: gossip: %w", err)
+	}
+	n.gossip = g
+	n.rebuild()
+	n.wg.Add(1)
+	go n.membershipLoop()
+	n.started = true
+	n.log.Info("node started", "data_addr", n.dataAddr, "gossip_addr", g.Addr(), "seeds", gcfg.Seeds)
+	return nil
+}
+
+// advertised replaces the host of a bound address with the advertised host,
+// keeping the port the listener actually got.
+func advertised(bound, host string) string {
+	if host == "" {
+		return bound
+	}
+	_, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// WaitJoined blocks until the node has reached at least one seed, or ctx
+// ends. A node started without seeds is joined at once.
+func (n *Node) WaitJoined(ctx context.Context) error {
+	g, err := n.gossipOrErr()
+	if err != nil {
+		return err
+	}
+	return g.WaitJoined(ctx)
+}
+
+func (n *Node) gossipOrErr() (*gossip.Gossip, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.shutdown {
+		return nil, ErrShutdown
+	}
+	if !n.started {
+		return nil, ErrNotStarted
+	}
+	return n.gossip, nil
+}
+
+// membershipLoop turns gossip events into new rings. Every event triggers a
+// rebuild from gossip's full member list rather than an incremental edit, so
+// the ring depends only on who is a member, never on the order in which
+// events arrived: two nodes that see the same members build the same ring.
+func (n *Node) membershipLoop() {
+	defer n.wg.Done()
+	events := n.gossip.Events()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			n.log.Info("membership event", "event", ev.Kind.String(), "member", ev.Member.Name,
+				"data_addr", ev.Member.Meta.DataAddr)
+			// Coalesce a burst (a whole cluster starting) into one rebuild.
+		drain:
+			for {
+				select {
+				case ev, ok = <-events:
+					if !ok {
+						break drain
+					}
+					n.log.Info("membership event", "event", ev.Kind.String(), "member", ev.Member.Name,
+						"data_addr", ev.Member.Meta.DataAddr)
+				default:
+					break drain
+				}
+			}
+			n.rebuild()
+		}
+	}
+}
+
+// rebuild builds a ring from gossip's current member list and swaps it in.
+func (n *Node) rebuild() {
+	members := n.gossip.Members()
+	names := make([]string, 0, len(members))
+	addrs := make(map[string]string, len(members))
+	for _, m := range members {
+		if m.Meta.DataAddr == "" {
+			// A member whose metadata we cannot read cannot be forwarded
+			// to; giving it keys would turn them into errors.
+			n.log.Warn("member without a data address left out of the ring", "member", m.Name)
+			continue
+		}
+		names = append(names, m.Name)
+		addrs[m.Name] = m.Meta.DataAddr
+	}
+	r, err := ring.New(n.cfg.Ring, names)
+	if err != nil {
+		n.log.Error("ring rebuild failed; keeping the previous ring", "err", err)
+		return
+	}
+	old := n.view.Swap(&view{ring: r, addrs: addrs, members: members})
+	if old == nil || old.ring.Version() != r.Version() {
+		n.log.Info("ring rebuilt", "members", r.Len(), "version", r.Version())
+	}
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Addr returns the data address clients and peers use to reach this node.
+// It is empty before Start.
+func (n *Node) Addr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.dataAddr
+}
+
+// GossipAddr returns the address other nodes join through. It is empty
+// before Start.
+func (n *Node) GossipAddr() string {
+	g, err := n.gossipOrErr()
+	if err != nil {
+		return ""
+	}
+	return g.Addr()
+}
+
+// Ring returns the ring the node currently routes by.
+func (n *Node) Ring() *ring.Ring { return n.view.Load().ring }
+
+// Members returns the members this node currently sees, sorted by name.
+func (n *Node) Members() []transport.Member {
+	v := n.view.Load()
+	out := make([]transport.Member, 0, len(v.members))
+	for _, m := range v.members {
+		out = append(out, transport.Member{
+			Name:       m.Name,
+			GossipAddr: m.GossipAddr,
+			DataAddr:   m.Meta.DataAddr,
+			State:      m.State.String(),
+		})
+	}
+	return out
+}
+
+// Store exposes the local storage engine, for stats and embedding.
+func (n *Node) Store() *store.Store { return n.store }
+
+// Shutdown leaves the cluster gracefully (others see a leave, not a crash),
+// stops serving, waits for in-flight requests until ctx ends, and releases
+// everything. It is safe to call more than once; later calls wait for the
+// first and return its result.
+func (n *Node) Shutdown(ctx context.Context) error {
+	return n.stop(ctx, true)
+}
+
+// stop shuts the node down; without leave, peers learn of it only through
+// failure detection, exactly as after a crash.
+func (n *Node) stop(ctx context.Context, leave bool) error {
+	n.mu.Lock()
+	if n.shutdown {
+		n.mu.Unlock()
+		select {
+		case <-n.done:
+			return n.shutErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	n.shutdown = true
+	started := n.started
+	n.mu.Unlock()
+
+	var errs []error
+	if started && leave {
+		if err := n.gossip.Leave(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gossip leave: %w", err))
+		}
+		if err := n.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("transport shutdown: %w", err))
+		}
+	}
+	n.cancel()
+	if started {
+		if err := n.gossip.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("gossip shutdown: %w", err))
+		}
+	}
+	n.wg.Wait()
+	if err := n.client.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("transport client: %w", err))
+	}
+	n.store.Close()
+	n.shutErr = errors.Join(errs...)
+	close(n.done)
+	n.log.Info("node stopped")
+	return n.shutErr
+}

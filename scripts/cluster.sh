@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# cluster.sh — run a local multi-process starling cluster on 127.0.0.1.
+#
+#   scripts/cluster.sh up [N]     build the binary, start N nodes (default 3), wait until
+#                                 every node sees all N members, print their addresses
+#   scripts/cluster.sh down       stop every node this script started (by recorded PID)
+#   scripts/cluster.sh status     show which nodes are up and the members node 1 sees
+#   scripts/cluster.sh kill I     kill -9 node I (simulate a crash)
+#   scripts/cluster.sh start I    (re)start node I with the same name and ports
+#
+# Environment (all optional):
+#   STARLING_CLUSTER_DIR   where PIDs, logs and the binary go   (default: <repo>/.cluster)
+#   STARLING_DATA_PORT     data port of node 1; node I uses +I-1 (default: 7001)
+#   STARLING_GOSSIP_PORT   gossip port of node 1; node I uses +I-1 (default: 7946)
+#   STARLING_GOSSIP_PROFILE  lan or local (default: local — sub-second failure detection)
+#   STARLING_WAIT          seconds to wait for convergence      (default: 60)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+dir=${STARLING_CLUSTER_DIR:-$repo/.cluster}
+data_base=${STARLING_DATA_PORT:-7001}
+gossip_base=${STARLING_GOSSIP_PORT:-7946}
+profile=${STARLING_GOSSIP_PROFILE:-local}
+wait_secs=${STARLING_WAIT:-60}
+bin=$dir/starling
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+data_addr()   { echo "127.0.0.1:$((data_base + $1 - 1))"; }
+gossip_addr() { echo "127.0.0.1:$((gossip_base + $1 - 1))"; }
+
+# alive I: true if node I's recorded PID is a running starling we started.
+alive() {
+  local pidf=$dir/node$1.pid pid
+  [[ -f $pidf ]] || return 1
+  pid=$(<"$pidf")
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && grep -q starling "/proc/$pid/cmdline" 2>/dev/null
+}
+
+size() { [[ -f $dir/size ]] && cat "$dir/size" || echo 0; }
+
+build() {
+  mkdir -p "$dir"
+  echo "building starling into $bin"
+  (cd "$repo" && go build -o "$bin" ./cmd/starling)
+}
+
+start_node() {
+  local i=$1 n seeds="" j
+  n=$(size)
+  (( i >= 1 && i <= n )) || die "node $i is not part of this cluster (size $n)"
+  if alive "$i"; then echo "node$i already running (pid $(<"$dir/node$i.pid"))"; return; fi
+  # Every node knows every other node as a seed, so any of them can restart
+  # and find the cluster again whichever others are up.
+  for ((j = 1; j <= n; j++)); do
+    (( j == i )) && continue
+    seeds+="${seeds:+,}$(gossip_addr "$j")"
+  done
+  "$bin" start --name "node$i" --addr "$(data_addr "$i")" --gossip-addr "$(gossip_addr "$i")" \
+    ${seeds:+--join "$seeds"} --gossip-profile "$profile" >>"$dir/node$i.log" 2>&1 &
+  echo $! >"$dir/node$i.pid"
+  echo "node$i started (pid $!)"
+}
+
+# members_seen I: number of alive members node I reports, or 0 if it does not answer.
+members_seen() {
+  "$bin" members --addr "$(data_addr "$1")" --timeout 1s 2>/dev/null | awk 'NR > 1 && $4 == "alive"' | wc -l
+}
+
+wait_converged() {
+  local n=$1 deadline=$((SECONDS + wait_secs)) i ok
+  while :; do
+    ok=1
+    for ((i = 1; i <= n; i++)); do
+      alive "$i" || die "node$i exited; see $dir/node$i.log"
+      [[ $(members_seen "$i") -eq $n ]] || { ok=0; break; }
+    done
+    (( ok )) && return 0
+    (( SECONDS < deadline )) || die "nodes did not converge on $n members within ${wait_secs}s; logs in $dir"
+    sleep 0.2
+  done
+}
+
+print_table() {
+  local n i state
+  n=$(size)
+  printf '%-8s %-8s %-18s %-18s %s\n' NODE PID DATA GOSSIP STATE
+  for ((i = 1; i <= n; i++)); do
+    if alive "$i"; then state=up; else state=down; fi
+    printf '%-8s %-8s %-18s %-18s %s\n' "node$i" "$(cat "$dir/node$i.pid" 2>/dev/null || echo -)" \
+      "$(data_addr "$i")" "$(gossip_addr "$i")" "$state"
+  done
+}
+
+cmd_up() {
+  local n=${1:-3} i
+  [[ $n =~ ^[0-9]+$ ]] && (( n >= 1 )) || die "usage: cluster.sh up [N>=1]"
+  local cur; cur=$(size)
+  for ((i = 1; i <= cur; i++)); do
+    alive "$i" && die "a cluster is already running (node$i is up); run 'scripts/cluster.sh down' first"
+  done
+  build
+  echo "$n" >"$dir/size"
+  for ((i = 1; i <= n; i++)); do : >"$dir/node$i.log"; start_node "$i"; done
+  echo "waiting for all $n nodes to see each other..."
+  wait_converged "$n"
+  echo "cluster is up; logs and PIDs in $dir"
+  print_table
+  echo
+  echo "try: $bin set --addr $(data_addr 1) --ttl 30s greeting hello"
+  echo "     $bin get --addr $(data_addr "$n") greeting"
+}
+
+cmd_down() {
+  local n i pid stopped=0 deadline
+  n=$(size)
+  for ((i = 1; i <= n; i++)); do
+    if alive "$i"; then
+      pid=$(<"$dir/node$i.pid")
+      kill -TERM "$pid"
+      deadline=$((SECONDS + 15))
+      while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+      stopped=$((stopped + 1))
+      echo "node$i stopped (pid $pid)"
+    fi
+    rm -f "$dir/node$i.pid"
+  done
+  rm -f "$dir/size"
+  echo "stopped $stopped node(s)"
+}
+
+cmd_status() {
+  local n; n=$(size)
+  (( n > 0 )) || { echo "no cluster (run: scripts/cluster.sh up 3)"; return 0; }
+  print_table
+  local i
+  for ((i = 1; i <= n; i++)); do
+    if alive "$i"; then
+      echo; echo "members seen by node$i:"
+      "$bin" members --addr "$(data_addr "$i")" --timeout 2s || true
+      return 0
+    fi
+  done
+}
+
+cmd_kill() {
+  local i=${1:?usage: cluster.sh kill I}
+  alive "$i" || die "node$i is not running"
+  kill -KILL "$(<"$dir/node$i.pid")"
+  echo "node$i killed (kill -9)"
+}
+
+case ${1:-} in
+  up) shift; cmd_up "$@" ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  kill) shift; cmd_kill "$@" ;;
+  start) shift; [[ -x $bin ]] || build; start_node "${1:?usage: cluster.sh start I}" ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
