@@ -37,6 +37,11 @@ type Node struct {
 	// without locking; the membership loop swaps in a rebuilt one.
 	view atomic.Pointer[view]
 
+	stats struct {
+		forwarded atomic.Int64 // requests sent on to their owner
+		local     atomic.Int64 // keyed requests served from this node's store
+	}
+
 	// ctx is cancelled by Shutdown and parents all background work.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -325,13 +330,16 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 	n.mu.Unlock()
 
 	var errs []error
-	if started && leave {
+	switch {
+	case started && leave:
 		if err := n.gossip.Leave(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("gossip leave: %w", err))
 		}
 		if err := n.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("transport shutdown: %w", err))
 		}
+	case started:
+		_ = n.srv.Close()
 	}
 	n.cancel()
 	if started {

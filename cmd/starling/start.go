@@ -27,6 +27,10 @@ func startCommand() *cli.Command {
 			&cli.StringFlag{Name: "advertise", Usage: "host other nodes and clients reach this node at (needed when binding 0.0.0.0)", EnvVars: env("ADVERTISE")},
 			&cli.StringSliceFlag{Name: "join", Usage: "seed gossip address HOST:PORT; repeat or comma-separate", EnvVars: env("JOIN")},
 			&cli.StringFlag{Name: "gossip-profile", Usage: "failure-detection timings: lan (seconds) or local (sub-second, more traffic)", Value: "lan", EnvVars: env("GOSSIP_PROFILE")},
+			&cli.StringFlag{Name: "max-memory", Usage: "bound on stored keys, values and overhead, e.g. 512MiB, 2GiB (default: a quarter of RAM)", EnvVars: env("MAX_MEMORY")},
+			&cli.StringFlag{Name: "eviction", Usage: "eviction policy when full: s3fifo or lru", Value: "s3fifo", EnvVars: env("EVICTION")},
+			&cli.StringFlag{Name: "max-key-size", Usage: "largest key accepted", Value: "64KiB", EnvVars: env("MAX_KEY_SIZE")},
+			&cli.StringFlag{Name: "max-value-size", Usage: "largest value accepted", Value: "1MiB", EnvVars: env("MAX_VALUE_SIZE")},
 			&cli.DurationFlag{Name: "leave-timeout", Usage: "how long a graceful shutdown may take", Value: 10 * time.Second, EnvVars: env("LEAVE_TIMEOUT")},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: env("LOG_LEVEL")},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: env("LOG_FORMAT")},
@@ -55,6 +59,23 @@ func runStart(c *cli.Context) error {
 	cfg.Gossip.BindAddr = c.String("gossip-addr")
 	cfg.Gossip.Seeds = splitList(c.StringSlice("join"))
 	cfg.Logger = logger
+	cfg.Store.Policy = c.String("eviction")
+	cfg.Store.MaxMemory = node.DefaultMaxMemory()
+	if c.String("max-memory") != "" {
+		if cfg.Store.MaxMemory, err = sizeFlag(c, "max-memory"); err != nil {
+			return err
+		}
+	}
+	keySize, err := sizeFlag(c, "max-key-size")
+	if err != nil {
+		return err
+	}
+	valueSize, err := sizeFlag(c, "max-value-size")
+	if err != nil {
+		return err
+	}
+	cfg.Store.MaxKeySize, cfg.Store.MaxValueSize = int(keySize), int(valueSize)
+	logger.Info("memory bound", "max_memory", node.FormatSize(cfg.Store.MaxMemory), "eviction", cfg.Store.Policy)
 
 	n, err := node.New(cfg)
 	if err != nil {
@@ -74,6 +95,15 @@ func runStart(c *cli.Context) error {
 		return cli.Exit(err, exitError)
 	}
 	return nil
+}
+
+// sizeFlag parses a byte-size flag such as --max-memory 2GiB.
+func sizeFlag(c *cli.Context, name string) (int64, error) {
+	n, err := node.ParseSize(c.String(name))
+	if err != nil {
+		return 0, cli.Exit(fmt.Sprintf("--%s: %v", name, err), exitUsage)
+	}
+	return n, nil
 }
 
 // splitList accepts both repeated flags and comma-separated values, and

@@ -22,6 +22,7 @@ func Config(t testing.TB, name string) node.Config {
 	cfg.Name = name
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Gossip.BindAddr = "127.0.0.1:0"
+	cfg.Store.MaxMemory = 64 << 20 // many nodes share one test process
 	w := &testWriter{t: t}
 	// Registered before the node's own cleanup, so it runs after the node
 	// has shut down: nothing logs to a finished test.

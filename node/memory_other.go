@@ -1,0 +1,5 @@
+//go:build !linux
+
+package node
+
+func systemMemory() int64 { return 0 }
