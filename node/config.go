@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/starlingcache/starling/gossip"
+	"github.com/starlingcache/starling/node/resp"
 	"github.com/starlingcache/starling/node/store"
 	"github.com/starlingcache/starling/ring"
 	"github.com/starlingcache/starling/transport"
@@ -39,6 +40,10 @@ type Config struct {
 	// client this node forwards requests with.
 	Transport transport.Config
 
+	// RESP configures the Redis-protocol front end. It is disabled unless
+	// RESP.Addr is set.
+	RESP resp.Config
+
 	// Store bounds and tunes the local storage engine.
 	Store store.Config
 
@@ -63,6 +68,7 @@ func DefaultConfig() Config {
 		Addr:           "127.0.0.1:7001",
 		Gossip:         gossip.DefaultLANConfig(),
 		Transport:      transport.DefaultConfig(),
+		RESP:           resp.DefaultConfig(),
 		Store:          store.DefaultConfig(),
 		Ring:           ring.DefaultConfig(),
 		ForwardTimeout: 2 * time.Second,
@@ -94,6 +100,14 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Transport.Validate(); err != nil {
 		return fmt.Errorf("%w: transport: %w", ErrInvalidConfig, err)
+	}
+	if c.RESP.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.RESP.Addr); err != nil {
+			return fmt.Errorf("%w: RESP address %q: %v", ErrInvalidConfig, c.RESP.Addr, err)
+		}
+		if err := c.RESP.Validate(); err != nil {
+			return fmt.Errorf("%w: resp: %w", ErrInvalidConfig, err)
+		}
 	}
 	if err := c.Store.Validate(); err != nil {
 		return fmt.Errorf("%w: store: %w", ErrInvalidConfig, err)

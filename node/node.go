@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 
 	"github.com/starlingcache/starling/gossip"
+	"github.com/starlingcache/starling/node/resp"
 	"github.com/starlingcache/starling/node/store"
 	"github.com/starlingcache/starling/ring"
 	"github.com/starlingcache/starling/transport"
@@ -49,8 +50,10 @@ type Node struct {
 
 	// Set once by Start and read-only afterwards.
 	srv      *transport.Server
+	resp     *resp.Server // nil when RESP is disabled
 	gossip   *gossip.Gossip
 	dataAddr string
+	respAddr string
 
 	mu       sync.Mutex
 	started  bool
@@ -142,9 +145,18 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}()
 
+	if n.cfg.RESP.Addr != "" {
+		if err := n.startRESP(); err != nil {
+			n.cancel()
+			_ = srv.Close()
+			n.wg.Wait()
+			return err
+		}
+	}
+
 	gcfg := n.cfg.Gossip
 	gcfg.Name = n.cfg.Name
-	gcfg.Meta = gossip.Meta{DataAddr: n.dataAddr, Proto: ProtocolVersion}
+	gcfg.Meta = gossip.Meta{DataAddr: n.dataAddr, RespAddr: n.respAddr, Proto: ProtocolVersion}
 	if n.cfg.Advertise != "" && gcfg.AdvertiseAddr == "" {
 		gcfg.AdvertiseAddr = n.cfg.Advertise
 	}
@@ -152,7 +164,10 @@ func (n *Node) Start(ctx context.Context) error {
 	g, err := gossip.Start(gcfg)
 	if err != nil {
 		n.cancel()
-		_ = srv.Shutdown(context.Background())
+		_ = srv.Close()
+		if n.resp != nil {
+			_ = n.resp.Shutdown(expired())
+		}
 		n.wg.Wait()
 		return fmt.Errorf("node: gossip: %w", err)
 	}
@@ -161,8 +176,43 @@ func (n *Node) Start(ctx context.Context) error {
 	n.wg.Add(1)
 	go n.membershipLoop()
 	n.started = true
-	n.log.Info("node started", "data_addr", n.dataAddr, "gossip_addr", g.Addr(), "seeds", gcfg.Seeds)
+	n.log.Info("node started", "data_addr", n.dataAddr, "resp_addr", n.respAddr, "gossip_addr", g.Addr(), "seeds", gcfg.Seeds)
 	return nil
+}
+
+// startRESP opens the Redis-protocol listener. The node is its Backend, so
+// RESP commands are routed exactly like native requests.
+func (n *Node) startRESP() error {
+	ln, err := net.Listen("tcp", n.cfg.RESP.Addr)
+	if err != nil {
+		return fmt.Errorf("node: listen for RESP on %s: %w", n.cfg.RESP.Addr, err)
+	}
+	rcfg := n.cfg.RESP
+	rcfg.NodeName = n.cfg.Name
+	rcfg.Logger = n.log.With("component", "resp")
+	srv, err := resp.NewServer(rcfg, n)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("node: RESP server: %w", err)
+	}
+	n.resp = srv
+	n.respAddr = advertised(ln.Addr().String(), n.cfg.Advertise)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, resp.ErrServerClosed) {
+			n.log.Error("RESP server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// RESPAddr returns the address of the node's RESP listener, or "" if RESP
+// is disabled or the node has not started.
+func (n *Node) RESPAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.respAddr
 }
 
 // advertised replaces the host of a bound address with the advertised host,
@@ -296,6 +346,7 @@ func (n *Node) Members() []transport.Member {
 			GossipAddr: m.GossipAddr,
 			DataAddr:   m.Meta.DataAddr,
 			State:      m.State.String(),
+			RespAddr:   m.Meta.RespAddr,
 		})
 	}
 	return out
@@ -335,10 +386,18 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 		if err := n.gossip.Leave(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("gossip leave: %w", err))
 		}
+		if n.resp != nil {
+			if err := n.resp.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("RESP shutdown: %w", err))
+			}
+		}
 		if err := n.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("transport shutdown: %w", err))
 		}
 	case started:
+		if n.resp != nil {
+			_ = n.resp.Shutdown(expired())
+		}
 		_ = n.srv.Close()
 	}
 	n.cancel()
@@ -356,4 +415,12 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 	close(n.done)
 	n.log.Info("node stopped")
 	return n.shutErr
+}
+
+// expired returns a context that is already done, for closing servers at
+// once (a crash, or a failed start) through their graceful Shutdown.
+func expired() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }

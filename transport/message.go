@@ -21,6 +21,30 @@ const (
 	OpDelete
 	// OpMembers asks a node for the members it currently sees.
 	OpMembers
+	// OpGetDel reads Key and deletes it in one step.
+	OpGetDel
+	// OpExpire sets Key's TTL to TTL milliseconds from now; with
+	// FlagPersist it removes the expiry instead. Int is 1 if the key exists.
+	OpExpire
+	// OpTTL reports Key's remaining TTL (0: no expiry); CodeNotFound if absent.
+	OpTTL
+	// OpIncr adds Delta to the 64-bit integer stored at Key (absent: 0) and
+	// returns the result in Int.
+	OpIncr
+	// OpAppend appends Value to Key (creating it) and returns the new length
+	// in Int.
+	OpAppend
+	// OpExists reports in Int whether Key exists (1 or 0).
+	OpExists
+	// OpGetEx reads Key and, with TTL > 0 or FlagPersist, changes its expiry.
+	OpGetEx
+	// OpDBSize reports the number of keys held by the receiving node alone
+	// in Int; cluster-wide counts are summed by the caller.
+	OpDBSize
+	// OpFlushAll removes every key held by the receiving node alone.
+	OpFlushAll
+	// OpStats returns the receiving node's counters in Stats.
+	OpStats
 )
 
 // String returns the operation's name, for logs and errors.
@@ -36,6 +60,26 @@ func (o Op) String() string {
 		return "delete"
 	case OpMembers:
 		return "members"
+	case OpGetDel:
+		return "getdel"
+	case OpExpire:
+		return "expire"
+	case OpTTL:
+		return "ttl"
+	case OpIncr:
+		return "incr"
+	case OpAppend:
+		return "append"
+	case OpExists:
+		return "exists"
+	case OpGetEx:
+		return "getex"
+	case OpDBSize:
+		return "dbsize"
+	case OpFlushAll:
+		return "flushall"
+	case OpStats:
+		return "stats"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -48,10 +92,24 @@ const (
 	// another. The receiver serves it locally whatever its own ring says, so
 	// two nodes whose rings briefly disagree can never forward in a loop.
 	FlagForwarded Flags = 1 << iota
+	// FlagIfAbsent makes OpSet store only if the key does not exist (NX).
+	FlagIfAbsent
+	// FlagIfPresent makes OpSet store only if the key exists (XX).
+	FlagIfPresent
+	// FlagKeepTTL makes OpSet keep the key's current expiry.
+	FlagKeepTTL
+	// FlagGetOld makes OpSet return the previous value (SET ... GET).
+	FlagGetOld
+	// FlagPersist makes OpExpire and OpGetEx remove the key's expiry.
+	FlagPersist
 )
 
 // Request is one call from a client or peer to a node. Field tags are short
 // because every byte is paid on every request.
+//
+// Adding a field to Request, Response, Member or Stats? Teach codec.go too:
+// the wire codec is hand-written, and TestCodecCoversEveryField fails until
+// the new field round-trips.
 type Request struct {
 	// ID pairs the request with its Response on a multiplexed connection.
 	// The transport client assigns it; callers leave it zero.
@@ -62,6 +120,8 @@ type Request struct {
 	Value []byte `msgpack:"v,omitempty"`
 	// TTL is in milliseconds; 0 means the entry never expires.
 	TTL int64 `msgpack:"t,omitempty"`
+	// Delta is the increment of OpIncr.
+	Delta int64 `msgpack:"d,omitempty"`
 }
 
 // Code is a response's outcome. The values are part of the wire format:
@@ -77,14 +137,32 @@ const (
 	CodeUnknownOp
 	CodeUnavailable
 	CodeInternal
+	// CodeNotInteger: OpIncr on a value that is not a 64-bit integer.
+	CodeNotInteger
+	// CodeOverflow: OpIncr whose result would overflow 64 bits.
+	CodeOverflow
 )
 
 // Member describes one cluster member as a node sees it.
 type Member struct {
-	Name       string `msgpack:"n"`
-	GossipAddr string `msgpack:"g"`
-	DataAddr   string `msgpack:"d"`
-	State      string `msgpack:"s"`
+	Name       string `msgpack:"n" json:"name"`
+	GossipAddr string `msgpack:"g" json:"gossip_addr"`
+	DataAddr   string `msgpack:"d" json:"data_addr"`
+	State      string `msgpack:"s" json:"state"`
+	RespAddr   string `msgpack:"r,omitempty" json:"resp_addr,omitempty"`
+}
+
+// Stats are one node's counters, as reported by OpStats.
+type Stats struct {
+	Entries     int64 `msgpack:"e" json:"entries"`
+	Bytes       int64 `msgpack:"b" json:"bytes"`
+	MaxMemory   int64 `msgpack:"m" json:"max_memory"`
+	Hits        int64 `msgpack:"h" json:"hits"`
+	Misses      int64 `msgpack:"x" json:"misses"`
+	Evictions   int64 `msgpack:"v" json:"evictions"`
+	Expirations int64 `msgpack:"p" json:"expirations"`
+	Forwarded   int64 `msgpack:"f" json:"forwarded"`
+	Local       int64 `msgpack:"l" json:"local"`
 }
 
 // Response answers one Request.
@@ -96,8 +174,14 @@ type Response struct {
 	Err   string `msgpack:"e,omitempty"`
 	Value []byte `msgpack:"v,omitempty"`
 	// TTL is the remaining time to live in milliseconds (0: no expiry).
-	TTL     int64    `msgpack:"t,omitempty"`
+	TTL int64 `msgpack:"t,omitempty"`
+	// Int carries numeric results: OpIncr's new value, OpAppend's length,
+	// OpDBSize's count, 1/0 for OpExists, OpExpire and a conditional OpSet.
+	Int int64 `msgpack:"n,omitempty"`
+	// HasOld says Value holds the previous value of an OpSet with FlagGetOld.
+	HasOld  bool     `msgpack:"o,omitempty"`
 	Members []Member `msgpack:"m,omitempty"`
+	Stats   *Stats   `msgpack:"st,omitempty"`
 }
 
 // Errors a Response can carry, so callers can branch with errors.Is whether
@@ -115,6 +199,10 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrInternal reports a failure inside the node.
 	ErrInternal = errors.New("internal error")
+	// ErrNotInteger reports arithmetic on a value that is not an integer.
+	ErrNotInteger = errors.New("value is not an integer or out of range")
+	// ErrOverflow reports arithmetic whose result would overflow.
+	ErrOverflow = errors.New("increment or decrement would overflow")
 )
 
 var codeErrors = [...]error{
@@ -124,6 +212,8 @@ var codeErrors = [...]error{
 	CodeUnknownOp:   ErrUnknownOp,
 	CodeUnavailable: ErrUnavailable,
 	CodeInternal:    ErrInternal,
+	CodeNotInteger:  ErrNotInteger,
+	CodeOverflow:    ErrOverflow,
 }
 
 // Error returns nil for CodeOK and otherwise the code's sentinel error,
@@ -139,8 +229,18 @@ func (r *Response) Error() error {
 	if r.Err == "" || r.Err == base.Error() {
 		return base
 	}
-	return fmt.Errorf("%w: %s", base, r.Err)
+	return &remoteError{base: base, msg: r.Err}
 }
+
+// remoteError is an error a node sent: its text as sent, matching its
+// sentinel under errors.Is.
+type remoteError struct {
+	base error
+	msg  string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.base }
 
 // CodeOf maps an error to the Code that carries it over the wire, so a
 // handler can answer with whatever error its store or peer returned.
@@ -158,6 +258,10 @@ func CodeOf(err error) Code {
 		return CodeUnknownOp
 	case errors.Is(err, ErrUnavailable):
 		return CodeUnavailable
+	case errors.Is(err, ErrNotInteger):
+		return CodeNotInteger
+	case errors.Is(err, ErrOverflow):
+		return CodeOverflow
 	}
 	return CodeInternal
 }

@@ -113,12 +113,19 @@ func membersCommand() *cli.Command {
 					return enc.Encode(ms)
 				}
 				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tGOSSIP ADDRESS\tDATA ADDRESS\tSTATE")
+				fmt.Fprintln(tw, "NAME\tGOSSIP ADDRESS\tDATA ADDRESS\tSTATE\tRESP ADDRESS")
 				for _, m := range ms {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.GossipAddr, m.DataAddr, m.State)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.GossipAddr, m.DataAddr, m.State, orDash(m.RespAddr))
 				}
 				return tw.Flush()
 			})
 		},
 	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -23,6 +23,7 @@ type e2e struct {
 	bin        string
 	dataBase   int
 	gossipBase int
+	respBase   int
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -32,13 +33,14 @@ func newE2E(t *testing.T) *e2e {
 	}
 	dir := t.TempDir()
 	e := &e2e{t: t, dir: dir, bin: filepath.Join(dir, "starling")}
-	e.dataBase, e.gossipBase = freePortRange(t, 3)
+	bases := freePortRanges(t, 3, 3)
+	e.dataBase, e.gossipBase, e.respBase = bases[0], bases[1], bases[2]
 	return e
 }
 
-// freePortRange finds two runs of n consecutive free ports on 127.0.0.1 (TCP
-// for data; TCP and UDP for gossip) for the script's base+i layout.
-func freePortRange(t *testing.T, n int) (int, int) {
+// freePortRanges finds count runs of n consecutive ports free on 127.0.0.1
+// for both TCP and UDP, for the script's base+i layout.
+func freePortRanges(t *testing.T, count, n int) []int {
 	t.Helper()
 	free := func(base int) bool {
 		for p := base; p < base+n; p++ {
@@ -55,15 +57,20 @@ func freePortRange(t *testing.T, n int) (int, int) {
 		}
 		return true
 	}
-	for range 200 {
-		a := 20000 + rand.IntN(20000)
-		b := 40000 + rand.IntN(20000)
-		if free(a) && free(b) {
-			return a, b
+	var bases []int
+	for range 500 {
+		// Each run gets its own slice of the port space, so runs never overlap.
+		i := len(bases)
+		span := 40000 / count
+		b := 20000 + i*span + rand.IntN(span-n)
+		if free(b) {
+			if bases = append(bases, b); len(bases) == count {
+				return bases
+			}
 		}
 	}
-	t.Fatal("no free port range on 127.0.0.1")
-	return 0, 0
+	t.Fatal("no free port ranges on 127.0.0.1")
+	return nil
 }
 
 func (e *e2e) env() []string {
@@ -71,6 +78,7 @@ func (e *e2e) env() []string {
 		"STARLING_CLUSTER_DIR="+e.dir,
 		fmt.Sprintf("STARLING_DATA_PORT=%d", e.dataBase),
 		fmt.Sprintf("STARLING_GOSSIP_PORT=%d", e.gossipBase),
+		fmt.Sprintf("STARLING_RESP_PORT=%d", e.respBase),
 		"STARLING_GOSSIP_PROFILE=local",
 		"STARLING_WAIT=60",
 	)
@@ -143,7 +151,7 @@ func (e *e2e) aliveMembers(node int) int {
 	}
 	n := 0
 	for _, line := range strings.Split(out, "\n")[1:] {
-		if f := strings.Fields(line); len(f) == 4 && f[3] == "alive" {
+		if f := strings.Fields(line); len(f) >= 4 && f[3] == "alive" {
 			n++
 		}
 	}

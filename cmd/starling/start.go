@@ -24,6 +24,9 @@ func startCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Usage: "unique, stable node name", EnvVars: env("NAME"), Required: true},
 			&cli.StringFlag{Name: "addr", Usage: "data (msgpack) listen address", Value: "127.0.0.1:7001", EnvVars: env("ADDR")},
 			&cli.StringFlag{Name: "gossip-addr", Usage: "gossip listen address (TCP and UDP)", Value: "127.0.0.1:7946", EnvVars: env("GOSSIP_ADDR")},
+			&cli.StringFlag{Name: "resp-addr", Usage: "Redis-protocol (RESP) listen address; empty disables it", EnvVars: env("RESP_ADDR")},
+			&cli.StringFlag{Name: "requirepass", Usage: "password RESP clients must AUTH with (prefer the env var: argv is visible to other users)", EnvVars: env("REQUIREPASS")},
+			&cli.BoolFlag{Name: "enable-flushall", Usage: "allow FLUSHALL, which empties every node of the cluster", EnvVars: env("ENABLE_FLUSHALL")},
 			&cli.StringFlag{Name: "advertise", Usage: "host other nodes and clients reach this node at (needed when binding 0.0.0.0)", EnvVars: env("ADVERTISE")},
 			&cli.StringSliceFlag{Name: "join", Usage: "seed gossip address HOST:PORT; repeat or comma-separate", EnvVars: env("JOIN")},
 			&cli.StringFlag{Name: "gossip-profile", Usage: "failure-detection timings: lan (seconds) or local (sub-second, more traffic)", Value: "lan", EnvVars: env("GOSSIP_PROFILE")},
@@ -59,6 +62,9 @@ func runStart(c *cli.Context) error {
 	cfg.Gossip.BindAddr = c.String("gossip-addr")
 	cfg.Gossip.Seeds = splitList(c.StringSlice("join"))
 	cfg.Logger = logger
+	cfg.RESP.Addr = c.String("resp-addr")
+	cfg.RESP.RequirePass = c.String("requirepass")
+	cfg.RESP.EnableFlushAll = c.Bool("enable-flushall")
 	cfg.Store.Policy = c.String("eviction")
 	cfg.Store.MaxMemory = node.DefaultMaxMemory()
 	if c.String("max-memory") != "" {
