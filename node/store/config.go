@@ -64,6 +64,8 @@ const (
 	maxKeyLimit = 1<<24 - 1
 	// maxValueLimit is the hard upper bound for MaxValueSize.
 	maxValueLimit = 1 << 30
+	// maxShardMemory bounds one shard's share (35-bit log positions).
+	maxShardMemory = 16 << 30
 )
 
 // DefaultConfig returns a 256 MiB store with 64 KiB keys, 1 MiB values, the
@@ -93,6 +95,9 @@ func (c Config) Validate() error {
 	}
 	if c.Shards < 0 || c.Shards&(c.Shards-1) != 0 || c.Shards > 1<<16 {
 		return fmt.Errorf("%w: shards %d must be 0 or a power of two up to 65536", ErrInvalidConfig, c.Shards)
+	}
+	if c.Shards > 0 && c.MaxMemory/int64(c.Shards) > maxShardMemory {
+		return fmt.Errorf("%w: %d shards give each more than %d bytes; use more shards", ErrInvalidConfig, c.Shards, int64(maxShardMemory))
 	}
 	switch c.Policy {
 	case "", PolicyS3FIFO, PolicyLRU:

@@ -1,0 +1,720 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"math/bits"
+	"sync"
+)
+
+// Entry layout in a log (little endian, no alignment):
+//
+//	value length u32 | key length u24 | flags u8 | [expireAt i64] | [version u64] | key | value
+//
+// expireAt is present only with flagExp and version only with flagVer, so an
+// entry without TTL or version costs 8 header bytes.
+const (
+	hdrSize   = 8
+	flagDead  = 1 << 0 // the entry was deleted, replaced, moved or evicted
+	flagExp   = 1 << 1
+	flagVer   = 1 << 2
+	freqShift = 3 // two bits of access frequency (S3-FIFO), saturating at 3
+	freqMask  = 3 << freqShift
+	maxFreq   = 3
+)
+
+// Log numbers. LRU uses only logSmall.
+const (
+	logSmall = 0 // S3-FIFO's small probationary FIFO
+	logMain  = 1 // S3-FIFO's main FIFO
+)
+
+// promoteFreq is the access count at which an entry leaving the small queue
+// is promoted to the main queue rather than evicted.
+const promoteFreq = 1
+
+// smallPercent is the small queue's share of the logs' bytes.
+const smallPercent = 10
+
+// flog is an append-only byte log made of fixed-size chunks. Positions grow
+// forever; the chunk holding position p is chunks[(p>>shift)&mask]. Live
+// data lies in [head, tail); chunks wholly below head are released.
+type flog struct {
+	chunks [][]byte
+	head   uint64
+	tail   uint64
+	lo, hi uint64 // chunk numbers [lo, hi) are allocated
+	dead   int64  // bytes of dead entries in [head, tail)
+	n      int    // live entries
+
+	compacting bool // see compactLocked
+}
+
+func (l *flog) span() int64 { return int64(l.tail - l.head) }
+
+// ref locates a live entry found under the shard lock. It is valid until
+// the next change to the shard.
+type ref struct {
+	slot  uint64 // index slot
+	pos   uint64 // full log position
+	log   uint8
+	flags uint8
+	klen  uint32
+	vlen  uint32
+}
+
+func extraSize(flags uint8) uint64 {
+	return uint64(flags>>1&1)*8 + uint64(flags>>2&1)*8
+}
+
+func (r *ref) size() uint64   { return hdrSize + extraSize(r.flags) + uint64(r.klen) + uint64(r.vlen) }
+func (r *ref) keyPos() uint64 { return r.pos + hdrSize + extraSize(r.flags) }
+func (r *ref) valPos() uint64 { return r.keyPos() + uint64(r.klen) }
+func (r *ref) freq() int      { return int(r.flags&freqMask) >> freqShift }
+func entryFlags(exp int64, ver uint64) uint8 {
+	var f uint8
+	if exp != 0 {
+		f |= flagExp
+	}
+	if ver != 0 {
+		f |= flagVer
+	}
+	return f
+}
+
+// shard is one independently locked partition: an index, two logs, a ghost
+// filter and the counters. Everything it allocates is pointer-free except
+// the chunk table, so the GC's work does not grow with the entry count.
+type shard struct {
+	mu sync.Mutex
+
+	lru        bool
+	seed       maphash.Seed
+	budget     int64 // bytes this shard may use
+	chunkShift uint
+	chunkSize  int64
+	slotMask   uint64
+
+	ix     index
+	logs   [2]flog
+	gh     ghost
+	chunks int64  // chunks allocated, including spare
+	spare  []byte // one released chunk kept for reuse
+
+	view  []byte // scratch for values that straddle chunks
+	build []byte // scratch for composed values (Append)
+	move  []byte // scratch for relocating entries
+
+	sweepLog int
+	sweepPos uint64
+
+	stats shardStats
+	_     [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+func (sh *shard) init(cfg *Config, seed maphash.Seed, budget int64) {
+	sh.lru = cfg.Policy == PolicyLRU
+	sh.seed = seed
+	sh.budget = budget
+	cs := budget / 64
+	cs = max(min(cs, 1<<20), 4<<10)
+	sh.chunkShift = uint(bits.Len64(uint64(cs)) - 1)
+	sh.chunkSize = 1 << sh.chunkShift
+	nslots := budget/sh.chunkSize + 4
+	nslots = 1 << bits.Len64(uint64(nslots-1))
+	sh.slotMask = uint64(nslots - 1)
+	for i := range sh.logs {
+		sh.logs[i] = flog{chunks: make([][]byte, nslots)}
+	}
+	sh.ix.init(minIndexBits)
+	sh.gh.reset(0)
+}
+
+// usedLocked is the memory charged to the shard.
+func (sh *shard) usedLocked() int64 {
+	return sh.chunks*sh.chunkSize + sh.ix.bytes() + sh.gh.bytes()
+}
+
+func (sh *shard) bytesLocked() int64 { return sh.usedLocked() }
+func (sh *shard) lenLocked() int     { return sh.logs[0].n + sh.logs[1].n }
+
+// ---- raw log access -------------------------------------------------------
+
+func (sh *shard) chunk(l *flog, p uint64) ([]byte, uint64) {
+	return l.chunks[(p>>sh.chunkShift)&sh.slotMask], p & uint64(sh.chunkSize-1)
+}
+
+func (sh *shard) readAt(l *flog, p uint64, dst []byte) {
+	for len(dst) > 0 {
+		c, off := sh.chunk(l, p)
+		n := copy(dst, c[off:])
+		dst = dst[n:]
+		p += uint64(n)
+	}
+}
+
+func (sh *shard) writeAt(l *flog, p uint64, src []byte) {
+	for len(src) > 0 {
+		c, off := sh.chunk(l, p)
+		n := copy(c[off:], src)
+		src = src[n:]
+		p += uint64(n)
+	}
+}
+
+// bytesAt returns n bytes at p: a slice of the chunk when they do not
+// straddle a boundary, else a copy in scratch.
+func (sh *shard) bytesAt(l *flog, p uint64, n int, scratch *[]byte) []byte {
+	c, off := sh.chunk(l, p)
+	if int(off)+n <= len(c) {
+		return c[off : int(off)+n : int(off)+n]
+	}
+	if cap(*scratch) < n {
+		*scratch = make([]byte, n)
+	}
+	b := (*scratch)[:n]
+	sh.readAt(l, p, b)
+	return b
+}
+
+func (sh *shard) u64At(l *flog, p uint64) uint64 {
+	c, off := sh.chunk(l, p)
+	if off+8 <= uint64(len(c)) {
+		return binary.LittleEndian.Uint64(c[off:])
+	}
+	var b [8]byte
+	sh.readAt(l, p, b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+func (sh *shard) putU64At(l *flog, p uint64, v uint64) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	sh.writeAt(l, p, b[:])
+}
+
+// header decodes the entry header at p.
+func (sh *shard) header(l *flog, p uint64) (vlen, klen uint32, flags uint8) {
+	w := sh.u64At(l, p)
+	return uint32(w), uint32(w>>32) & (1<<24 - 1), uint8(w >> 56)
+}
+
+func (sh *shard) setFlags(l *flog, p uint64, flags uint8) {
+	c, off := sh.chunk(l, p+7)
+	c[off] = flags
+}
+
+func (sh *shard) keyEqual(l *flog, p uint64, key string) bool {
+	for len(key) > 0 {
+		c, off := sh.chunk(l, p)
+		n := min(len(key), len(c)-int(off))
+		if string(c[off:int(off)+n]) != key[:n] {
+			return false
+		}
+		key = key[n:]
+		p += uint64(n)
+	}
+	return true
+}
+
+// refAt builds a ref for the live entry at (li, p), finding its index slot.
+func (sh *shard) refAt(li int, p uint64) (ref, uint64) {
+	l := &sh.logs[li]
+	vlen, klen, fl := sh.header(l, p)
+	r := ref{pos: p, log: uint8(li), flags: fl, klen: klen, vlen: vlen}
+	h := maphash.Bytes(sh.seed, sh.bytesAt(l, r.keyPos(), int(klen), &sh.view))
+	tag := tagOf(h)
+	want := packSlot(tag, li, p)
+	m := sh.ix.mask()
+	for i := sh.ix.home(tag); ; i = (i + 1) & m {
+		v := sh.ix.slots[i]
+		if v == want {
+			r.slot = i
+			return r, h
+		}
+		if v == 0 {
+			panic("store: live entry missing from index")
+		}
+	}
+}
+
+// ---- chunk management -----------------------------------------------------
+
+func (sh *shard) newChunk() []byte {
+	if c := sh.spare; c != nil {
+		sh.spare = nil
+		return c
+	}
+	sh.chunks++
+	return make([]byte, sh.chunkSize)
+}
+
+func (sh *shard) releaseChunk(c []byte) {
+	if sh.spare == nil {
+		sh.spare = c
+		return
+	}
+	sh.chunks--
+}
+
+// chunksNeeded is how many chunks appending n bytes to l would allocate.
+func (sh *shard) chunksNeeded(l *flog, n uint64) int64 {
+	end := (l.tail+n-1)>>sh.chunkShift + 1
+	if end <= l.hi {
+		return 0
+	}
+	return int64(end - max(l.hi, l.tail>>sh.chunkShift))
+}
+
+// appendLocked reserves n bytes at l's tail, allocating chunks without
+// checking the budget (callers do that), and returns their position.
+func (sh *shard) appendLocked(l *flog, n uint64) uint64 {
+	if l.head == l.tail && l.lo == l.hi {
+		l.lo = l.tail >> sh.chunkShift
+		l.hi = l.lo
+	}
+	end := (l.tail+n-1)>>sh.chunkShift + 1
+	for l.hi < end {
+		l.chunks[l.hi&sh.slotMask] = sh.newChunk()
+		l.hi++
+	}
+	p := l.tail
+	l.tail += n
+	return p
+}
+
+// advanceHeadLocked skips dead entries at l's head and releases chunks the
+// head has left.
+func (sh *shard) advanceHeadLocked(l *flog) {
+	for l.head < l.tail {
+		vlen, klen, fl := sh.header(l, l.head)
+		if fl&flagDead == 0 {
+			break
+		}
+		sz := hdrSize + extraSize(fl) + uint64(klen) + uint64(vlen)
+		l.head += sz
+		l.dead -= int64(sz)
+	}
+	limit := l.head >> sh.chunkShift
+	if l.head == l.tail && l.head&uint64(sh.chunkSize-1) == 0 {
+		limit = l.head >> sh.chunkShift // tail chunk not yet written: release all
+	}
+	for l.lo < limit && l.lo < l.hi {
+		i := l.lo & sh.slotMask
+		sh.releaseChunk(l.chunks[i])
+		l.chunks[i] = nil
+		l.lo++
+	}
+}
+
+// ---- entry operations -----------------------------------------------------
+
+// findLocked looks key up; an expired entry is reclaimed and reported absent.
+func (sh *shard) findLocked(h uint64, key string, now int64) (ref, bool) {
+	tag := tagOf(h)
+	m := sh.ix.mask()
+	for i := sh.ix.home(tag); ; i = (i + 1) & m {
+		v := sh.ix.slots[i]
+		if v == 0 {
+			return ref{}, false
+		}
+		if slotTag(v) != tag {
+			continue
+		}
+		li := slotLog(v)
+		l := &sh.logs[li]
+		p := l.head + ((slotPos(v) - l.head) & posMask)
+		vlen, klen, fl := sh.header(l, p)
+		if int(klen) != len(key) {
+			continue
+		}
+		r := ref{slot: i, pos: p, log: uint8(li), flags: fl, klen: klen, vlen: vlen}
+		if !sh.keyEqual(l, r.keyPos(), key) {
+			continue
+		}
+		if fl&flagExp != 0 {
+			if exp := int64(sh.u64At(l, p+hdrSize)); exp != 0 && exp <= now {
+				sh.killLocked(&r)
+				sh.stats.expirations++
+				return ref{}, false
+			}
+		}
+		return r, true
+	}
+}
+
+// killLocked marks r dead and removes it from the index.
+func (sh *shard) killLocked(r *ref) {
+	l := &sh.logs[r.log]
+	sh.setFlags(l, r.pos, r.flags|flagDead)
+	l.dead += int64(r.size())
+	l.n--
+	sh.ix.remove(r.slot)
+	if r.pos == l.head {
+		sh.advanceHeadLocked(l)
+	}
+}
+
+func (sh *shard) removeLocked(_ uint64, _ string, r ref) { sh.killLocked(&r) }
+
+func (sh *shard) metaLocked(r ref) (exp int64, ver uint64) {
+	l := &sh.logs[r.log]
+	p := r.pos + hdrSize
+	if r.flags&flagExp != 0 {
+		exp = int64(sh.u64At(l, p))
+		p += 8
+	}
+	if r.flags&flagVer != 0 {
+		ver = sh.u64At(l, p)
+	}
+	return exp, ver
+}
+
+func (sh *shard) valueLocked(r ref) []byte {
+	return sh.bytesAt(&sh.logs[r.log], r.valPos(), int(r.vlen), &sh.view)
+}
+
+// hitLocked records a read of r. S3-FIFO bumps a two-bit counter in place;
+// LRU moves the entry to the log's tail. r is invalid afterwards.
+func (sh *shard) hitLocked(r ref) {
+	l := &sh.logs[r.log]
+	if !sh.lru {
+		if f := r.freq(); f < maxFreq {
+			sh.setFlags(l, r.pos, r.flags&^freqMask|uint8(f+1)<<freqShift)
+		}
+		return
+	}
+	if r.pos+r.size() == l.tail {
+		return // already most recent
+	}
+	tag := slotTag(sh.ix.slots[r.slot])
+	raw := sh.copyEntry(&r)
+	sh.killLocked(&r)
+	if sh.ensureSpaceLocked(l, uint64(len(raw)), false) != nil {
+		return
+	}
+	sh.placeLocked(logSmall, tag, raw)
+}
+
+// copyEntry copies r's bytes (header included) into the move scratch.
+func (sh *shard) copyEntry(r *ref) []byte {
+	n := int(r.size())
+	if cap(sh.move) < n {
+		sh.move = make([]byte, n)
+	}
+	b := sh.move[:n]
+	sh.readAt(&sh.logs[r.log], r.pos, b)
+	return b
+}
+
+// placeLocked appends a raw entry to log li and indexes it; space must have
+// been ensured (or the caller accepts a transient overshoot).
+func (sh *shard) placeLocked(li int, tag uint32, raw []byte) {
+	l := &sh.logs[li]
+	p := sh.appendLocked(l, uint64(len(raw)))
+	sh.writeAt(l, p, raw)
+	if sh.ix.needsGrow() {
+		sh.ix.grow()
+	}
+	sh.ix.insert(packSlot(tag, li, p))
+	l.n++
+}
+
+// relocateLocked moves r to the tail of log li with the given frequency,
+// without eviction: used by eviction and compaction themselves.
+func (sh *shard) relocateLocked(r *ref, li int, freq int) {
+	tag := slotTag(sh.ix.slots[r.slot])
+	raw := sh.copyEntry(r)
+	raw[7] = r.flags&^(freqMask|flagDead) | uint8(freq)<<freqShift
+	sh.killLocked(r)
+	sh.placeLocked(li, tag, raw)
+}
+
+// maxEntryLocked is the largest entry the shard could ever hold.
+func (sh *shard) fitsLocked(size uint64) bool {
+	return int64(size)+sh.ix.bytes()*2+sh.gh.bytes()+3*sh.chunkSize <= sh.budget
+}
+
+// ensureSpaceLocked evicts until n more bytes in l (and, if grow, one more
+// index entry) fit in the budget.
+func (sh *shard) ensureSpaceLocked(l *flog, n uint64, grow bool) error {
+	for {
+		need := sh.chunksNeeded(l, n)
+		if sh.spare != nil && need > 0 {
+			need--
+		}
+		extra := need * sh.chunkSize
+		if grow && sh.ix.needsGrow() {
+			extra += sh.ix.bytes()
+		}
+		if sh.usedLocked()+extra <= sh.budget {
+			return nil
+		}
+		if !sh.evictOneLocked() {
+			return fmt.Errorf("%w: entry of %d bytes does not fit in a shard's %d bytes", ErrValueTooLarge, n, sh.budget)
+		}
+	}
+}
+
+// putLocked writes an entry, replacing old if found.
+func (sh *shard) putLocked(h uint64, key string, old ref, found bool, value []byte, exp int64, ver uint64) error {
+	fl := entryFlags(exp, ver)
+	size := hdrSize + extraSize(fl) + uint64(len(key)) + uint64(len(value))
+	if !sh.fitsLocked(size) {
+		return fmt.Errorf("%w: entry of %d bytes does not fit in a shard's %d bytes", ErrValueTooLarge, size, sh.budget)
+	}
+	li := logSmall
+	freq := 0
+	if found {
+		if !sh.lru && old.flags&(flagExp|flagVer) == fl && old.size() == size {
+			sh.overwriteLocked(&old, value, exp, ver)
+			return nil
+		}
+		if !sh.lru {
+			li = int(old.log)
+			freq = min(old.freq()+1, maxFreq)
+		}
+		sh.killLocked(&old)
+	} else if !sh.lru && sh.gh.contains(h) {
+		li = logMain
+	}
+	l := &sh.logs[li]
+	if err := sh.ensureSpaceLocked(l, size, true); err != nil {
+		return err
+	}
+	p := sh.appendLocked(l, size)
+	var hdr [hdrSize + 16]byte
+	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(value)))
+	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(key)))
+	hdr[7] = fl | uint8(freq)<<freqShift
+	o := hdrSize
+	if exp != 0 {
+		binary.LittleEndian.PutUint64(hdr[o:], uint64(exp))
+		o += 8
+	}
+	if ver != 0 {
+		binary.LittleEndian.PutUint64(hdr[o:], ver)
+		o += 8
+	}
+	c, off := sh.chunk(l, p)
+	if off+size <= uint64(len(c)) {
+		b := c[off : off+size]
+		copy(b, hdr[:o])
+		copy(b[o:], key)
+		copy(b[o+len(key):], value)
+	} else {
+		sh.writeAt(l, p, hdr[:o])
+		sh.writeAt(l, p+uint64(o), []byte(key))
+		sh.writeAt(l, p+uint64(o)+uint64(len(key)), value)
+	}
+	if sh.ix.needsGrow() {
+		sh.ix.grow()
+	}
+	sh.ix.insert(packSlot(tagOf(h), li, p))
+	l.n++
+	return nil
+}
+
+// overwriteLocked replaces an entry of identical layout in place.
+func (sh *shard) overwriteLocked(r *ref, value []byte, exp int64, ver uint64) {
+	l := &sh.logs[r.log]
+	p := r.pos + hdrSize
+	if exp != 0 {
+		sh.putU64At(l, p, uint64(exp))
+		p += 8
+	}
+	if ver != 0 {
+		sh.putU64At(l, p, ver)
+	}
+	sh.writeAt(l, r.valPos(), value)
+	if f := r.freq(); f < maxFreq {
+		sh.setFlags(l, r.pos, r.flags&^freqMask|uint8(f+1)<<freqShift)
+	}
+}
+
+func (sh *shard) setExpireLocked(h uint64, key string, r ref, exp int64) {
+	l := &sh.logs[r.log]
+	if r.flags&flagExp != 0 {
+		sh.putU64At(l, r.pos+hdrSize, uint64(exp))
+		return
+	}
+	if exp == 0 {
+		return
+	}
+	_, ver := sh.metaLocked(r)
+	sh.build = append(sh.build[:0], sh.valueLocked(r)...)
+	// The entry shrinks by nothing and grows by 8 bytes; if it cannot be
+	// placed the key is dropped, as a write that fails would.
+	_ = sh.putLocked(h, key, r, true, sh.build, exp, ver)
+}
+
+// evictOneLocked evicts one entry according to the policy and reports
+// whether there was anything to evict.
+func (sh *shard) evictOneLocked() bool {
+	S, M := &sh.logs[logSmall], &sh.logs[logMain]
+	for {
+		if S.n == 0 && M.n == 0 {
+			return false
+		}
+		if sh.lru {
+			r, _ := sh.refAt(logSmall, S.head)
+			sh.killLocked(&r)
+			sh.stats.evictions++
+			return true
+		}
+		if S.n > 0 && (M.n == 0 || S.span()*100 >= (S.span()+M.span())*smallPercent) {
+			r, h := sh.refAt(logSmall, S.head)
+			if r.freq() >= promoteFreq {
+				sh.relocateLocked(&r, logMain, 0)
+				continue
+			}
+			sh.ghostAddLocked(h)
+			sh.killLocked(&r)
+			sh.stats.evictions++
+			return true
+		}
+		r, _ := sh.refAt(logMain, M.head)
+		if f := r.freq(); f > 0 {
+			sh.relocateLocked(&r, logMain, f-1)
+			continue
+		}
+		sh.killLocked(&r)
+		sh.stats.evictions++
+		return true
+	}
+}
+
+// ghostAddLocked remembers h, resizing the ghost filter to track about as
+// many keys as the main queue holds.
+func (sh *shard) ghostAddLocked(h uint64) {
+	want := max(sh.logs[logMain].n/2, 64)
+	if sh.gh.capacity*2 < want || sh.gh.capacity > want*4 {
+		sh.gh.reset(want)
+	}
+	sh.gh.add(h)
+}
+
+func (sh *shard) flushLocked() {
+	for i := range sh.logs {
+		l := &sh.logs[i]
+		for c := l.lo; c < l.hi; c++ {
+			sh.releaseChunk(l.chunks[c&sh.slotMask])
+			l.chunks[c&sh.slotMask] = nil
+		}
+		*l = flog{chunks: l.chunks}
+	}
+	sh.ix.init(minIndexBits)
+	sh.gh.reset(0)
+	sh.sweepPos = 0
+	sh.view, sh.build, sh.move = nil, nil, nil
+}
+
+// sweepLocked examines up to budget entries from the sweep cursor and
+// reclaims expired ones, then compacts logs that are mostly holes. It
+// returns the number of entries reclaimed.
+func (sh *shard) sweepLocked(now int64, budget int) int {
+	reclaimed := 0
+	for range 2 {
+		l := &sh.logs[sh.sweepLog]
+		for budget > 0 {
+			if sh.sweepPos < l.head {
+				sh.sweepPos = l.head // reclaiming may move the head past the cursor
+			}
+			if sh.sweepPos >= l.tail {
+				break
+			}
+			budget--
+			p := sh.sweepPos
+			vlen, klen, fl := sh.header(l, p)
+			sh.sweepPos += hdrSize + extraSize(fl) + uint64(klen) + uint64(vlen)
+			if fl&(flagDead|flagExp) != flagExp {
+				continue
+			}
+			if exp := int64(sh.u64At(l, p+hdrSize)); exp != 0 && exp <= now {
+				r, _ := sh.refAt(sh.sweepLog, p)
+				sh.killLocked(&r)
+				sh.stats.expirations++
+				reclaimed++
+			}
+		}
+		if budget == 0 {
+			break
+		}
+		sh.sweepLog ^= 1
+		sh.sweepPos = 0
+	}
+	for li := range sh.logs {
+		sh.compactLocked(li, 64)
+	}
+	return reclaimed
+}
+
+// compactLocked reclaims holes. Once a third of log li is dead it starts
+// moving live entries from the head to the tail, up to n per call, so that
+// the head passes the holes behind them; it stops when under an eighth of
+// the log is dead. Each byte reclaimed costs at most two bytes copied.
+func (sh *shard) compactLocked(li int, n int) {
+	l := &sh.logs[li]
+	if !l.compacting {
+		if l.span() <= 2*sh.chunkSize || l.dead*3 < l.span() {
+			return
+		}
+		l.compacting = true
+	}
+	for ; n > 0; n-- {
+		if l.span() <= sh.chunkSize || l.dead*8 < l.span() {
+			l.compacting = false
+			return
+		}
+		r, _ := sh.refAt(li, l.head)
+		sh.relocateLocked(&r, li, r.freq())
+	}
+}
+
+// rangeCursor walks the logs for Range: the small log, then the main log
+// (entries only move from small to main or within main, so a live entry
+// cannot hide behind the cursor), each up to its tail when its pass began.
+type rangeCursor struct {
+	log     int
+	pos     uint64
+	end     uint64
+	started bool
+}
+
+func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes int) bool {
+	for c.log < len(sh.logs) {
+		l := &sh.logs[c.log]
+		if !c.started {
+			c.started = true
+			c.pos = l.head
+			c.end = l.tail
+		}
+		if c.pos < l.head {
+			c.pos = l.head
+		}
+		for c.pos < c.end && c.pos < l.tail {
+			if len(b.data) >= maxBytes {
+				return false
+			}
+			vlen, klen, fl := sh.header(l, c.pos)
+			r := ref{pos: c.pos, log: uint8(c.log), flags: fl, klen: klen, vlen: vlen}
+			c.pos += r.size()
+			if fl&flagDead != 0 {
+				continue
+			}
+			exp, ver := sh.metaLocked(r)
+			if exp != 0 && exp <= now {
+				continue
+			}
+			key := sh.bytesAt(l, r.keyPos(), int(klen), &sh.view)
+			off := len(b.data)
+			b.data = append(b.data, key...)
+			b.data = append(b.data, sh.valueLocked(r)...)
+			b.items = append(b.items, rangeItem{off: off, klen: int(klen), vlen: int(vlen), expireAt: exp, version: ver})
+		}
+		c.log++
+		c.started = false
+	}
+	return true
+}

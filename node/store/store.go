@@ -1,0 +1,636 @@
+package store
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math/bits"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Store is a sharded, memory-bounded key/value store with per-entry expiry
+// and versions. All methods are safe for concurrent use.
+type Store struct {
+	cfg       Config
+	now       func() int64
+	seed      maphash.Seed
+	shards    []shard
+	shardBits uint
+
+	bufs sync.Pool // *[]byte read buffers for GetMany
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// shardStats are the counters behind Stats, guarded by the shard lock.
+type shardStats struct {
+	hits, misses, evictions, expirations, sets, deletes int64
+}
+
+// New validates cfg, allocates the shards and starts the expiry sweeper.
+// Call Close to stop the sweeper.
+func New(cfg Config) (*Store, error) {
+	if cfg.Policy == "" {
+		cfg.Policy = PolicyS3FIFO
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Shards == 0 {
+		cfg.Shards = defaultShards(cfg)
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = DefaultConfig().SweepInterval
+	}
+	s := &Store{
+		cfg:       cfg,
+		now:       cfg.Now,
+		seed:      maphash.MakeSeed(),
+		shards:    make([]shard, cfg.Shards),
+		shardBits: uint(bits.TrailingZeros(uint(cfg.Shards))),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if s.now == nil {
+		s.now = func() int64 { return time.Now().UnixNano() }
+	}
+	per := cfg.MaxMemory / int64(cfg.Shards)
+	for i := range s.shards {
+		s.shards[i].init(&s.cfg, s.seed, per)
+	}
+	go s.sweeper()
+	return s, nil
+}
+
+// defaultShards picks a shard count: enough shards that two cores rarely
+// meet on one lock, but each shard large enough to hold several of the
+// largest entries, and at most 1 GiB per shard.
+func defaultShards(cfg Config) int {
+	maxEntry := int64(cfg.MaxKeySize) + int64(cfg.MaxValueSize) + 64
+	n := 256
+	for n > 1 && cfg.MaxMemory/int64(n) < 8*maxEntry {
+		n /= 2
+	}
+	for cfg.MaxMemory/int64(n) > 1<<30 {
+		n *= 2
+	}
+	return n
+}
+
+// Close stops the background sweeper. The store stays usable; Close only
+// ends background work. It is safe to call more than once.
+func (s *Store) Close() {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+	})
+}
+
+// Config returns the effective configuration, with defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
+func (s *Store) hash(key string) uint64 { return maphash.String(s.seed, key) }
+
+func (s *Store) shardOf(h uint64) *shard {
+	return &s.shards[h>>(64-s.shardBits)&uint64(len(s.shards)-1)]
+}
+
+func (s *Store) checkKey(key string) error {
+	if len(key) > s.cfg.MaxKeySize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLarge, len(key), s.cfg.MaxKeySize)
+	}
+	return nil
+}
+
+func (s *Store) checkValue(n int) error {
+	if n > s.cfg.MaxValueSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, n, s.cfg.MaxValueSize)
+	}
+	return nil
+}
+
+// Get returns a copy of key's value, its expiry (Unix ns, 0 = none) and
+// whether it was found. Expired entries are never returned.
+func (s *Store) Get(key string) (value []byte, expireAt int64, ok bool) {
+	return s.get(nil, key, true)
+}
+
+// AppendGet appends key's value to dst and returns the extended slice. With
+// a reused dst the read path does not allocate.
+func (s *Store) AppendGet(dst []byte, key string) (out []byte, expireAt int64, ok bool) {
+	return s.get(dst, key, false)
+}
+
+func (s *Store) get(dst []byte, key string, fresh bool) ([]byte, int64, bool) {
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	now := s.now()
+	sh.mu.Lock()
+	r, ok := sh.findLocked(h, key, now)
+	if !ok {
+		sh.stats.misses++
+		sh.mu.Unlock()
+		return dst, 0, false
+	}
+	sh.stats.hits++
+	exp, _ := sh.metaLocked(r)
+	v := sh.valueLocked(r)
+	if fresh {
+		dst = make([]byte, len(v))
+		copy(dst, v)
+	} else {
+		dst = append(dst, v...)
+	}
+	sh.hitLocked(r) // last: it may move the entry
+	sh.mu.Unlock()
+	return dst, exp, true
+}
+
+// Set stores value under key with the given expiry (Unix ns, 0 = none),
+// replacing any previous entry and its version. An expiry at or before now
+// deletes the key.
+func (s *Store) Set(key string, value []byte, expireAt int64) error {
+	_, err := s.SetWith(key, value, SetOptions{ExpireAt: expireAt})
+	return err
+}
+
+// SetOptions modify a write: conditions (NX/XX, last-writer-wins by
+// version), expiry handling and whether to return the previous value.
+type SetOptions struct {
+	// ExpireAt is the new entry's expiry in Unix ns; 0 means none. A time at
+	// or before now makes the write a deletion.
+	ExpireAt int64
+	// KeepTTL keeps the existing live entry's expiry instead of ExpireAt.
+	KeepTTL bool
+	// IfAbsent writes only when the key has no live entry (NX).
+	IfAbsent bool
+	// IfPresent writes only when the key has a live entry (XX).
+	IfPresent bool
+	// GetOld returns the previous live value in SetResult.Old.
+	GetOld bool
+	// Version is stored with the entry, for last-writer-wins replication.
+	Version uint64
+	// IfNewer writes only when Version is greater than the stored entry's
+	// version; an absent key counts as version 0.
+	IfNewer bool
+}
+
+// SetResult reports what SetWith did.
+type SetResult struct {
+	// Stored is true if the write was applied.
+	Stored bool
+	// Old is a copy of the previous value, when GetOld was set and HadOld.
+	Old []byte
+	// HadOld is true if the key had a live entry before the write.
+	HadOld bool
+}
+
+// SetWith is the general conditional write behind SET and replication.
+func (s *Store) SetWith(key string, value []byte, opt SetOptions) (SetResult, error) {
+	var res SetResult
+	if err := s.checkKey(key); err != nil {
+		return res, err
+	}
+	if err := s.checkValue(len(value)); err != nil {
+		return res, err
+	}
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, found := sh.findLocked(h, key, now)
+	res.HadOld = found
+	var oldExp int64
+	var oldVer uint64
+	if found {
+		oldExp, oldVer = sh.metaLocked(r)
+		if opt.GetOld {
+			v := sh.valueLocked(r)
+			res.Old = make([]byte, len(v))
+			copy(res.Old, v)
+		}
+	}
+	if (opt.IfAbsent && found) || (opt.IfPresent && !found) || (opt.IfNewer && opt.Version <= oldVer) {
+		return res, nil
+	}
+	exp := opt.ExpireAt
+	if opt.KeepTTL && found {
+		exp = oldExp
+	}
+	if err := s.writeLocked(sh, h, key, r, found, value, exp, opt.Version, now); err != nil {
+		return res, err
+	}
+	res.Stored = true
+	return res, nil
+}
+
+// writeLocked stores (or, for a past expiry, deletes) an entry in sh.
+func (s *Store) writeLocked(sh *shard, h uint64, key string, old ref, found bool, value []byte, exp int64, ver uint64, now int64) error {
+	if exp != 0 && exp <= now {
+		if found {
+			sh.removeLocked(h, key, old)
+			sh.stats.deletes++
+		}
+		return nil
+	}
+	if err := sh.putLocked(h, key, old, found, value, exp, ver); err != nil {
+		return err
+	}
+	sh.stats.sets++
+	return nil
+}
+
+// Delete removes key and reports whether it had a live entry.
+func (s *Store) Delete(key string) bool {
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, ok := sh.findLocked(h, key, now)
+	if !ok {
+		return false
+	}
+	sh.removeLocked(h, key, r)
+	sh.stats.deletes++
+	return true
+}
+
+// GetDel removes key and returns its value (GETDEL).
+func (s *Store) GetDel(key string) ([]byte, bool) {
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, ok := sh.findLocked(h, key, now)
+	if !ok {
+		sh.stats.misses++
+		return nil, false
+	}
+	sh.stats.hits++
+	v := sh.valueLocked(r)
+	out := make([]byte, len(v))
+	copy(out, v)
+	sh.removeLocked(h, key, r)
+	sh.stats.deletes++
+	return out, true
+}
+
+// Expire sets key's expiry (Unix ns; 0 removes it) and reports whether the
+// key had a live entry. An expiry at or before now deletes the key.
+func (s *Store) Expire(key string, expireAt int64) bool {
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, ok := sh.findLocked(h, key, now)
+	if !ok {
+		return false
+	}
+	if expireAt != 0 && expireAt <= now {
+		sh.removeLocked(h, key, r)
+		sh.stats.deletes++
+		return true
+	}
+	sh.setExpireLocked(h, key, r, expireAt)
+	return true
+}
+
+// TTL returns key's expiry (Unix ns, 0 = none) and whether it is live.
+func (s *Store) TTL(key string) (expireAt int64, ok bool) {
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, ok := sh.findLocked(h, key, now)
+	if !ok {
+		return 0, false
+	}
+	exp, _ := sh.metaLocked(r)
+	return exp, true
+}
+
+// Version returns the version stored with key and whether it is live.
+func (s *Store) Version(key string) (uint64, bool) {
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, ok := sh.findLocked(h, key, now)
+	if !ok {
+		return 0, false
+	}
+	_, ver := sh.metaLocked(r)
+	return ver, true
+}
+
+// IncrBy adds delta to the base-10 integer stored at key (absent counts as
+// 0) and returns the result. The entry keeps its expiry and version. It
+// fails with ErrNotInteger or ErrOverflow and then leaves the entry as is.
+func (s *Store) IncrBy(key string, delta int64) (int64, error) {
+	if err := s.checkKey(key); err != nil {
+		return 0, err
+	}
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, found := sh.findLocked(h, key, now)
+	var cur int64
+	var exp int64
+	var ver uint64
+	if found {
+		exp, ver = sh.metaLocked(r)
+		var ok bool
+		cur, ok = parseInt(sh.valueLocked(r))
+		if !ok {
+			return 0, ErrNotInteger
+		}
+	}
+	n := cur + delta
+	if (delta > 0 && n < cur) || (delta < 0 && n > cur) {
+		return 0, ErrOverflow
+	}
+	var buf [20]byte
+	v := strconv.AppendInt(buf[:0], n, 10)
+	if err := s.checkValue(len(v)); err != nil {
+		return 0, err
+	}
+	if err := sh.putLocked(h, key, r, found, v, exp, ver); err != nil {
+		return 0, err
+	}
+	sh.stats.sets++
+	return n, nil
+}
+
+// parseInt accepts what Redis accepts as an integer: an optional minus sign
+// and decimal digits without leading zeros, fitting in int64.
+func parseInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	if len(b) > 1 && (b[0] == '0' || (b[0] == '-' && b[1] == '0')) {
+		return 0, false
+	}
+	if b[0] == '+' {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// Append appends value to key's value (creating the key if absent) and
+// returns the new length. The entry keeps its expiry and version.
+func (s *Store) Append(key string, value []byte) (newLen int, err error) {
+	if err := s.checkKey(key); err != nil {
+		return 0, err
+	}
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, found := sh.findLocked(h, key, now)
+	var exp int64
+	var ver uint64
+	buf := sh.build[:0]
+	if found {
+		exp, ver = sh.metaLocked(r)
+		buf = append(buf, sh.valueLocked(r)...)
+	}
+	buf = append(buf, value...)
+	sh.build = buf[:0]
+	if err := s.checkValue(len(buf)); err != nil {
+		return 0, err
+	}
+	if err := sh.putLocked(h, key, r, found, buf, exp, ver); err != nil {
+		return 0, err
+	}
+	if cap(sh.build) > 64<<10 {
+		sh.build = nil // do not pin a large scratch buffer
+	}
+	sh.stats.sets++
+	return len(buf), nil
+}
+
+// CompareAndSwap writes value only if key's stored version (0 when absent)
+// equals oldVersion; opt supplies the new version, expiry and the other
+// conditions. It reports whether the write was applied.
+func (s *Store) CompareAndSwap(key string, oldVersion uint64, value []byte, opt SetOptions) (bool, error) {
+	if err := s.checkKey(key); err != nil {
+		return false, err
+	}
+	if err := s.checkValue(len(value)); err != nil {
+		return false, err
+	}
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, found := sh.findLocked(h, key, now)
+	var exp int64
+	var ver uint64
+	if found {
+		exp, ver = sh.metaLocked(r)
+	}
+	if ver != oldVersion || (opt.IfAbsent && found) || (opt.IfPresent && !found) || (opt.IfNewer && opt.Version <= ver) {
+		return false, nil
+	}
+	if !(opt.KeepTTL && found) {
+		exp = opt.ExpireAt
+	}
+	if err := s.writeLocked(sh, h, key, r, found, value, exp, opt.Version, now); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// GetMany looks up every key and calls fn with its index in keys. value is
+// only valid during the call; fn may call back into the Store.
+func (s *Store) GetMany(keys []string, fn func(i int, value []byte, expireAt int64, ok bool)) {
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	buf := *bp
+	for i, key := range keys {
+		var exp int64
+		var ok bool
+		buf, exp, ok = s.get(buf[:0], key, false)
+		fn(i, buf, exp, ok)
+	}
+	if cap(buf) <= 64<<10 {
+		*bp = buf
+		s.bufs.Put(bp)
+	}
+}
+
+// Range calls fn for every live entry, shard by shard, until fn returns
+// false. Only one shard is locked at a time and never while fn runs, so fn
+// may call back into the Store; entries written during Range may or may not
+// be seen. value is only valid during the call.
+func (s *Store) Range(fn func(key string, value []byte, expireAt int64, version uint64) bool) {
+	var rb rangeBuf
+	for i := range s.shards {
+		sh := &s.shards[i]
+		var cur rangeCursor
+		for {
+			rb.reset()
+			now := s.now()
+			sh.mu.Lock()
+			done := sh.collectLocked(&cur, now, &rb, 256<<10)
+			sh.mu.Unlock()
+			for j := range rb.items {
+				it := &rb.items[j]
+				if !fn(rb.key(it), rb.value(it), it.expireAt, it.version) {
+					return
+				}
+			}
+			if done {
+				break
+			}
+		}
+	}
+}
+
+// rangeBuf holds a batch of entries copied out of one shard.
+type rangeBuf struct {
+	data  []byte
+	items []rangeItem
+}
+
+type rangeItem struct {
+	off, klen, vlen int
+	expireAt        int64
+	version         uint64
+}
+
+func (b *rangeBuf) reset() {
+	b.data = b.data[:0]
+	b.items = b.items[:0]
+}
+
+func (b *rangeBuf) key(it *rangeItem) string {
+	return string(b.data[it.off : it.off+it.klen])
+}
+
+func (b *rangeBuf) value(it *rangeItem) []byte {
+	s := it.off + it.klen
+	return b.data[s : s+it.vlen : s+it.vlen]
+}
+
+// Len returns the number of entries held, including expired ones the
+// sweeper has not reclaimed yet.
+func (s *Store) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += sh.lenLocked()
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Flush removes every entry, one shard at a time.
+func (s *Store) Flush() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.flushLocked()
+		sh.mu.Unlock()
+	}
+}
+
+// Stats is a snapshot of the store's size and counters, summed over shards.
+type Stats struct {
+	// Entries is the number of entries held (see Len).
+	Entries int64
+	// Bytes is the memory charged against MaxMemory.
+	Bytes int64
+	// MaxMemory is the configured bound.
+	MaxMemory int64
+	// Hits and Misses count reads that found or missed a live entry.
+	Hits, Misses int64
+	// Evictions counts entries removed to make room.
+	Evictions int64
+	// Expirations counts expired entries reclaimed, by readers or the sweeper.
+	Expirations int64
+	// Sets and Deletes count applied writes and deletions.
+	Sets, Deletes int64
+}
+
+// Stats returns current counters; each shard is read under its own lock, so
+// the sum is not an atomic snapshot.
+func (s *Store) Stats() Stats {
+	st := Stats{MaxMemory: s.cfg.MaxMemory}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		st.Entries += int64(sh.lenLocked())
+		st.Bytes += sh.bytesLocked()
+		st.Hits += sh.stats.hits
+		st.Misses += sh.stats.misses
+		st.Evictions += sh.stats.evictions
+		st.Expirations += sh.stats.expirations
+		st.Sets += sh.stats.sets
+		st.Deletes += sh.stats.deletes
+		sh.mu.Unlock()
+	}
+	return st
+}
+
+// sweeper reclaims expired entries in small steps: each tick visits a few
+// shards and examines a bounded number of entries in each, so no single
+// step holds a lock for long.
+func (s *Store) sweeper() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	next := 0
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		// Visit every shard about once per second of ticks, at least one.
+		per := len(s.shards) * int(s.cfg.SweepInterval) / int(time.Second)
+		per = max(1, min(per, len(s.shards)))
+		for range per {
+			s.SweepShard(next, sweepBudget)
+			next = (next + 1) % len(s.shards)
+		}
+	}
+}
+
+// sweepBudget bounds the entries examined per shard visit.
+const sweepBudget = 2048
+
+// SweepShard examines up to budget entries of shard i and reclaims those
+// that have expired. It returns how many it reclaimed. The background
+// sweeper calls it; tests call it to sweep deterministically.
+func (s *Store) SweepShard(i, budget int) int {
+	sh := &s.shards[i%len(s.shards)]
+	now := s.now()
+	sh.mu.Lock()
+	n := sh.sweepLocked(now, budget)
+	sh.mu.Unlock()
+	return n
+}
+
+// NumShards returns the number of shards (see Config.Shards).
+func (s *Store) NumShards() int { return len(s.shards) }
