@@ -45,6 +45,11 @@ const (
 	OpFlushAll
 	// OpStats returns the receiving node's counters in Stats.
 	OpStats
+	// OpReplicate applies one key's full state (Value or, with
+	// FlagTombstone, a deletion; ExpireAt; Version) if Version is newer than
+	// what the receiver holds. Replication, hinted hand-off and rebalancing
+	// all move data with it. Int is 1 if the entry was applied.
+	OpReplicate
 )
 
 // String returns the operation's name, for logs and errors.
@@ -80,12 +85,14 @@ func (o Op) String() string {
 		return "flushall"
 	case OpStats:
 		return "stats"
+	case OpReplicate:
+		return "replicate"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
 // Flags modify how a node treats a Request.
-type Flags uint8
+type Flags uint16
 
 const (
 	// FlagForwarded marks a request that one node has already routed to
@@ -102,6 +109,16 @@ const (
 	FlagGetOld
 	// FlagPersist makes OpExpire and OpGetEx remove the key's expiry.
 	FlagPersist
+	// FlagTombstone marks an OpReplicate that carries a deletion.
+	FlagTombstone
+	// FlagLocalOnly asks the receiver to answer from its own store with no
+	// further routing or fallback: a new owner asking a previous owner for a
+	// key it has not received yet.
+	FlagLocalOnly
+	// FlagRerouted marks a forwarded request that its receiver, no longer
+	// the owner in its own ring, sent on once more. A rerouted request is
+	// always served where it lands, so a request makes at most two hops.
+	FlagRerouted
 )
 
 // Request is one call from a client or peer to a node. Field tags are short
@@ -122,6 +139,11 @@ type Request struct {
 	TTL int64 `msgpack:"t,omitempty"`
 	// Delta is the increment of OpIncr.
 	Delta int64 `msgpack:"d,omitempty"`
+	// Version orders writes cluster-wide (see node/hlc); set on OpReplicate.
+	Version uint64 `msgpack:"ver,omitempty"`
+	// ExpireAt is an absolute expiry in Unix nanoseconds (0: none), used by
+	// OpReplicate so every copy expires at the same instant.
+	ExpireAt int64 `msgpack:"x,omitempty"`
 }
 
 // Code is a response's outcome. The values are part of the wire format:
@@ -178,6 +200,8 @@ type Response struct {
 	// Int carries numeric results: OpIncr's new value, OpAppend's length,
 	// OpDBSize's count, 1/0 for OpExists, OpExpire and a conditional OpSet.
 	Int int64 `msgpack:"n,omitempty"`
+	// Version is the version of the entry read or written.
+	Version uint64 `msgpack:"ver,omitempty"`
 	// HasOld says Value holds the previous value of an OpSet with FlagGetOld.
 	HasOld  bool     `msgpack:"o,omitempty"`
 	Members []Member `msgpack:"m,omitempty"`

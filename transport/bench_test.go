@@ -1,0 +1,134 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"runtime"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// benchValue is what the benchmark handler returns: a GET of a 100-byte
+// value, the shape redis-benchmark -d 100 uses.
+var benchValue = bytes.Repeat([]byte{'v'}, 100)
+
+var benchHandler = HandlerFunc(func(_ context.Context, req *Request, w ResponseWriter) {
+	resp := Response{ID: req.ID, Value: benchValue, TTL: 1000}
+	w.Reply(&resp)
+})
+
+func benchSetup(b *testing.B) (*Client, string) {
+	cfg := DefaultConfig()
+	_, addr := startServer(b, cfg, benchHandler)
+	c, err := NewClient(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	// Warm the pool: dial every connection before timing.
+	for range 2 * cfg.ConnsPerPeer {
+		if _, err := c.Call(context.Background(), addr, &Request{Op: OpPing}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return c, addr
+}
+
+// BenchmarkRoundTrip is one caller doing sequential GETs over TCP loopback:
+// latency-bound, one write and one read syscall each way per request.
+func BenchmarkRoundTrip(b *testing.B) {
+	c, addr := benchSetup(b)
+	ctx := context.Background()
+	req := &Request{Op: OpGet, Key: "key:000000001234"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Call(ctx, addr, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRoundTripParallel64 is 64 concurrent callers on one client, so
+// requests pipeline and writes coalesce on the pooled connections.
+func BenchmarkRoundTripParallel64(b *testing.B) {
+	c, addr := benchSetup(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		req := &Request{Op: OpGet, Key: "key:000000001234"}
+		for pb.Next() {
+			if _, err := c.Call(ctx, addr, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkCallBatch16 forwards 16 pipelined commands as one batch;
+// ns/op is per batch.
+func BenchmarkCallBatch16(b *testing.B) {
+	c, addr := benchSetup(b)
+	ctx := context.Background()
+	reqs := make([]*Request, 16)
+	for i := range reqs {
+		reqs[i] = &Request{Op: OpGet, Key: "key:000000001234"}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.CallBatch(ctx, addr, reqs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var benchReq = Request{ID: 123456, Op: OpSet, Flags: FlagForwarded, Key: "key:000000001234", Value: benchValue, TTL: 60000}
+
+func BenchmarkEncodeRequest(b *testing.B) {
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendRequest(buf[:0], &benchReq)
+	}
+}
+
+func BenchmarkDecodeRequest(b *testing.B) {
+	data := appendRequest(nil, &benchReq)
+	b.ReportAllocs()
+	for b.Loop() {
+		var r Request
+		if err := decodeRequest(data, &r, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The library, reused encoder/decoder, for comparison.
+func BenchmarkEncodeRequestLibrary(b *testing.B) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := enc.Encode(&benchReq); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeRequestLibrary(b *testing.B) {
+	data, _ := msgpack.Marshal(&benchReq)
+	rd := bytes.NewReader(data)
+	dec := msgpack.NewDecoder(rd)
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(data)
+		dec.Reset(rd)
+		var r Request
+		if err := dec.Decode(&r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

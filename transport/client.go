@@ -1,0 +1,692 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Client sends requests to peers and waits for their replies. It keeps up
+// to Config.ConnsPerPeer connections to each address, dialled on first use;
+// every connection multiplexes many concurrent requests (pipelined, paired
+// with replies by ID), and requests from callers that are pending together
+// leave in one write. It is safe for concurrent use.
+//
+// The error a call returns is only ever a transport failure (ErrUnreachable,
+// ErrConnLost, ErrTimeout, ErrClosed, ErrFrameTooLarge, or the context's
+// error); what the peer answered, including its errors, is in the
+// Response (see Response.Error).
+type Client struct {
+	cfg      Config
+	log      *slog.Logger
+	network  Network
+	dialCtx  context.Context // cancelled by Close, aborting dials
+	cancel   context.CancelFunc
+	closedCh chan struct{}
+	nextID   atomic.Uint64
+	calls    sync.Pool // *call
+	// wg tracks dial and read goroutines so Close can wait for them.
+	wg sync.WaitGroup
+
+	mu     sync.RWMutex
+	peers  map[string]*peer
+	closed bool
+}
+
+// NewClient returns a Client. It does not connect until the first call.
+func NewClient(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		cfg:      cfg,
+		log:      cfg.logger().With("component", "transport-client"),
+		network:  cfg.network(),
+		dialCtx:  ctx,
+		cancel:   cancel,
+		closedCh: make(chan struct{}),
+		peers:    make(map[string]*peer),
+	}
+	c.calls.New = func() any {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		return &call{done: make(chan struct{}, 1), timer: t}
+	}
+	return c, nil
+}
+
+// maxSendAttempts bounds how often a call moves to a fresh connection when
+// the one it picked turned out to be broken before the request was written
+// (so retrying cannot apply it twice).
+const maxSendAttempts = 3
+
+// Call sends req to the peer at addr and waits for the reply. It sets
+// req.ID. It gives up when ctx ends or, if ctx has no deadline, after
+// Config.CallTimeout. A non-nil error is a transport failure: errors.Is
+// with ErrUnreachable says the peer could not be reached or the connection
+// broke (ErrConnLost; the request may have been applied), with ErrTimeout
+// (and context.DeadlineExceeded) that time ran out, with ErrClosed that the
+// Client was closed, with ErrFrameTooLarge that req exceeds
+// Config.MaxFrameSize (nothing was sent).
+func (c *Client) Call(ctx context.Context, addr string, req *Request) (*Response, error) {
+	if ctx.Err() != nil {
+		return nil, expired(ctx, addr) // do not send what nobody will wait for
+	}
+	if requestSizeHint(req) > c.cfg.MaxFrameSize {
+		return nil, c.tooLarge(addr)
+	}
+	p, err := c.peer(addr)
+	if err != nil {
+		return nil, err
+	}
+	cl := c.getCall(ctx)
+	for attempt := 1; ; attempt++ {
+		now := time.Now()
+		cc, err := p.pick(ctx, cl, now)
+		if err == nil {
+			err = cc.acquire(ctx, cl)
+		}
+		if err != nil {
+			c.putCall(cl)
+			return nil, err
+		}
+		req.ID = c.nextID.Add(1)
+		sent, err := cc.send(cl, req, now)
+		if err != nil {
+			cc.releaseSlot()
+			c.putCall(cl)
+			return nil, err
+		}
+		if sent {
+			resp, err := cc.wait(ctx, cl, req.ID, cl.timerC)
+			c.putCall(cl)
+			return resp, err
+		}
+		cc.releaseSlot()
+		if attempt == maxSendAttempts {
+			c.putCall(cl)
+			return nil, fmt.Errorf("transport: %s: %w", addr, ErrConnLost)
+		}
+	}
+}
+
+// CallBatch sends all of reqs to the peer at addr on one connection, in one
+// write when the connection's in-flight limit allows, and waits for every
+// reply: resps[i] answers reqs[i]. It sets each request's ID. It exists so
+// a client's pipelined commands can be forwarded to their owner in one
+// round trip. If some replies cannot be obtained it returns the first
+// transport error, with nil in resps for each missing reply and the replies
+// that did arrive in place. A request over Config.MaxFrameSize fails the
+// whole batch before anything is sent.
+func (c *Client) CallBatch(ctx context.Context, addr string, reqs []*Request) ([]*Response, error) {
+	resps := make([]*Response, len(reqs))
+	if len(reqs) == 0 {
+		return resps, nil
+	}
+	if ctx.Err() != nil {
+		return resps, expired(ctx, addr)
+	}
+	for _, r := range reqs {
+		if requestSizeHint(r) > c.cfg.MaxFrameSize {
+			return resps, c.tooLarge(addr)
+		}
+	}
+	p, err := c.peer(addr)
+	if err != nil {
+		return resps, err
+	}
+	calls := make([]*call, len(reqs))
+	for i := range calls {
+		calls[i] = c.calls.Get().(*call)
+	}
+	defer func() {
+		for _, cl := range calls {
+			c.putCall(cl)
+		}
+	}()
+	// The first call's timer is the batch deadline.
+	batch := calls[0]
+	batch.arm(ctx, c.cfg.CallTimeout)
+
+	var cc *clientConn
+	sent := 0
+	for attempt := 1; sent == 0; attempt++ {
+		now := time.Now()
+		if cc, err = p.pick(ctx, batch, now); err != nil {
+			return resps, err
+		}
+		first := c.nextID.Add(uint64(len(reqs))) - uint64(len(reqs)) + 1
+		for i, req := range reqs {
+			if err = cc.acquire(ctx, batch); err != nil {
+				break
+			}
+			req.ID = first + uint64(i)
+			ok, serr := cc.register(calls[i], req, now)
+			if serr != nil || !ok {
+				cc.releaseSlot()
+				err = serr
+				if err == nil && sent > 0 {
+					err = fmt.Errorf("transport: %s: %w", addr, ErrConnLost)
+				}
+				break
+			}
+			sent++
+		}
+		if sent > 0 || err != nil || attempt == maxSendAttempts {
+			break
+		}
+	}
+	if sent == 0 && err == nil {
+		err = fmt.Errorf("transport: %s: %w", addr, ErrConnLost)
+	}
+	if sent > 0 {
+		cc.flush()
+	}
+	firstErr := err
+	late := outOfTime(err) // the batch timer may have fired already: do not wait on it
+	for i := range sent {
+		if late {
+			resps[i], _ = cc.abandon(calls[i], reqs[i].ID, firstErr)
+			continue
+		}
+		resp, err := cc.wait(ctx, calls[i], reqs[i].ID, batch.timerC)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		resps[i] = resp
+		late = outOfTime(err)
+	}
+	return resps, firstErr
+}
+
+// outOfTime reports whether err ends a call for lack of time (deadline or
+// cancellation), after which nothing more should be waited for.
+func outOfTime(err error) bool {
+	return errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled)
+}
+
+// Close fails every pending call with ErrClosed, closes all connections and
+// waits for the client's goroutines to exit. Calls made after Close fail
+// with ErrClosed. It is safe to call more than once.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.closedCh)
+	peers := make([]*peer, 0, len(c.peers))
+	for _, p := range c.peers {
+		peers = append(peers, p)
+	}
+	c.mu.Unlock()
+	c.cancel()
+	for _, p := range peers {
+		for i := range p.slots {
+			if cc := p.slots[i].cc.Load(); cc != nil {
+				cc.fail(ErrClosed)
+			}
+		}
+	}
+	c.wg.Wait()
+	return nil
+}
+
+func (c *Client) tooLarge(addr string) error {
+	return fmt.Errorf("transport: request to %s: %w (limit %d bytes)", addr, ErrFrameTooLarge, c.cfg.MaxFrameSize)
+}
+
+// peer returns the connection pool for addr.
+func (c *Client) peer(addr string) (*peer, error) {
+	c.mu.RLock()
+	p, closed := c.peers[addr], c.closed
+	c.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if p != nil {
+		return p, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if p = c.peers[addr]; p == nil {
+		p = &peer{c: c, addr: addr, slots: make([]connSlot, c.cfg.ConnsPerPeer)}
+		c.peers[addr] = p
+	}
+	return p, nil
+}
+
+// call is one request waiting for its reply. Calls are pooled: with the
+// timer inside, a call costs no allocation in steady state.
+type call struct {
+	done  chan struct{} // receives once: resp or err is set
+	resp  *Response
+	err   error
+	timer *time.Timer
+	// timerC is timer.C while the timer runs (the context had no
+	// deadline of its own), nil otherwise.
+	timerC <-chan time.Time
+}
+
+// getCall takes a call from the pool and arms it for ctx.
+func (c *Client) getCall(ctx context.Context) *call {
+	cl := c.calls.Get().(*call)
+	cl.arm(ctx, c.cfg.CallTimeout)
+	return cl
+}
+
+func (c *Client) putCall(cl *call) {
+	if cl.timerC != nil {
+		cl.timer.Stop()
+		cl.timerC = nil
+	}
+	cl.resp, cl.err = nil, nil
+	c.calls.Put(cl)
+}
+
+// arm starts the call's own timer if ctx has no deadline.
+func (cl *call) arm(ctx context.Context, d time.Duration) {
+	if _, ok := ctx.Deadline(); ok {
+		return
+	}
+	cl.timer.Reset(d)
+	cl.timerC = cl.timer.C
+}
+
+// expired returns the error for a call whose time ran out: ErrTimeout for
+// a passed deadline (ours or ctx's), ctx's error if it was cancelled.
+func expired(ctx context.Context, addr string) error {
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("transport: call to %s: %w", addr, err)
+	}
+	return fmt.Errorf("transport: call to %s: %w", addr, ErrTimeout)
+}
+
+// peer is the pool of connections to one address.
+type peer struct {
+	c     *Client
+	addr  string
+	next  atomic.Uint32
+	slots []connSlot
+}
+
+// connSlot holds one pooled connection, dialled lazily.
+type connSlot struct {
+	cc atomic.Pointer[clientConn]
+
+	mu      sync.Mutex
+	dialing *dialState // non-nil while a dial is in progress
+}
+
+// dialState is one dial that callers wait on together.
+type dialState struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// pick returns a usable connection, round-robin over the slots, dialling
+// one if its slot is empty. It waits for a dial no longer than the call's
+// deadline.
+func (p *peer) pick(ctx context.Context, cl *call, now time.Time) (*clientConn, error) {
+	s := &p.slots[int(p.next.Add(1))%len(p.slots)]
+	for {
+		if cc := s.cc.Load(); cc != nil {
+			if !cc.broken.Load() && !cc.retireIfIdle(now) {
+				return cc, nil
+			}
+			s.cc.CompareAndSwap(cc, nil)
+		}
+		ds, err := p.startDial(s)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-ds.done:
+			if ds.err != nil {
+				return nil, ds.err
+			}
+		case <-ctx.Done():
+			return nil, expired(ctx, p.addr)
+		case <-cl.timerC:
+			return nil, expired(ctx, p.addr)
+		case <-p.c.closedCh:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// startDial returns the dial in progress for s, starting one if needed.
+func (p *peer) startDial(s *connSlot) (*dialState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dialing != nil {
+		return s.dialing, nil
+	}
+	if cc := s.cc.Load(); cc != nil && !cc.broken.Load() {
+		// Another caller installed a connection meanwhile.
+		ds := &dialState{done: make(chan struct{})}
+		close(ds.done)
+		return ds, nil
+	}
+	c := p.c
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	ds := &dialState{done: make(chan struct{})}
+	s.dialing = ds
+	c.wg.Add(1)
+	go p.dial(s, ds)
+	return ds, nil
+}
+
+// dial connects slot s and starts the connection's reader. It runs on its
+// own goroutine so that no single caller's context decides the outcome
+// for every caller waiting on it.
+func (p *peer) dial(s *connSlot, ds *dialState) {
+	c := p.c
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(c.dialCtx, c.cfg.DialTimeout)
+	conn, err := c.network.Dial(ctx, p.addr)
+	cancel()
+	switch {
+	case err != nil && c.dialCtx.Err() != nil:
+		ds.err = ErrClosed
+	case err != nil:
+		ds.err = fmt.Errorf("transport: dial %s: %w: %w", p.addr, ErrUnreachable, err)
+	default:
+		cc := newClientConn(p, s, conn)
+		c.mu.RLock()
+		if c.closed {
+			ds.err = ErrClosed
+			conn.Close()
+		} else {
+			s.cc.Store(cc)
+			c.wg.Add(1)
+			go cc.readLoop()
+		}
+		c.mu.RUnlock()
+	}
+	s.mu.Lock()
+	s.dialing = nil
+	s.mu.Unlock()
+	close(ds.done)
+}
+
+// clientConn is one pooled connection: callers write requests into it
+// (batched, see outbuf) and its read goroutine hands replies back.
+type clientConn struct {
+	p    *peer
+	slot *connSlot
+	conn net.Conn
+	fr   *frameReader
+	// sem holds one token per request in flight, bounding them.
+	sem chan struct{}
+	// dead is closed when the connection fails.
+	dead chan struct{}
+	// broken mirrors err != nil, readable without the lock.
+	broken atomic.Bool
+	// lastSend is when a request was last written (unix nanoseconds).
+	lastSend atomic.Int64
+
+	mu      sync.Mutex
+	pending map[uint64]*call
+	out     outbuf
+	err     error // why the connection is unusable; set once
+}
+
+func newClientConn(p *peer, s *connSlot, conn net.Conn) *clientConn {
+	cc := &clientConn{
+		p:       p,
+		slot:    s,
+		conn:    conn,
+		fr:      newFrameReader(conn, p.c.cfg.MaxFrameSize),
+		sem:     make(chan struct{}, p.c.cfg.MaxInflightPerConn),
+		dead:    make(chan struct{}),
+		pending: make(map[uint64]*call),
+	}
+	cc.out.written.L = &cc.mu
+	cc.lastSend.Store(time.Now().UnixNano())
+	return cc
+}
+
+// acquire takes an in-flight slot, waiting while the connection is at its
+// limit.
+func (cc *clientConn) acquire(ctx context.Context, cl *call) error {
+	select {
+	case cc.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	cc.flush() // let what is queued go, so slots come back
+	select {
+	case cc.sem <- struct{}{}:
+		return nil
+	case <-cc.dead:
+		return cc.failure()
+	case <-ctx.Done():
+		return expired(ctx, cc.p.addr)
+	case <-cl.timerC:
+		return expired(ctx, cc.p.addr)
+	case <-cc.p.c.closedCh:
+		return ErrClosed
+	}
+}
+
+func (cc *clientConn) releaseSlot() { <-cc.sem }
+
+func (cc *clientConn) failure() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err
+}
+
+// send registers cl under req.ID and writes the request (together with
+// whatever else is pending). sent is false if the connection was already
+// broken: nothing was written and the caller may try another connection.
+func (cc *clientConn) send(cl *call, req *Request, now time.Time) (sent bool, err error) {
+	cc.mu.Lock()
+	if sent, err = cc.registerLocked(cl, req, now); sent {
+		if cc.out.overHigh() {
+			err = cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+		} else {
+			err = cc.out.flushLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+		}
+	}
+	cc.mu.Unlock()
+	if sent && err != nil {
+		// The call is registered: fail fails it with the rest.
+		cc.fail(cc.lostErr(err))
+		err = nil
+	}
+	return sent, err
+}
+
+// register is send without the write, for batches: the write happens at
+// flush, or earlier if the buffer passes its high-water mark.
+func (cc *clientConn) register(cl *call, req *Request, now time.Time) (bool, error) {
+	cc.mu.Lock()
+	ok, err := cc.registerLocked(cl, req, now)
+	var werr error
+	if ok && cc.out.overHigh() {
+		werr = cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+	}
+	cc.mu.Unlock()
+	if werr != nil {
+		cc.fail(cc.lostErr(werr))
+	}
+	return ok, err
+}
+
+func (cc *clientConn) registerLocked(cl *call, req *Request, now time.Time) (bool, error) {
+	if cc.err != nil {
+		return false, nil
+	}
+	max := cc.p.c.cfg.MaxFrameSize
+	start := len(cc.out.buf)
+	b := appendRequest(appendFrameHeader(cc.out.buf, kindRequest), req)
+	if !finishFrame(b, start, max) {
+		cc.out.buf = b[:start]
+		return false, cc.p.c.tooLarge(cc.p.addr)
+	}
+	cc.out.buf = b
+	cc.pending[req.ID] = cl
+	cc.lastSend.Store(now.UnixNano())
+	return true, nil
+}
+
+// flush writes whatever is buffered.
+func (cc *clientConn) flush() {
+	cc.mu.Lock()
+	err := cc.out.flushLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+	cc.mu.Unlock()
+	if err != nil {
+		cc.fail(cc.lostErr(err))
+	}
+}
+
+// wait blocks until the reply to call id arrives, the connection fails, or
+// time runs out (ctx, or timerC when ctx has no deadline).
+func (cc *clientConn) wait(ctx context.Context, cl *call, id uint64, timerC <-chan time.Time) (*Response, error) {
+	select {
+	case <-cl.done:
+		return cl.resp, cl.err
+	case <-ctx.Done():
+	case <-timerC:
+	}
+	return cc.abandon(cl, id, expired(ctx, cc.p.addr))
+}
+
+// abandon gives up on call id with err, unless its outcome is already on
+// the way, in which case it returns that.
+func (cc *clientConn) abandon(cl *call, id uint64, err error) (*Response, error) {
+	cc.mu.Lock()
+	if cc.pending[id] == cl {
+		delete(cc.pending, id)
+		cc.mu.Unlock()
+		cc.releaseSlot()
+		return nil, err
+	}
+	cc.mu.Unlock()
+	<-cl.done // delivered or failed just now
+	return cl.resp, cl.err
+}
+
+// readLoop reads replies and hands each to its waiting call.
+func (cc *clientConn) readLoop() {
+	defer cc.p.c.wg.Done()
+	for {
+		kind, body, owned, err := cc.fr.next()
+		if err != nil {
+			cc.fail(cc.lostErr(err))
+			return
+		}
+		if kind != kindResponse {
+			continue // a kind from a newer protocol: not for us
+		}
+		resp := new(Response)
+		if err := decodeResponse(body, resp, owned); err != nil {
+			if resp.ID == 0 {
+				cc.fail(cc.lostErr(err))
+				return
+			}
+			cc.deliver(resp.ID, nil, fmt.Errorf("transport: reply from %s: %w", cc.p.addr, err))
+			continue
+		}
+		cc.deliver(resp.ID, resp, nil)
+	}
+}
+
+// deliver completes call id. A reply nobody waits for any more (the call
+// timed out) is dropped.
+func (cc *clientConn) deliver(id uint64, resp *Response, err error) {
+	cc.mu.Lock()
+	cl := cc.pending[id]
+	if cl != nil {
+		delete(cc.pending, id)
+	}
+	cc.mu.Unlock()
+	if cl == nil {
+		return
+	}
+	cc.releaseSlot()
+	cl.resp, cl.err = resp, err
+	cl.done <- struct{}{}
+}
+
+// lostErr wraps the cause of a broken connection for the calls it fails.
+func (cc *clientConn) lostErr(cause error) error {
+	return fmt.Errorf("transport: connection to %s: %w: %w", cc.p.addr, ErrConnLost, cause)
+}
+
+// fail marks the connection unusable, fails every pending call with err,
+// closes the socket and frees the pool slot. Only the first call counts.
+func (cc *clientConn) fail(err error) {
+	cc.mu.Lock()
+	first := cc.err == nil
+	if first {
+		cc.failLocked(err)
+	}
+	cc.mu.Unlock()
+	if first {
+		cc.teardown()
+	}
+}
+
+// failLocked is fail's part under the lock: from here on nothing is
+// registered or written.
+func (cc *clientConn) failLocked(err error) {
+	cc.err = err
+	if cc.out.err == nil {
+		cc.out.err = err
+	}
+	cc.out.buf, cc.out.spare = nil, nil
+	for _, cl := range cc.pending {
+		cl.err = err
+		cl.done <- struct{}{}
+	}
+	clear(cc.pending)
+	cc.broken.Store(true)
+}
+
+// teardown is fail's part after the lock.
+func (cc *clientConn) teardown() {
+	close(cc.dead)
+	cc.conn.Close()
+	cc.slot.cc.CompareAndSwap(cc, nil)
+}
+
+// retireIfIdle closes the connection if nothing was sent on it for half
+// the IdleTimeout and nothing is in flight, so that a call never races the
+// server closing it for idleness. It reports whether the connection is
+// now unusable.
+func (cc *clientConn) retireIfIdle(now time.Time) bool {
+	limit := int64(cc.p.c.cfg.IdleTimeout / 2)
+	if now.UnixNano()-cc.lastSend.Load() < limit {
+		return false
+	}
+	cc.mu.Lock()
+	// Re-check under the lock, which registration holds: a request
+	// registered meanwhile keeps the connection.
+	retire := cc.err == nil && len(cc.pending) == 0 && now.UnixNano()-cc.lastSend.Load() >= limit
+	if retire {
+		cc.failLocked(fmt.Errorf("transport: connection to %s retired after idling: %w", cc.p.addr, ErrConnLost))
+	}
+	broken := cc.err != nil
+	cc.mu.Unlock()
+	if retire {
+		cc.teardown()
+	}
+	return broken
+}

@@ -1,0 +1,54 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Transport failures. Client.Call returns them (wrapped with the peer address
+// and the underlying cause) when no Response could be obtained; they never
+// travel inside a Response, whose outcomes are the Code errors in message.go.
+var (
+	// ErrUnreachable reports that the peer could not be reached: the dial was
+	// refused, failed or timed out, or the connection broke. Callers fail
+	// over to a replica on errors.Is(err, ErrUnreachable); it is also true for
+	// ErrConnLost.
+	ErrUnreachable = errors.New("peer unreachable")
+	// ErrConnLost reports that the connection broke while the request was in
+	// flight, so the peer may or may not have applied it. It wraps
+	// ErrUnreachable: failover logic need test only that.
+	ErrConnLost = fmt.Errorf("connection lost: %w", ErrUnreachable)
+	// ErrTimeout reports that a call's deadline (the context's, or
+	// Config.CallTimeout when the context has none) passed before the reply
+	// came. errors.Is(err, context.DeadlineExceeded) is true for it too, and
+	// it is a net.Error whose Timeout() is true.
+	ErrTimeout error = timeoutError{}
+	// ErrClosed reports a call on, or cut short by, a closed Client.
+	ErrClosed = errors.New("transport client closed")
+	// ErrServerClosed is returned by Server.Serve after Shutdown or Close, so
+	// the caller can tell an orderly stop from a listener failure.
+	ErrServerClosed = errors.New("transport server closed")
+	// ErrFrameTooLarge reports a frame longer than Config.MaxFrameSize. An
+	// oversized outgoing request fails only its own call; an oversized
+	// incoming frame closes the connection that carried it.
+	ErrFrameTooLarge = errors.New("frame too large")
+	// ErrMalformed reports bytes that are not a valid frame or message. The
+	// connection that carried them is closed, except that the server answers
+	// CodeBadRequest and carries on when it could still read the request ID.
+	ErrMalformed = errors.New("malformed message")
+	// ErrInvalidConfig wraps every problem Config.Validate finds.
+	ErrInvalidConfig = errors.New("invalid transport config")
+)
+
+// timeoutError is ErrTimeout's type. It matches context.DeadlineExceeded
+// under errors.Is and satisfies net.Error, so code written against either
+// convention recognises a transport timeout.
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "call timed out" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+// Is makes errors.Is(ErrTimeout, context.DeadlineExceeded) true.
+func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }

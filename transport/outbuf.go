@@ -1,0 +1,103 @@
+package transport
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// outbufKeep is the largest buffer a connection keeps between writes.
+const outbufKeep = 256 << 10
+
+// outbufHigh is the high-water mark of a write buffer: past it, whoever
+// appends writes the buffer out (waiting for a write in progress first)
+// instead of leaving it for later. Without it, a pipeline of small requests
+// for big values could make a server buffer every reply before writing.
+const outbufHigh = 128 << 10
+
+// outbuf batches encoded frames for one connection. Goroutines append
+// frames under the connection's mutex; the first one to find nobody writing
+// becomes the writer and keeps writing until the buffer is empty, so frames
+// appended while a write is in progress leave in the next single write.
+// There is no writer goroutine and so no hand-off on the fast path.
+//
+// Its fields are guarded by the owning connection's mutex.
+type outbuf struct {
+	buf     []byte    // frames waiting to be written
+	spare   []byte    // the other buffer, reused across writes
+	writing bool      // a goroutine is inside flushLocked's write loop
+	err     error     // first write error; nothing is written after it
+	armedTo time.Time // current write deadline
+	// written is signalled after every write; its L must be the owning
+	// connection's mutex.
+	written sync.Cond
+}
+
+// overHigh reports whether the buffer is past its high-water mark.
+func (o *outbuf) overHigh() bool { return len(o.buf) >= outbufHigh }
+
+// drainLocked writes the buffer out now, first waiting for a write in
+// progress to finish. Appenders call it when overHigh; it bounds the buffer
+// to about outbufHigh plus one frame per appending goroutine.
+func (o *outbuf) drainLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duration) error {
+	for o.writing && o.err == nil {
+		o.written.Wait()
+	}
+	return o.flushLocked(mu, conn, timeout)
+}
+
+// flushLocked writes everything buffered, including what other goroutines
+// append meanwhile, and returns the connection's write error if any. It
+// must be called with mu held; it releases mu around each write and holds
+// it again on return. If another goroutine is already writing it returns at
+// once: that writer will send what is buffered.
+func (o *outbuf) flushLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duration) error {
+	if o.writing {
+		return o.err
+	}
+	o.writing = true
+	for len(o.buf) > 0 && o.err == nil {
+		out := o.buf
+		o.buf, o.spare = o.spare[:0], nil
+		// Re-arm the write deadline only when half of it is used up: this
+		// saves a timer update on nearly every write, and a write still
+		// never blocks for less than timeout/2 or more than timeout.
+		now := time.Now()
+		arm := o.armedTo.Sub(now) < timeout/2
+		if arm {
+			o.armedTo = now.Add(timeout)
+		}
+		deadline := o.armedTo
+		mu.Unlock()
+		var err error
+		if arm {
+			err = conn.SetWriteDeadline(deadline)
+		}
+		if err == nil {
+			_, err = conn.Write(out)
+		}
+		mu.Lock()
+		if err != nil {
+			o.err = err
+			o.buf = nil
+		}
+		if cap(out) <= outbufKeep {
+			o.spare = out[:0]
+		}
+		o.written.Broadcast()
+	}
+	o.writing = false
+	o.written.Broadcast()
+	return o.err
+}
+
+// isTimeout reports whether err is a deadline expiry.
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
