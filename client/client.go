@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/starlingcache/starling/transport"
@@ -145,4 +146,59 @@ func (c *Client) do(ctx context.Context, req *transport.Request) (*transport.Res
 		return resp, resp.Error()
 	}
 	return nil, lastErr
+}
+
+// NodeStats is one node's counters, or why they could not be read.
+type NodeStats struct {
+	Name  string          `json:"name"`
+	Addr  string          `json:"addr"`
+	Stats transport.Stats `json:"stats"`
+	Err   string          `json:"error,omitempty"`
+}
+
+// Stats asks every member the contacted node knows of for its counters,
+// in parallel. A node that does not answer is listed with Err set.
+func (c *Client) Stats(ctx context.Context) ([]NodeStats, error) {
+	members, err := c.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
+		defer cancel()
+	}
+	out := make([]NodeStats, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		out[i] = NodeStats{Name: m.Name, Addr: m.DataAddr}
+		wg.Go(func() {
+			resp, err := c.tc.Call(ctx, m.DataAddr, &transport.Request{Op: transport.OpStats})
+			switch {
+			case err != nil:
+				out[i].Err = err.Error()
+			case resp.Error() != nil:
+				out[i].Err = resp.Error().Error()
+			case resp.Stats != nil:
+				out[i].Stats = *resp.Stats
+			}
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// Leave asks the node at addr to hand its keys to their next owners,
+// leave the cluster and stop, as SIGTERM would.
+func (c *Client) Leave(ctx context.Context, addr string) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
+		defer cancel()
+	}
+	resp, err := c.tc.Call(ctx, addr, &transport.Request{Op: transport.OpLeave})
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrUnavailable, addr, err)
+	}
+	return resp.Error()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,11 +63,13 @@ func TestClusterSetOnOneNodeGetOnEveryNode(t *testing.T) {
 					t.Fatalf("get %s via %s = %q, %v; want %q", key, reader.Name(), got, err, val)
 				}
 			}
-			// Only the owner stores it: nothing is copied to the forwarder.
+			// Only its owner and replica store it: nothing is copied to the
+			// forwarder.
+			owners := nodes[0].Ring().Owners(key, 2)
 			for _, nd := range nodes {
 				_, _, ok := nd.Store().Get(key)
-				if want := nd == owner; ok != want {
-					t.Fatalf("key %s present on %s = %v, want %v", key, nd.Name(), ok, want)
+				if want := slices.Contains(owners, nd.Name()); ok != want {
+					t.Fatalf("key %s present on %s = %v, want %v (owners %v)", key, nd.Name(), ok, want, owners)
 				}
 			}
 		}
@@ -178,8 +181,10 @@ func TestClusterNodeRejoinsWithSameName(t *testing.T) {
 
 func TestForwardToUnreachableOwnerFailsFast(t *testing.T) {
 	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) {
-		// No failure detection, so the dead owner stays in the ring.
+		// No failure detection, so the dead owner stays in the ring, and no
+		// replica to fail over to.
 		c.Gossip.ProbeInterval = time.Hour
+		c.Replicas = 1
 	})
 	key := ownedBy(t, nodes[0], "node2", "dead-owner")
 	node.Crash(nodes[1])

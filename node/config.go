@@ -51,6 +51,48 @@ type Config struct {
 	// change.
 	Ring ring.Config
 
+	// Replicas is how many nodes hold each key: the primary (the key's
+	// owner on the ring) and Replicas-1 successors. 1 keeps a single copy,
+	// as memcached does; 2 survives any single crash.
+	Replicas int
+
+	// WriteAck says how many copies a write waits for before it is
+	// acknowledged: AckOne (the coordinator's own), AckQuorum (a majority of
+	// Replicas, counting the coordinator; for Replicas=2 that is both) or
+	// AckAll. A replica that is unreachable or misses ReplicaTimeout is
+	// skipped rather than failing the write, and gets the write later
+	// through a hint: availability first, as a cache should.
+	WriteAck AckMode
+
+	// ReplicaTimeout bounds how long a write waits for one replica. Keep it
+	// far below gossip's failure detection: a dead replica must cost a
+	// write at most this, once; then the peer is skipped for PeerBackoff.
+	ReplicaTimeout time.Duration
+
+	// PeerBackoff is how long a peer that failed a call is skipped by reads
+	// and writes before it is tried again, so a crash costs each client
+	// one timeout rather than one per request until gossip notices.
+	PeerBackoff time.Duration
+
+	// TombstoneTTL is how long a deleted key's tombstone is kept. It must
+	// outlast rebalancing and hinted hand-off, so that a stale copy arriving
+	// late cannot bring the key back.
+	TombstoneTTL time.Duration
+
+	// RebalanceInterval is how often the node retries hints (writes a
+	// replica missed) and re-checks misplaced keys. Ring changes trigger a
+	// rebalance at once regardless.
+	RebalanceInterval time.Duration
+
+	// HandoffGrace is how long after a ring change a read that misses on a
+	// key's new owner asks the previous owners, so no miss appears while
+	// keys are still being handed over.
+	HandoffGrace time.Duration
+
+	// HandoffBatch is how many entries travel in one rebalancing batch: it
+	// bounds the memory and bytes in flight per peer during a rebalance.
+	HandoffBatch int
+
 	// ForwardTimeout bounds one forwarded request when the caller's context
 	// has no earlier deadline. It must stay well below gossip's failure
 	// detection time: a request must not hang on a dead owner that gossip
@@ -72,6 +114,15 @@ func DefaultConfig() Config {
 		Store:          store.DefaultConfig(),
 		Ring:           ring.DefaultConfig(),
 		ForwardTimeout: 2 * time.Second,
+
+		Replicas:          2,
+		WriteAck:          AckQuorum,
+		ReplicaTimeout:    500 * time.Millisecond,
+		PeerBackoff:       time.Second,
+		TombstoneTTL:      10 * time.Minute,
+		RebalanceInterval: 10 * time.Second,
+		HandoffGrace:      30 * time.Second,
+		HandoffBatch:      256,
 	}
 }
 
@@ -82,7 +133,59 @@ func DefaultLocalConfig() Config {
 	c := DefaultConfig()
 	c.Gossip = gossip.DefaultFastConfig()
 	c.ForwardTimeout = time.Second
+	c.ReplicaTimeout = 250 * time.Millisecond
+	c.PeerBackoff = 500 * time.Millisecond
+	c.RebalanceInterval = time.Second
+	c.HandoffGrace = 10 * time.Second
 	return c
+}
+
+// AckMode is how many copies of a write are confirmed before it is
+// acknowledged to the client.
+type AckMode uint8
+
+// Write acknowledgement modes; see Config.WriteAck.
+const (
+	AckQuorum AckMode = iota
+	AckOne
+	AckAll
+)
+
+// ParseAckMode parses "one", "quorum" or "all".
+func ParseAckMode(s string) (AckMode, error) {
+	switch s {
+	case "one":
+		return AckOne, nil
+	case "quorum":
+		return AckQuorum, nil
+	case "all":
+		return AckAll, nil
+	}
+	return 0, fmt.Errorf("%w: write ack %q (want one, quorum or all)", ErrInvalidConfig, s)
+}
+
+// String returns the mode's flag spelling.
+func (m AckMode) String() string {
+	switch m {
+	case AckOne:
+		return "one"
+	case AckAll:
+		return "all"
+	}
+	return "quorum"
+}
+
+// waitFor returns how many replica acknowledgements (not counting the
+// coordinator's own copy) a write waits for, given how many replicas it
+// was sent to.
+func (m AckMode) waitFor(replicas, sent int) int {
+	switch m {
+	case AckOne:
+		return 0
+	case AckAll:
+		return sent
+	}
+	return min(replicas/2, sent) // a majority of replicas, counting ours
 }
 
 // Validate reports the first problem that would stop a node from starting,
@@ -97,6 +200,23 @@ func (c *Config) Validate() error {
 	}
 	if c.ForwardTimeout <= 0 {
 		return fmt.Errorf("%w: forward timeout must be positive", ErrInvalidConfig)
+	}
+	if c.Replicas < 1 || c.Replicas > maxReplicas {
+		return fmt.Errorf("%w: replicas %d must be in [1, %d]", ErrInvalidConfig, c.Replicas, maxReplicas)
+	}
+	if c.WriteAck > AckAll {
+		return fmt.Errorf("%w: unknown write ack mode %d", ErrInvalidConfig, c.WriteAck)
+	}
+	for name, d := range map[string]time.Duration{
+		"replica timeout": c.ReplicaTimeout, "peer backoff": c.PeerBackoff, "tombstone TTL": c.TombstoneTTL,
+		"rebalance interval": c.RebalanceInterval, "handoff grace": c.HandoffGrace,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%w: %s must be positive", ErrInvalidConfig, name)
+		}
+	}
+	if c.HandoffBatch < 1 {
+		return fmt.Errorf("%w: handoff batch must be at least 1", ErrInvalidConfig)
 	}
 	if err := c.Transport.Validate(); err != nil {
 		return fmt.Errorf("%w: transport: %w", ErrInvalidConfig, err)
@@ -117,6 +237,10 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// maxReplicas bounds Config.Replicas; owner lists live in fixed arrays of
+// this size on the request path.
+const maxReplicas = 7
 
 // Errors returned by New, Start and the request path.
 var (

@@ -11,16 +11,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"hash/fnv"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/starlingcache/starling/gossip"
+	"github.com/starlingcache/starling/node/hlc"
 	"github.com/starlingcache/starling/node/resp"
 	"github.com/starlingcache/starling/node/store"
 	"github.com/starlingcache/starling/ring"
 	"github.com/starlingcache/starling/transport"
 )
+
+// maxHintsPerPeer bounds the keys remembered for one unreachable replica;
+// past it the replica gets a full resync instead.
+const maxHintsPerPeer = 1 << 20
 
 // ProtocolVersion is published in gossip metadata so that a future node can
 // tell which peers understand which operations.
@@ -38,9 +46,26 @@ type Node struct {
 	// without locking; the membership loop swaps in a rebuilt one.
 	view atomic.Pointer[view]
 
+	clock  *hlc.Clock
+	peers  *peerHealth
+	hints  *hintSet
+
+	ringChanged chan struct{} // wakes the rebalance loop; capacity 1, never blocks
+
+	leaveOnce      sync.Once
+	leaveRequested chan struct{} // closed when a client asks the node to leave
+	leaving     atomic.Bool   // set by Shutdown before the hand-off
+	misplaced   atomic.Bool   // a pass left keys behind: run another
+
 	stats struct {
-		forwarded atomic.Int64 // requests sent on to their owner
-		local     atomic.Int64 // keyed requests served from this node's store
+		forwarded      atomic.Int64 // requests sent on to their owner
+		local          atomic.Int64 // keyed requests served from this node's store
+		replicated     atomic.Int64 // copies acknowledged by replicas
+		fallbackHits   atomic.Int64 // keys fetched from a previous owner mid-hand-off
+		keysMoved      atomic.Int64 // keys handed to new owners
+		bytesMoved     atomic.Int64
+		lastHandoff    atomic.Int64 // duration of the last pass that moved keys, ns
+		handoffRunning atomic.Int64 // passes in progress
 	}
 
 	// ctx is cancelled by Shutdown and parents all background work.
@@ -68,6 +93,12 @@ type view struct {
 	ring    *ring.Ring
 	addrs   map[string]string // member name -> data address
 	members []gossip.Member
+
+	// prev is the ring before the last change and changed is when it
+	// happened: for HandoffGrace afterwards, a key missing on its new owner
+	// is fetched from its previous owners.
+	prev    *ring.Ring
+	changed time.Time
 }
 
 // New validates cfg and builds a node without touching the network.
@@ -92,14 +123,22 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: transport client: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	tag := fnv.New32a()
+	tag.Write([]byte(cfg.Name))
 	n := &Node{
-		cfg:    cfg,
-		log:    log,
-		store:  st,
-		client: cl,
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
+		cfg:         cfg,
+		log:         log,
+		store:       st,
+		client:      cl,
+		clock:       hlc.New(uint8(tag.Sum32()), nil),
+		peers:       newPeerHealth(cfg.PeerBackoff),
+		hints:       newHintSet(maxHintsPerPeer),
+		ringChanged: make(chan struct{}, 1),
+
+		leaveRequested: make(chan struct{}),
+		ctx:         ctx,
+		cancel:      cancel,
+		done:        make(chan struct{}),
 	}
 	empty, _ := ring.New(cfg.Ring, nil)
 	n.view.Store(&view{ring: empty, addrs: map[string]string{}})
@@ -173,8 +212,9 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.gossip = g
 	n.rebuild()
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.membershipLoop()
+	go n.rebalanceLoop(n.view.Load().ring)
 	n.started = true
 	n.log.Info("node started", "data_addr", n.dataAddr, "resp_addr", n.respAddr, "gossip_addr", g.Addr(), "seeds", gcfg.Seeds)
 	return nil
@@ -289,6 +329,10 @@ func (n *Node) membershipLoop() {
 // rebuild builds a ring from gossip's current member list and swaps it in.
 func (n *Node) rebuild() {
 	members := n.gossip.Members()
+	if n.leaving.Load() {
+		// Handing off before leaving: keep routing around ourselves.
+		members = slices.DeleteFunc(members, func(m gossip.Member) bool { return m.Name == n.cfg.Name })
+	}
 	names := make([]string, 0, len(members))
 	addrs := make(map[string]string, len(members))
 	for _, m := range members {
@@ -306,9 +350,18 @@ func (n *Node) rebuild() {
 		n.log.Error("ring rebuild failed; keeping the previous ring", "err", err)
 		return
 	}
-	old := n.view.Swap(&view{ring: r, addrs: addrs, members: members})
-	if old == nil || old.ring.Version() != r.Version() {
+	old := n.view.Load()
+	next := &view{ring: r, addrs: addrs, members: members, prev: old.prev, changed: old.changed}
+	if old.ring.Version() != r.Version() {
+		if old.ring.Len() > 0 {
+			next.prev, next.changed = old.ring, time.Now()
+		}
 		n.log.Info("ring rebuilt", "members", r.Len(), "version", r.Version())
+	}
+	n.view.Store(next)
+	select {
+	case n.ringChanged <- struct{}{}:
+	default:
 	}
 }
 
@@ -352,6 +405,11 @@ func (n *Node) Members() []transport.Member {
 	return out
 }
 
+// LeaveRequested is closed when a client asks this node to leave the
+// cluster (`starling leave`). The program running the node should then
+// call Shutdown, exactly as on SIGTERM.
+func (n *Node) LeaveRequested() <-chan struct{} { return n.leaveRequested }
+
 // Store exposes the local storage engine, for stats and embedding.
 func (n *Node) Store() *store.Store { return n.store }
 
@@ -383,9 +441,14 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 	var errs []error
 	switch {
 	case started && leave:
+		// Hand every key to its next owners while this node still answers
+		// (it is still in the others' rings), then leave, then send on what
+		// arrived in the meantime.
+		n.handOffForLeave(ctx)
 		if err := n.gossip.Leave(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("gossip leave: %w", err))
 		}
+		n.handOffStragglers(ctx)
 		if n.resp != nil {
 			if err := n.resp.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("RESP shutdown: %w", err))

@@ -123,7 +123,7 @@ cmd_down() {
     if alive "$i"; then
       pid=$(<"$dir/node$i.pid")
       kill -TERM "$pid"
-      deadline=$((SECONDS + 15))
+      deadline=$((SECONDS + 40))
       while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.1; done
       kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
       stopped=$((stopped + 1))

@@ -266,7 +266,7 @@ func appendResponse(b []byte, r *Response) []byte {
 		}
 	}
 	if s := r.Stats; s != nil {
-		b = append(appendStr(b, "st"), 0x89)
+		b = append(appendStr(b, "st"), 0x8f) // fixmap of 15 fields
 		b = appendInt(appendKey(b, 'e'), s.Entries)
 		b = appendInt(appendKey(b, 'b'), s.Bytes)
 		b = appendInt(appendKey(b, 'm'), s.MaxMemory)
@@ -276,6 +276,12 @@ func appendResponse(b []byte, r *Response) []byte {
 		b = appendInt(appendKey(b, 'p'), s.Expirations)
 		b = appendInt(appendKey(b, 'f'), s.Forwarded)
 		b = appendInt(appendKey(b, 'l'), s.Local)
+		b = appendInt(appendKey(b, 'r'), s.Replicated)
+		b = appendInt(appendKey(b, 'a'), s.FallbackHits)
+		b = appendInt(appendKey(b, 'k'), s.KeysMoved)
+		b = appendInt(appendKey(b, 'y'), s.BytesMoved)
+		b = appendInt(appendKey(b, 'd'), s.HandoffMillis)
+		b = appendInt(appendKey(b, 'u'), s.UnderReplicated)
 	}
 	return b
 }
@@ -713,6 +719,18 @@ func (d *decoder) stats() (*Stats, error) {
 			p = &s.Forwarded
 		case "l":
 			p = &s.Local
+		case "r":
+			p = &s.Replicated
+		case "a":
+			p = &s.FallbackHits
+		case "k":
+			p = &s.KeysMoved
+		case "y":
+			p = &s.BytesMoved
+		case "d":
+			p = &s.HandoffMillis
+		case "u":
+			p = &s.UnderReplicated
 		}
 		if p == nil {
 			err = d.skip(0)

@@ -50,6 +50,9 @@ const (
 	// what the receiver holds. Replication, hinted hand-off and rebalancing
 	// all move data with it. Int is 1 if the entry was applied.
 	OpReplicate
+	// OpLeave asks the receiving node to hand off its keys, leave the
+	// cluster and stop, as on SIGTERM. The reply comes before it stops.
+	OpLeave
 )
 
 // String returns the operation's name, for logs and errors.
@@ -87,6 +90,8 @@ func (o Op) String() string {
 		return "stats"
 	case OpReplicate:
 		return "replicate"
+	case OpLeave:
+		return "leave"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -185,6 +190,13 @@ type Stats struct {
 	Expirations int64 `msgpack:"p" json:"expirations"`
 	Forwarded   int64 `msgpack:"f" json:"forwarded"`
 	Local       int64 `msgpack:"l" json:"local"`
+	// Replication and rebalancing (see node/rebalance.go).
+	Replicated      int64 `msgpack:"r" json:"replicated"`
+	FallbackHits    int64 `msgpack:"a" json:"fallback_hits"`
+	KeysMoved       int64 `msgpack:"k" json:"keys_moved"`
+	BytesMoved      int64 `msgpack:"y" json:"bytes_moved"`
+	HandoffMillis   int64 `msgpack:"d" json:"last_handoff_ms"`
+	UnderReplicated int64 `msgpack:"u" json:"under_replicated"`
 }
 
 // Response answers one Request.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/starlingcache/starling/client"
+	"github.com/starlingcache/starling/node"
+	"github.com/starlingcache/starling/transport"
 	"github.com/urfave/cli/v2"
 )
 
@@ -128,4 +130,81 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func statsCommand() *cli.Command {
+	return &cli.Command{
+		Name: "stats", Usage: "show every node's counters and the cluster totals",
+		Flags: clientFlags(&cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+		Action: func(c *cli.Context) error {
+			return withClient(c, 0, "[--addr HOST:PORT] [--json]", func(ctx context.Context, cl *client.Client) error {
+				nodes, err := cl.Stats(ctx)
+				if err != nil {
+					return err
+				}
+				var total transport.Stats
+				for _, n := range nodes {
+					s := n.Stats
+					total.Entries += s.Entries
+					total.Bytes += s.Bytes
+					total.MaxMemory += s.MaxMemory
+					total.Hits += s.Hits
+					total.Misses += s.Misses
+					total.Evictions += s.Evictions
+					total.Expirations += s.Expirations
+					total.Forwarded += s.Forwarded
+					total.Local += s.Local
+					total.Replicated += s.Replicated
+					total.KeysMoved += s.KeysMoved
+					total.BytesMoved += s.BytesMoved
+					total.UnderReplicated += s.UnderReplicated
+					total.HandoffMillis = max(total.HandoffMillis, s.HandoffMillis)
+				}
+				if c.Bool("json") {
+					enc := json.NewEncoder(os.Stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(struct {
+						Nodes []client.NodeStats `json:"nodes"`
+						Total transport.Stats    `json:"total"`
+					}{nodes, total})
+				}
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+				fmt.Fprintln(tw, "NODE\tKEYS\tMEMORY\tMAX MEMORY\tHITS\tMISSES\tEVICTED\tEXPIRED\tLOCAL\tFORWARDED\tREPLICATED\tKEYS MOVED\tBYTES MOVED\tLAST HANDOFF\tUNDER-REPLICATED\t")
+				row := func(name string, s transport.Stats, errText string) {
+					if errText != "" {
+						fmt.Fprintf(tw, "%s\t(%s)\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", name, errText)
+						return
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%dms\t%d\t\n", name, s.Entries,
+						node.FormatSize(s.Bytes), node.FormatSize(s.MaxMemory), s.Hits, s.Misses, s.Evictions, s.Expirations,
+						s.Local, s.Forwarded, s.Replicated, s.KeysMoved, node.FormatSize(s.BytesMoved), s.HandoffMillis, s.UnderReplicated)
+				}
+				for _, n := range nodes {
+					row(n.Name, n.Stats, n.Err)
+				}
+				row("TOTAL", total, "")
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func leaveCommand() *cli.Command {
+	return &cli.Command{
+		Name: "leave", Usage: "ask the node at --addr to hand off its keys, leave the cluster and exit",
+		Flags: clientFlags(),
+		Action: func(c *cli.Context) error {
+			return withClient(c, 0, "--addr HOST:PORT", func(ctx context.Context, cl *client.Client) error {
+				addrs := splitList(c.StringSlice("addr"))
+				if len(addrs) != 1 {
+					return fmt.Errorf("leave takes exactly one --addr")
+				}
+				if err := cl.Leave(ctx, addrs[0]); err != nil {
+					return err
+				}
+				fmt.Println("OK: the node is handing off its keys and will exit")
+				return nil
+			})
+		},
+	}
 }

@@ -28,6 +28,8 @@ func main() {
 			setCommand(),
 			delCommand(),
 			membersCommand(),
+			statsCommand(),
+			leaveCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors once, below
 	}

@@ -34,7 +34,9 @@ func startCommand() *cli.Command {
 			&cli.StringFlag{Name: "eviction", Usage: "eviction policy when full: s3fifo or lru", Value: "s3fifo", EnvVars: env("EVICTION")},
 			&cli.StringFlag{Name: "max-key-size", Usage: "largest key accepted", Value: "64KiB", EnvVars: env("MAX_KEY_SIZE")},
 			&cli.StringFlag{Name: "max-value-size", Usage: "largest value accepted", Value: "1MiB", EnvVars: env("MAX_VALUE_SIZE")},
-			&cli.DurationFlag{Name: "leave-timeout", Usage: "how long a graceful shutdown may take", Value: 10 * time.Second, EnvVars: env("LEAVE_TIMEOUT")},
+			&cli.IntFlag{Name: "replicas", Usage: "copies of each key (1 = no replication)", Value: 2, EnvVars: env("REPLICAS")},
+			&cli.StringFlag{Name: "write-ack", Usage: "copies a write waits for: one, quorum or all", Value: "quorum", EnvVars: env("WRITE_ACK")},
+			&cli.DurationFlag{Name: "leave-timeout", Usage: "how long a graceful shutdown may take", Value: 30 * time.Second, EnvVars: env("LEAVE_TIMEOUT")},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: env("LOG_LEVEL")},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: env("LOG_FORMAT")},
 		},
@@ -62,6 +64,10 @@ func runStart(c *cli.Context) error {
 	cfg.Gossip.BindAddr = c.String("gossip-addr")
 	cfg.Gossip.Seeds = splitList(c.StringSlice("join"))
 	cfg.Logger = logger
+	cfg.Replicas = c.Int("replicas")
+	if cfg.WriteAck, err = node.ParseAckMode(c.String("write-ack")); err != nil {
+		return cli.Exit(err, exitUsage)
+	}
 	cfg.RESP.Addr = c.String("resp-addr")
 	cfg.RESP.RequirePass = c.String("requirepass")
 	cfg.RESP.EnableFlushAll = c.Bool("enable-flushall")
@@ -92,9 +98,13 @@ func runStart(c *cli.Context) error {
 	if err := n.Start(ctx); err != nil {
 		return cli.Exit(err, exitError)
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+		logger.Info("signal received; handing off and leaving the cluster", "timeout", c.Duration("leave-timeout"))
+	case <-n.LeaveRequested():
+		logger.Info("leave requested; handing off and leaving the cluster", "timeout", c.Duration("leave-timeout"))
+	}
 	stop()
-	logger.Info("signal received; leaving the cluster", "timeout", c.Duration("leave-timeout"))
 	sctx, cancel := context.WithTimeout(context.Background(), c.Duration("leave-timeout"))
 	defer cancel()
 	if err := n.Shutdown(sctx); err != nil {

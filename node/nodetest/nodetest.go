@@ -58,14 +58,21 @@ func Start(t testing.TB, cfg node.Config) *node.Node {
 	if err != nil {
 		t.Fatalf("node.New(%s): %v", cfg.Name, err)
 	}
+	return StartNode(t, nd)
+}
+
+// StartNode starts a node built with node.New (say, after seeding its
+// store) and registers its shutdown with t.
+func StartNode(t testing.TB, nd *node.Node) *node.Node {
+	t.Helper()
 	if err := nd.Start(context.Background()); err != nil {
-		t.Fatalf("start %s: %v", cfg.Name, err)
+		t.Fatalf("start %s: %v", nd.Name(), err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := nd.Shutdown(ctx); err != nil {
-			t.Logf("shutdown %s: %v", cfg.Name, err)
+			t.Logf("shutdown %s: %v", nd.Name(), err)
 		}
 	})
 	return nd

@@ -13,7 +13,9 @@ import (
 //	value length u32 | key length u24 | flags u8 | [expireAt i64] | [version u64] | key | value
 //
 // expireAt is present only with flagExp and version only with flagVer, so an
-// entry without TTL or version costs 8 header bytes.
+// entry without TTL or version costs 8 header bytes. A tombstone (flagTomb)
+// is an entry with no value: it records that key was deleted at version, and
+// expireAt is when it may be forgotten.
 const (
 	hdrSize   = 8
 	flagDead  = 1 << 0 // the entry was deleted, replaced, moved or evicted
@@ -22,6 +24,11 @@ const (
 	freqShift = 3 // two bits of access frequency (S3-FIFO), saturating at 3
 	freqMask  = 3 << freqShift
 	maxFreq   = 3
+	flagTomb  = 1 << 5 // a deletion marker; the value is empty
+
+	// layoutFlags are the flags that change what an entry's bytes mean: an
+	// entry may be overwritten in place only by one with the same ones.
+	layoutFlags = flagExp | flagVer | flagTomb
 )
 
 // Log numbers. LRU uses only logSmall.
@@ -72,13 +79,18 @@ func (r *ref) size() uint64   { return hdrSize + extraSize(r.flags) + uint64(r.k
 func (r *ref) keyPos() uint64 { return r.pos + hdrSize + extraSize(r.flags) }
 func (r *ref) valPos() uint64 { return r.keyPos() + uint64(r.klen) }
 func (r *ref) freq() int      { return int(r.flags&freqMask) >> freqShift }
-func entryFlags(exp int64, ver uint64) uint8 {
+func (r *ref) tomb() bool     { return r.flags&flagTomb != 0 }
+
+func entryFlags(exp int64, ver uint64, tomb bool) uint8 {
 	var f uint8
 	if exp != 0 {
 		f |= flagExp
 	}
 	if ver != 0 {
 		f |= flagVer
+	}
+	if tomb {
+		f |= flagTomb
 	}
 	return f
 }
@@ -109,6 +121,8 @@ type shard struct {
 	sweepLog int
 	sweepPos uint64
 
+	tombs int // tombstones among the logs' entries (counted in flog.n)
+
 	stats shardStats
 	_     [64]byte // keep neighbouring shards' locks off one cache line
 }
@@ -137,7 +151,7 @@ func (sh *shard) usedLocked() int64 {
 }
 
 func (sh *shard) bytesLocked() int64 { return sh.usedLocked() }
-func (sh *shard) lenLocked() int     { return sh.logs[0].n + sh.logs[1].n }
+func (sh *shard) lenLocked() int     { return sh.logs[0].n + sh.logs[1].n - sh.tombs }
 
 // ---- raw log access -------------------------------------------------------
 
@@ -310,7 +324,8 @@ func (sh *shard) advanceHeadLocked(l *flog) {
 
 // ---- entry operations -----------------------------------------------------
 
-// findLocked looks key up; an expired entry is reclaimed and reported absent.
+// findLocked looks key up, a tombstone included (callers check r.tomb());
+// an expired entry or tombstone is reclaimed and reported absent.
 func (sh *shard) findLocked(h uint64, key string, now int64) (ref, bool) {
 	tag := tagOf(h)
 	m := sh.ix.mask()
@@ -350,6 +365,9 @@ func (sh *shard) killLocked(r *ref) {
 	sh.setFlags(l, r.pos, r.flags|flagDead)
 	l.dead += int64(r.size())
 	l.n--
+	if r.tomb() {
+		sh.tombs--
+	}
 	sh.ix.remove(r.slot)
 	if r.pos == l.head {
 		sh.advanceHeadLocked(l)
@@ -419,6 +437,9 @@ func (sh *shard) placeLocked(li int, tag uint32, raw []byte) {
 	}
 	sh.ix.insert(packSlot(tag, li, p))
 	l.n++
+	if raw[7]&flagTomb != 0 {
+		sh.tombs++
+	}
 }
 
 // relocateLocked moves r to the tail of log li with the given frequency,
@@ -457,9 +478,15 @@ func (sh *shard) ensureSpaceLocked(l *flog, n uint64, grow bool) error {
 	}
 }
 
-// putLocked writes an entry, replacing old if found.
-func (sh *shard) putLocked(h uint64, key string, old ref, found bool, value []byte, exp int64, ver uint64) error {
-	fl := entryFlags(exp, ver)
+// putLocked writes an entry, replacing old (a live entry or a tombstone) if
+// found. A tombstone (tomb) stores no value, and starts with no access
+// credit: the reads of the value it replaces say nothing about how long
+// the deletion must be remembered.
+func (sh *shard) putLocked(h uint64, key string, old ref, found bool, value []byte, exp int64, ver uint64, tomb bool) error {
+	if tomb {
+		value = nil
+	}
+	fl := entryFlags(exp, ver, tomb)
 	size := hdrSize + extraSize(fl) + uint64(len(key)) + uint64(len(value))
 	if !sh.fitsLocked(size) {
 		return fmt.Errorf("%w: entry of %d bytes does not fit in a shard's %d bytes", ErrValueTooLarge, size, sh.budget)
@@ -467,13 +494,15 @@ func (sh *shard) putLocked(h uint64, key string, old ref, found bool, value []by
 	li := logSmall
 	freq := 0
 	if found {
-		if !sh.lru && old.flags&(flagExp|flagVer) == fl && old.size() == size {
+		if !sh.lru && old.flags&layoutFlags == fl && old.size() == size {
 			sh.overwriteLocked(&old, value, exp, ver)
 			return nil
 		}
 		if !sh.lru {
 			li = int(old.log)
-			freq = min(old.freq()+1, maxFreq)
+			if !tomb {
+				freq = min(old.freq()+1, maxFreq)
+			}
 		}
 		sh.killLocked(&old)
 	} else if !sh.lru && sh.gh.contains(h) {
@@ -513,10 +542,14 @@ func (sh *shard) putLocked(h uint64, key string, old ref, found bool, value []by
 	}
 	sh.ix.insert(packSlot(tagOf(h), li, p))
 	l.n++
+	if tomb {
+		sh.tombs++
+	}
 	return nil
 }
 
-// overwriteLocked replaces an entry of identical layout in place.
+// overwriteLocked replaces an entry of identical layout in place. A
+// tombstone replacing a tombstone earns no access credit.
 func (sh *shard) overwriteLocked(r *ref, value []byte, exp int64, ver uint64) {
 	l := &sh.logs[r.log]
 	p := r.pos + hdrSize
@@ -528,7 +561,7 @@ func (sh *shard) overwriteLocked(r *ref, value []byte, exp int64, ver uint64) {
 		sh.putU64At(l, p, ver)
 	}
 	sh.writeAt(l, r.valPos(), value)
-	if f := r.freq(); f < maxFreq {
+	if f := r.freq(); f < maxFreq && !r.tomb() {
 		sh.setFlags(l, r.pos, r.flags&^freqMask|uint8(f+1)<<freqShift)
 	}
 }
@@ -546,7 +579,7 @@ func (sh *shard) setExpireLocked(h uint64, key string, r ref, exp int64) {
 	sh.build = append(sh.build[:0], sh.valueLocked(r)...)
 	// The entry shrinks by nothing and grows by 8 bytes; if it cannot be
 	// placed the key is dropped, as a write that fails would.
-	_ = sh.putLocked(h, key, r, true, sh.build, exp, ver)
+	_ = sh.putLocked(h, key, r, true, sh.build, exp, ver, false)
 }
 
 // evictOneLocked evicts one entry according to the policy and reports
@@ -606,6 +639,7 @@ func (sh *shard) flushLocked() {
 	}
 	sh.ix.init(minIndexBits)
 	sh.gh.reset(0)
+	sh.tombs = 0
 	sh.sweepPos = 0
 	sh.view, sh.build, sh.move = nil, nil, nil
 }
@@ -682,7 +716,9 @@ type rangeCursor struct {
 	started bool
 }
 
-func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes int) bool {
+// collectLocked copies entries from the cursor on into b, tombstones too if
+// tombs, until b holds maxBytes; it reports whether the shard is done.
+func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes int, tombs bool) bool {
 	for c.log < len(sh.logs) {
 		l := &sh.logs[c.log]
 		if !c.started {
@@ -700,7 +736,7 @@ func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes 
 			vlen, klen, fl := sh.header(l, c.pos)
 			r := ref{pos: c.pos, log: uint8(c.log), flags: fl, klen: klen, vlen: vlen}
 			c.pos += r.size()
-			if fl&flagDead != 0 {
+			if fl&flagDead != 0 || (!tombs && r.tomb()) {
 				continue
 			}
 			exp, ver := sh.metaLocked(r)
@@ -711,7 +747,7 @@ func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes 
 			off := len(b.data)
 			b.data = append(b.data, key...)
 			b.data = append(b.data, sh.valueLocked(r)...)
-			b.items = append(b.items, rangeItem{off: off, klen: int(klen), vlen: int(vlen), expireAt: exp, version: ver})
+			b.items = append(b.items, rangeItem{off: off, klen: int(klen), vlen: int(vlen), expireAt: exp, version: ver, tomb: r.tomb()})
 		}
 		c.log++
 		c.started = false

@@ -113,7 +113,7 @@ func (s *Store) checkValue(n int) error {
 }
 
 // Get returns a copy of key's value, its expiry (Unix ns, 0 = none) and
-// whether it was found. Expired entries are never returned.
+// whether it was found. Expired entries and tombstones are never returned.
 func (s *Store) Get(key string) (value []byte, expireAt int64, ok bool) {
 	return s.get(nil, key, true)
 }
@@ -130,7 +130,7 @@ func (s *Store) get(dst []byte, key string, fresh bool) ([]byte, int64, bool) {
 	now := s.now()
 	sh.mu.Lock()
 	r, ok := sh.findLocked(h, key, now)
-	if !ok {
+	if !ok || r.tomb() {
 		sh.stats.misses++
 		sh.mu.Unlock()
 		return dst, 0, false
@@ -158,24 +158,34 @@ func (s *Store) Set(key string, value []byte, expireAt int64) error {
 }
 
 // SetOptions modify a write: conditions (NX/XX, last-writer-wins by
-// version), expiry handling and whether to return the previous value.
+// version), expiry handling, whether to return the previous value and
+// whether the write is a deletion that leaves a tombstone.
 type SetOptions struct {
 	// ExpireAt is the new entry's expiry in Unix ns; 0 means none. A time at
-	// or before now makes the write a deletion.
+	// or before now makes the write a deletion (of a tombstone too). For a
+	// Tombstone write it is when the tombstone may be forgotten.
 	ExpireAt int64
 	// KeepTTL keeps the existing live entry's expiry instead of ExpireAt.
+	// It is ignored by Tombstone writes and when the key has no live entry.
 	KeepTTL bool
-	// IfAbsent writes only when the key has no live entry (NX).
+	// IfAbsent writes only when the key has no live entry (NX); a
+	// tombstone counts as absent.
 	IfAbsent bool
-	// IfPresent writes only when the key has a live entry (XX).
+	// IfPresent writes only when the key has a live entry (XX); a
+	// tombstone counts as absent.
 	IfPresent bool
 	// GetOld returns the previous live value in SetResult.Old.
 	GetOld bool
 	// Version is stored with the entry, for last-writer-wins replication.
 	Version uint64
-	// IfNewer writes only when Version is greater than the stored entry's
-	// version; an absent key counts as version 0.
+	// IfNewer writes only when Version is greater than the stored version,
+	// a tombstone's included; an absent key counts as version 0.
 	IfNewer bool
+	// Tombstone writes a tombstone instead of a value (which is then
+	// ignored): the key reads as absent, but the tombstone keeps Version,
+	// so an IfNewer write of an older copy (a stale replica) cannot bring
+	// the key back until the tombstone expires at ExpireAt or is evicted.
+	Tombstone bool
 }
 
 // SetResult reports what SetWith did.
@@ -194,7 +204,9 @@ func (s *Store) SetWith(key string, value []byte, opt SetOptions) (SetResult, er
 	if err := s.checkKey(key); err != nil {
 		return res, err
 	}
-	if err := s.checkValue(len(value)); err != nil {
+	if opt.Tombstone {
+		value = nil
+	} else if err := s.checkValue(len(value)); err != nil {
 		return res, err
 	}
 	h := s.hash(key)
@@ -203,48 +215,58 @@ func (s *Store) SetWith(key string, value []byte, opt SetOptions) (SetResult, er
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	r, found := sh.findLocked(h, key, now)
-	res.HadOld = found
+	live := found && !r.tomb()
+	res.HadOld = live
 	var oldExp int64
 	var oldVer uint64
 	if found {
 		oldExp, oldVer = sh.metaLocked(r)
-		if opt.GetOld {
+		if opt.GetOld && live {
 			v := sh.valueLocked(r)
 			res.Old = make([]byte, len(v))
 			copy(res.Old, v)
 		}
 	}
-	if (opt.IfAbsent && found) || (opt.IfPresent && !found) || (opt.IfNewer && opt.Version <= oldVer) {
+	if (opt.IfAbsent && live) || (opt.IfPresent && !live) || (opt.IfNewer && opt.Version <= oldVer) {
 		return res, nil
 	}
 	exp := opt.ExpireAt
-	if opt.KeepTTL && found {
+	if opt.KeepTTL && live && !opt.Tombstone {
 		exp = oldExp
 	}
-	if err := s.writeLocked(sh, h, key, r, found, value, exp, opt.Version, now); err != nil {
+	if err := s.writeLocked(sh, h, key, r, found, value, exp, opt.Version, opt.Tombstone, now); err != nil {
 		return res, err
 	}
 	res.Stored = true
 	return res, nil
 }
 
-// writeLocked stores (or, for a past expiry, deletes) an entry in sh.
-func (s *Store) writeLocked(sh *shard, h uint64, key string, old ref, found bool, value []byte, exp int64, ver uint64, now int64) error {
+// writeLocked stores an entry or tombstone in sh, replacing old (live or
+// tombstone) if found; a past expiry removes old instead.
+func (s *Store) writeLocked(sh *shard, h uint64, key string, old ref, found bool, value []byte, exp int64, ver uint64, tomb bool, now int64) error {
 	if exp != 0 && exp <= now {
 		if found {
+			if !old.tomb() {
+				sh.stats.deletes++
+			}
 			sh.removeLocked(h, key, old)
-			sh.stats.deletes++
 		}
 		return nil
 	}
-	if err := sh.putLocked(h, key, old, found, value, exp, ver); err != nil {
+	if err := sh.putLocked(h, key, old, found, value, exp, ver, tomb); err != nil {
 		return err
 	}
-	sh.stats.sets++
+	if tomb {
+		sh.stats.deletes++
+	} else {
+		sh.stats.sets++
+	}
 	return nil
 }
 
-// Delete removes key and reports whether it had a live entry.
+// Delete removes key outright, a tombstone included, leaving no trace, and
+// reports whether it had a live entry. Replication deletes with a Tombstone
+// write instead.
 func (s *Store) Delete(key string) bool {
 	h := s.hash(key)
 	sh := s.shardOf(h)
@@ -256,11 +278,15 @@ func (s *Store) Delete(key string) bool {
 		return false
 	}
 	sh.removeLocked(h, key, r)
+	if r.tomb() {
+		return false
+	}
 	sh.stats.deletes++
 	return true
 }
 
-// GetDel removes key and returns its value (GETDEL).
+// GetDel removes key and returns its value (GETDEL). A tombstone is a miss
+// and stays.
 func (s *Store) GetDel(key string) ([]byte, bool) {
 	h := s.hash(key)
 	sh := s.shardOf(h)
@@ -268,7 +294,7 @@ func (s *Store) GetDel(key string) ([]byte, bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	r, ok := sh.findLocked(h, key, now)
-	if !ok {
+	if !ok || r.tomb() {
 		sh.stats.misses++
 		return nil, false
 	}
@@ -282,7 +308,8 @@ func (s *Store) GetDel(key string) ([]byte, bool) {
 }
 
 // Expire sets key's expiry (Unix ns; 0 removes it) and reports whether the
-// key had a live entry. An expiry at or before now deletes the key.
+// key had a live entry. An expiry at or before now deletes the key. A
+// tombstone counts as absent and is left as it is.
 func (s *Store) Expire(key string, expireAt int64) bool {
 	h := s.hash(key)
 	sh := s.shardOf(h)
@@ -290,7 +317,7 @@ func (s *Store) Expire(key string, expireAt int64) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	r, ok := sh.findLocked(h, key, now)
-	if !ok {
+	if !ok || r.tomb() {
 		return false
 	}
 	if expireAt != 0 && expireAt <= now {
@@ -302,7 +329,8 @@ func (s *Store) Expire(key string, expireAt int64) bool {
 	return true
 }
 
-// TTL returns key's expiry (Unix ns, 0 = none) and whether it is live.
+// TTL returns key's expiry (Unix ns, 0 = none) and whether it is live; a
+// tombstone is not.
 func (s *Store) TTL(key string) (expireAt int64, ok bool) {
 	h := s.hash(key)
 	sh := s.shardOf(h)
@@ -310,14 +338,17 @@ func (s *Store) TTL(key string) (expireAt int64, ok bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	r, ok := sh.findLocked(h, key, now)
-	if !ok {
+	if !ok || r.tomb() {
 		return 0, false
 	}
 	exp, _ := sh.metaLocked(r)
 	return exp, true
 }
 
-// Version returns the version stored with key and whether it is live.
+// Version returns the version stored with key and whether the key has any
+// state: unlike the other reads it sees a tombstone too, and returns the
+// version of the deletion, so that a caller deciding whether an incoming
+// copy is newer compares with it. Use Lookup to tell the two apart.
 func (s *Store) Version(key string) (uint64, bool) {
 	h := s.hash(key)
 	sh := s.shardOf(h)
@@ -333,8 +364,10 @@ func (s *Store) Version(key string) (uint64, bool) {
 }
 
 // IncrBy adds delta to the base-10 integer stored at key (absent counts as
-// 0) and returns the result. The entry keeps its expiry and version. It
-// fails with ErrNotInteger or ErrOverflow and then leaves the entry as is.
+// 0) and returns the result. The entry keeps its expiry and version; over a
+// tombstone it starts from 0 with no expiry and version 0 (use Update to
+// version it). It fails with ErrNotInteger or ErrOverflow and then leaves
+// the entry as is.
 func (s *Store) IncrBy(key string, delta int64) (int64, error) {
 	if err := s.checkKey(key); err != nil {
 		return 0, err
@@ -348,7 +381,7 @@ func (s *Store) IncrBy(key string, delta int64) (int64, error) {
 	var cur int64
 	var exp int64
 	var ver uint64
-	if found {
+	if found && !r.tomb() {
 		exp, ver = sh.metaLocked(r)
 		var ok bool
 		cur, ok = parseInt(sh.valueLocked(r))
@@ -365,7 +398,7 @@ func (s *Store) IncrBy(key string, delta int64) (int64, error) {
 	if err := s.checkValue(len(v)); err != nil {
 		return 0, err
 	}
-	if err := sh.putLocked(h, key, r, found, v, exp, ver); err != nil {
+	if err := sh.putLocked(h, key, r, found, v, exp, ver, false); err != nil {
 		return 0, err
 	}
 	sh.stats.sets++
@@ -392,7 +425,8 @@ func parseInt(b []byte) (int64, bool) {
 }
 
 // Append appends value to key's value (creating the key if absent) and
-// returns the new length. The entry keeps its expiry and version.
+// returns the new length. The entry keeps its expiry and version; over a
+// tombstone it starts from empty with no expiry and version 0.
 func (s *Store) Append(key string, value []byte) (newLen int, err error) {
 	if err := s.checkKey(key); err != nil {
 		return 0, err
@@ -406,7 +440,7 @@ func (s *Store) Append(key string, value []byte) (newLen int, err error) {
 	var exp int64
 	var ver uint64
 	buf := sh.build[:0]
-	if found {
+	if found && !r.tomb() {
 		exp, ver = sh.metaLocked(r)
 		buf = append(buf, sh.valueLocked(r)...)
 	}
@@ -415,7 +449,7 @@ func (s *Store) Append(key string, value []byte) (newLen int, err error) {
 	if err := s.checkValue(len(buf)); err != nil {
 		return 0, err
 	}
-	if err := sh.putLocked(h, key, r, found, buf, exp, ver); err != nil {
+	if err := sh.putLocked(h, key, r, found, buf, exp, ver, false); err != nil {
 		return 0, err
 	}
 	if cap(sh.build) > 64<<10 {
@@ -425,14 +459,17 @@ func (s *Store) Append(key string, value []byte) (newLen int, err error) {
 	return len(buf), nil
 }
 
-// CompareAndSwap writes value only if key's stored version (0 when absent)
-// equals oldVersion; opt supplies the new version, expiry and the other
-// conditions. It reports whether the write was applied.
+// CompareAndSwap writes value only if key's stored version (a tombstone's
+// included, 0 when absent) equals oldVersion; opt supplies the new version,
+// expiry and the other conditions (opt.Tombstone swaps in a tombstone). It
+// reports whether the write was applied.
 func (s *Store) CompareAndSwap(key string, oldVersion uint64, value []byte, opt SetOptions) (bool, error) {
 	if err := s.checkKey(key); err != nil {
 		return false, err
 	}
-	if err := s.checkValue(len(value)); err != nil {
+	if opt.Tombstone {
+		value = nil
+	} else if err := s.checkValue(len(value)); err != nil {
 		return false, err
 	}
 	h := s.hash(key)
@@ -441,18 +478,19 @@ func (s *Store) CompareAndSwap(key string, oldVersion uint64, value []byte, opt 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	r, found := sh.findLocked(h, key, now)
+	live := found && !r.tomb()
 	var exp int64
 	var ver uint64
 	if found {
 		exp, ver = sh.metaLocked(r)
 	}
-	if ver != oldVersion || (opt.IfAbsent && found) || (opt.IfPresent && !found) || (opt.IfNewer && opt.Version <= ver) {
+	if ver != oldVersion || (opt.IfAbsent && live) || (opt.IfPresent && !live) || (opt.IfNewer && opt.Version <= ver) {
 		return false, nil
 	}
-	if !(opt.KeepTTL && found) {
+	if !(opt.KeepTTL && live && !opt.Tombstone) {
 		exp = opt.ExpireAt
 	}
-	if err := s.writeLocked(sh, h, key, r, found, value, exp, opt.Version, now); err != nil {
+	if err := s.writeLocked(sh, h, key, r, found, value, exp, opt.Version, opt.Tombstone, now); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -479,10 +517,37 @@ func (s *Store) GetMany(keys []string, fn func(i int, value []byte, expireAt int
 }
 
 // Range calls fn for every live entry, shard by shard, until fn returns
-// false. Only one shard is locked at a time and never while fn runs, so fn
-// may call back into the Store; entries written during Range may or may not
-// be seen. value is only valid during the call.
+// false; it skips tombstones (RangeEntries does not). Only one shard is
+// locked at a time and never while fn runs, so fn may call back into the
+// Store; entries written during Range may or may not be seen. value is only
+// valid during the call.
 func (s *Store) Range(fn func(key string, value []byte, expireAt int64, version uint64) bool) {
+	s.rangeShards(false, func(key string, value []byte, it *rangeItem) bool {
+		return fn(key, value, it.expireAt, it.version)
+	})
+}
+
+// RangeEntries calls fn for every live entry and every unexpired tombstone,
+// shard by shard, until fn returns false: it is what hand-off and
+// anti-entropy walk, since a deletion must travel like a write. It has
+// Range's guarantees: no lock is held while fn runs, and e.Value is only
+// valid during the call (nil for a tombstone, non-nil otherwise).
+func (s *Store) RangeEntries(fn func(key string, e Entry) bool) {
+	s.rangeShards(true, func(key string, value []byte, it *rangeItem) bool {
+		e := Entry{ExpireAt: it.expireAt, Version: it.version, Tombstone: it.tomb}
+		if !it.tomb {
+			e.Value = value
+			if e.Value == nil {
+				e.Value = []byte{}
+			}
+		}
+		return fn(key, e)
+	})
+}
+
+// rangeShards copies entries (and tombstones, if tombs) out of one shard at
+// a time in bounded batches, and calls fn on each with no lock held.
+func (s *Store) rangeShards(tombs bool, fn func(key string, value []byte, it *rangeItem) bool) {
 	var rb rangeBuf
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -491,11 +556,11 @@ func (s *Store) Range(fn func(key string, value []byte, expireAt int64, version 
 			rb.reset()
 			now := s.now()
 			sh.mu.Lock()
-			done := sh.collectLocked(&cur, now, &rb, 256<<10)
+			done := sh.collectLocked(&cur, now, &rb, 256<<10, tombs)
 			sh.mu.Unlock()
 			for j := range rb.items {
 				it := &rb.items[j]
-				if !fn(rb.key(it), rb.value(it), it.expireAt, it.version) {
+				if !fn(rb.key(it), rb.value(it), it) {
 					return
 				}
 			}
@@ -516,6 +581,7 @@ type rangeItem struct {
 	off, klen, vlen int
 	expireAt        int64
 	version         uint64
+	tomb            bool
 }
 
 func (b *rangeBuf) reset() {
@@ -532,8 +598,9 @@ func (b *rangeBuf) value(it *rangeItem) []byte {
 	return b.data[s : s+it.vlen : s+it.vlen]
 }
 
-// Len returns the number of entries held, including expired ones the
-// sweeper has not reclaimed yet.
+// Len returns the number of live entries held, including expired ones the
+// sweeper has not reclaimed yet; tombstones are not counted (see
+// Stats.Tombstones).
 func (s *Store) Len() int {
 	n := 0
 	for i := range s.shards {
@@ -557,19 +624,24 @@ func (s *Store) Flush() {
 
 // Stats is a snapshot of the store's size and counters, summed over shards.
 type Stats struct {
-	// Entries is the number of entries held (see Len).
+	// Entries is the number of live entries held (see Len).
 	Entries int64
+	// Tombstones is the number of tombstones held, including expired ones
+	// not reclaimed yet. They use memory like small entries.
+	Tombstones int64
 	// Bytes is the memory charged against MaxMemory.
 	Bytes int64
 	// MaxMemory is the configured bound.
 	MaxMemory int64
 	// Hits and Misses count reads that found or missed a live entry.
 	Hits, Misses int64
-	// Evictions counts entries removed to make room.
+	// Evictions counts entries and tombstones removed to make room.
 	Evictions int64
-	// Expirations counts expired entries reclaimed, by readers or the sweeper.
+	// Expirations counts expired entries and tombstones reclaimed, by
+	// readers or the sweeper.
 	Expirations int64
-	// Sets and Deletes count applied writes and deletions.
+	// Sets counts applied writes of values; Deletes counts live entries
+	// removed and tombstones written.
 	Sets, Deletes int64
 }
 
@@ -581,6 +653,7 @@ func (s *Store) Stats() Stats {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		st.Entries += int64(sh.lenLocked())
+		st.Tombstones += int64(sh.tombs)
 		st.Bytes += sh.bytesLocked()
 		st.Hits += sh.stats.hits
 		st.Misses += sh.stats.misses

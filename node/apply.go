@@ -1,0 +1,325 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/starlingcache/starling/node/store"
+	"github.com/starlingcache/starling/transport"
+)
+
+// entry is one key's full state as replication moves it.
+type entry = store.Entry
+
+// serveLocal answers a read, or an operation about the node itself, from
+// this node's own store. Writes go through coordinate.
+func (n *Node) serveLocal(req *transport.Request) *transport.Response {
+	if keyed(req.Op) {
+		n.stats.local.Add(1)
+	}
+	st := n.store
+	switch req.Op {
+	case transport.OpPing:
+		return &transport.Response{}
+	case transport.OpMembers:
+		return &transport.Response{Members: n.Members()}
+	case transport.OpGet, transport.OpGetEx:
+		val, expireAt, ok := st.Get(req.Key)
+		if !ok {
+			return notFound()
+		}
+		ver, _ := st.Version(req.Key)
+		return &transport.Response{Value: val, TTL: remainingMillis(expireAt), Version: ver}
+	case transport.OpTTL:
+		expireAt, ok := st.TTL(req.Key)
+		if !ok {
+			return notFound()
+		}
+		return &transport.Response{TTL: remainingMillis(expireAt)}
+	case transport.OpExists:
+		_, ok := st.TTL(req.Key)
+		return boolResponse(ok)
+	case transport.OpDBSize:
+		return &transport.Response{Int: int64(st.Len())}
+	case transport.OpFlushAll:
+		st.Flush()
+		return &transport.Response{}
+	case transport.OpStats:
+		s := n.Stats()
+		return &transport.Response{Stats: &s}
+	case transport.OpLeave:
+		n.leaveOnce.Do(func() { close(n.leaveRequested) })
+		return &transport.Response{}
+	}
+	if keyed(req.Op) {
+		// A write that reached here by mistake still gets the full path.
+		resp, _, _ := n.coordinate(req)
+		return resp
+	}
+	return errResponse(fmt.Errorf("%w: %s", transport.ErrUnknownOp, req.Op))
+}
+
+// coordinate applies a write as the key's coordinator: it reads the key's
+// current state, computes the new one, stamps it with a fresh version and
+// stores it, all under the key's shard lock, so concurrent writes to one
+// key serialize and replicas receive whole states in version order. It
+// returns the reply, and the entry to replicate if anything was written.
+func (n *Node) coordinate(req *transport.Request) (*transport.Response, entry, bool) {
+	n.stats.local.Add(1)
+	if req.Op == transport.OpSet && req.Flags&(transport.FlagIfAbsent|transport.FlagIfPresent|transport.FlagKeepTTL|transport.FlagGetOld) == 0 {
+		// The common case needs no read of the old state.
+		e := entry{Value: req.Value, ExpireAt: expiryFromTTL(req.TTL), Version: n.clock.Now()}
+		if _, err := n.store.SetWith(req.Key, req.Value, store.SetOptions{ExpireAt: e.ExpireAt, Version: e.Version}); err != nil {
+			return errResponse(storeError(err)), entry{}, false
+		}
+		return &transport.Response{Int: 1, Version: e.Version}, e, true
+	}
+
+	var (
+		resp    = &transport.Response{}
+		opErr   error
+		now     = time.Now().UnixNano()
+		version = n.clock.Now()
+	)
+	stored, wrote, err := n.store.Update(req.Key, func(cur entry, found bool) (entry, bool) {
+		live := found && !cur.Tombstone
+		next := entry{Version: version}
+		if live {
+			next.Value, next.ExpireAt = cur.Value, cur.ExpireAt
+		}
+		switch req.Op {
+		case transport.OpSet:
+			if req.Flags&transport.FlagGetOld != 0 && live {
+				resp.HasOld, resp.Value = true, append([]byte(nil), cur.Value...)
+			}
+			if (req.Flags&transport.FlagIfAbsent != 0 && live) || (req.Flags&transport.FlagIfPresent != 0 && !live) {
+				return entry{}, false
+			}
+			next.Value = req.Value
+			if req.Flags&transport.FlagKeepTTL == 0 || !live {
+				next.ExpireAt = expiryFromTTL(req.TTL)
+			}
+			resp.Int = 1
+		case transport.OpDelete, transport.OpGetDel:
+			if !live {
+				resp.Code = transport.CodeNotFound
+				return entry{}, false
+			}
+			if req.Op == transport.OpGetDel {
+				resp.Value = append([]byte(nil), cur.Value...)
+			}
+			resp.Int = 1
+			return n.tombstone(version, now), true
+		case transport.OpExpire:
+			if !live {
+				return entry{}, false
+			}
+			resp.Int = 1
+			switch {
+			case req.Flags&transport.FlagPersist != 0:
+				if cur.ExpireAt == 0 {
+					resp.Int = 0 // PERSIST on a key without a TTL changes nothing
+					return entry{}, false
+				}
+				next.ExpireAt = 0
+			case req.TTL <= 0: // an expiry in the past deletes, as in Redis
+				return n.tombstone(version, now), true
+			default:
+				next.ExpireAt = expiryFromTTL(req.TTL)
+			}
+		case transport.OpGetEx:
+			if !live {
+				resp.Code = transport.CodeNotFound
+				return entry{}, false
+			}
+			resp.Value = append([]byte(nil), cur.Value...)
+			if req.Flags&transport.FlagPersist != 0 {
+				next.ExpireAt = 0
+			} else {
+				next.ExpireAt = expiryFromTTL(req.TTL)
+			}
+		case transport.OpIncr:
+			var v int64
+			if live {
+				var ok bool
+				if v, ok = parseInteger(cur.Value); !ok {
+					opErr = transport.ErrNotInteger
+					return entry{}, false
+				}
+			}
+			if (req.Delta > 0 && v > maxInt64-req.Delta) || (req.Delta < 0 && v < minInt64-req.Delta) {
+				opErr = transport.ErrOverflow
+				return entry{}, false
+			}
+			v += req.Delta
+			resp.Int = v
+			next.Value = strconv.AppendInt(nil, v, 10)
+		case transport.OpAppend:
+			next.Value = append(append(make([]byte, 0, len(next.Value)+len(req.Value)), next.Value...), req.Value...)
+			resp.Int = int64(len(next.Value))
+		default:
+			opErr = fmt.Errorf("%w: %s is not a write", transport.ErrBadRequest, req.Op)
+			return entry{}, false
+		}
+		return next, true
+	})
+	switch {
+	case err != nil:
+		return errResponse(storeError(err)), entry{}, false
+	case opErr != nil:
+		return errResponse(opErr), entry{}, false
+	case resp.Code != transport.CodeOK:
+		return resp, entry{}, false
+	}
+	if wrote {
+		resp.Version = stored.Version
+	}
+	if req.Op == transport.OpGetEx {
+		resp.TTL = remainingMillis(stored.ExpireAt)
+	}
+	return resp, stored, wrote
+}
+
+const (
+	maxInt64 = 1<<63 - 1
+	minInt64 = -1 << 63
+)
+
+// parseInteger accepts exactly what Redis's INCR accepts: a base-10 64-bit
+// integer in canonical form (no sign but '-', no leading zeros, no spaces).
+func parseInteger(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	var buf [20]byte
+	return v, string(strconv.AppendInt(buf[:0], v, 10)) == string(b)
+}
+
+// tombstone is the state a deletion leaves: it carries the deletion's
+// version so an older copy arriving later cannot bring the key back, and
+// is forgotten after TombstoneTTL.
+func (n *Node) tombstone(version uint64, now int64) entry {
+	return entry{Tombstone: true, Version: version, ExpireAt: now + int64(n.cfg.TombstoneTTL)}
+}
+
+// applyReplica stores a copy sent by a key's coordinator, a hint or a
+// hand-off, if it is newer than what this node holds: last writer wins.
+func (n *Node) applyReplica(req *transport.Request) *transport.Response {
+	if req.Key == "" || req.Version == 0 {
+		return errResponse(fmt.Errorf("%w: replicate needs a key and a version", transport.ErrBadRequest))
+	}
+	n.clock.Observe(req.Version)
+	in := entry{Value: req.Value, ExpireAt: req.ExpireAt, Version: req.Version, Tombstone: req.Flags&transport.FlagTombstone != 0}
+	if in.Tombstone {
+		in.Value = nil
+	}
+	_, wrote, err := n.store.Update(req.Key, func(cur entry, found bool) (entry, bool) {
+		if found && cur.Version >= in.Version {
+			return entry{}, false
+		}
+		return in, true
+	})
+	if err != nil {
+		return errResponse(storeError(err))
+	}
+	return boolResponse(wrote)
+}
+
+// replicaRequest is the OpReplicate that carries e to another node.
+func replicaRequest(key string, e entry) transport.Request {
+	r := transport.Request{Op: transport.OpReplicate, Key: key, Value: e.Value, ExpireAt: e.ExpireAt, Version: e.Version}
+	if e.Tombstone {
+		r.Flags |= transport.FlagTombstone
+		r.Value = nil
+	}
+	return r
+}
+
+// holds reports whether this node has any state for key, a tombstone
+// included: a deleted key must not be fetched back from a previous owner.
+func (n *Node) holds(key string) bool {
+	_, ok := n.store.Version(key)
+	return ok
+}
+
+// checkKey rejects what no node would store before spending a network hop
+// on it.
+func (n *Node) checkKey(req *transport.Request) error {
+	if req.Key == "" {
+		return fmt.Errorf("%w: empty key", transport.ErrBadRequest)
+	}
+	if len(req.Key) > n.cfg.Store.MaxKeySize {
+		return fmt.Errorf("%w: key is %d bytes, limit %d", transport.ErrTooLarge, len(req.Key), n.cfg.Store.MaxKeySize)
+	}
+	if (req.Op == transport.OpSet || req.Op == transport.OpAppend) && len(req.Value) > n.cfg.Store.MaxValueSize {
+		return fmt.Errorf("%w: value is %d bytes, limit %d", transport.ErrTooLarge, len(req.Value), n.cfg.Store.MaxValueSize)
+	}
+	if req.TTL < 0 && req.Op != transport.OpExpire {
+		return fmt.Errorf("%w: negative TTL", transport.ErrBadRequest)
+	}
+	return nil
+}
+
+// Stats returns this node's counters.
+func (n *Node) Stats() transport.Stats {
+	s := n.store.Stats()
+	return transport.Stats{
+		Entries:     s.Entries,
+		Bytes:       s.Bytes,
+		MaxMemory:   s.MaxMemory,
+		Hits:        s.Hits,
+		Misses:      s.Misses,
+		Evictions:   s.Evictions,
+		Expirations: s.Expirations,
+		Forwarded:   n.stats.forwarded.Load(),
+		Local:       n.stats.local.Load(),
+
+		Replicated:      n.stats.replicated.Load(),
+		FallbackHits:    n.stats.fallbackHits.Load(),
+		KeysMoved:       n.stats.keysMoved.Load(),
+		BytesMoved:      n.stats.bytesMoved.Load(),
+		HandoffMillis:   time.Duration(n.stats.lastHandoff.Load()).Milliseconds(),
+		UnderReplicated: int64(n.hints.pending()),
+	}
+}
+
+// expiryFromTTL converts a TTL in milliseconds into the store's absolute
+// expiry in Unix nanoseconds; 0 means none.
+func expiryFromTTL(ttlMillis int64) int64 {
+	if ttlMillis <= 0 {
+		return 0
+	}
+	return time.Now().Add(time.Duration(ttlMillis) * time.Millisecond).UnixNano()
+}
+
+// remainingMillis converts an absolute expiry back into the remaining TTL,
+// rounded up so a live key never reports 0 (which means "no expiry").
+func remainingMillis(expireAt int64) int64 {
+	if expireAt == 0 {
+		return 0
+	}
+	left := expireAt - time.Now().UnixNano()
+	if left <= 0 {
+		return 1
+	}
+	return (left + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+}
+
+// storeError maps the store's errors onto the wire's sentinel errors.
+func storeError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrTooLarge):
+		return fmt.Errorf("%w: %w", transport.ErrTooLarge, err)
+	case errors.Is(err, store.ErrNotInteger):
+		return transport.ErrNotInteger
+	case errors.Is(err, store.ErrOverflow):
+		return transport.ErrOverflow
+	}
+	return err
+}

@@ -1,0 +1,331 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/starlingcache/starling/transport"
+)
+
+// batch executes a group of requests — one from the msgpack transport, or
+// a RESP client's pipeline — in two steps: runLocal does everything this
+// node can do by itself, without blocking; runRemote then does, in
+// parallel, everything that needs a peer, grouping requests per peer so
+// each peer costs one round trip per batch.
+type batch struct {
+	n     *Node
+	v     *view
+	reqs  []*transport.Request
+	resps []*transport.Response
+
+	fwd      []*fwdItem // requests served by another owner
+	fallback []int      // requests that must first fetch the key from a previous owner
+	waitRepl bool       // a write in the batch waits for replica acknowledgements
+
+	mu   sync.Mutex // guards repl, which fallbacks extend concurrently
+	repl []replItem // copies of this batch's writes, for other owners
+}
+
+// fwdItem is one request on its way to another node, with the owners it
+// may fail over to, in preference order.
+type fwdItem struct {
+	i      int
+	flags  transport.Flags
+	owners [maxReplicas]string
+	count  int
+	next   int
+}
+
+// replItem is one write's copy for one replica.
+type replItem struct {
+	target string // member name
+	req    transport.Request
+}
+
+func (b *batch) remoteIdle() bool {
+	return len(b.fwd) == 0 && len(b.fallback) == 0 && len(b.repl) == 0
+}
+
+// runLocal decides every request's fate and serves what it can here.
+func (b *batch) runLocal() {
+	for i, req := range b.reqs {
+		b.resps[i] = b.plan(i, req)
+	}
+}
+
+// plan answers req now, or returns nil after queueing the remote work
+// that will answer it.
+func (b *batch) plan(i int, req *transport.Request) *transport.Response {
+	n := b.n
+	switch {
+	case req.Op == transport.OpReplicate:
+		return n.applyReplica(req)
+	case !keyed(req.Op):
+		return n.serveLocal(req)
+	}
+	if err := n.checkKey(req); err != nil {
+		return errResponse(err)
+	}
+	var buf [maxReplicas]string
+	owners := b.v.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas)
+	self := n.cfg.Name
+	switch {
+	case len(owners) == 0, req.Flags&(transport.FlagLocalOnly|transport.FlagRerouted) != 0:
+		return b.serveHere(i, req, owners, false)
+	case req.Flags&transport.FlagForwarded != 0:
+		if slices.Contains(owners, self) {
+			return b.serveHere(i, req, owners, true)
+		}
+		// The sender's ring and ours disagree (one of us has not heard of
+		// a membership change yet). Send it on once more, marked so that
+		// its next stop serves it whatever that node's ring says.
+		b.addForward(i, req.Flags|transport.FlagRerouted, owners)
+		return nil
+	case owners[0] == self:
+		return b.serveHere(i, req, owners, true)
+	}
+	b.addForward(i, req.Flags, owners)
+	return nil
+}
+
+func (b *batch) addForward(i int, flags transport.Flags, owners []string) {
+	it := &fwdItem{i: i, flags: flags | transport.FlagForwarded, count: len(owners)}
+	copy(it.owners[:], owners)
+	b.fwd = append(b.fwd, it)
+}
+
+// serveHere executes req against this node's store, as its owner (or as
+// the last stop of a rerouted request). During a hand-off window, a key
+// this node does not hold yet is first fetched from its previous owners.
+func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFallback bool) *transport.Response {
+	n := b.n
+	if mayFallback && needsOldState(req) && n.inHandoff(b.v) && !n.holds(req.Key) {
+		b.fallback = append(b.fallback, i)
+		return nil
+	}
+	if !isWrite(req) {
+		return n.serveLocal(req)
+	}
+	resp, e, wrote := n.coordinate(req)
+	if wrote {
+		b.addReplicas(req.Key, e, owners)
+	}
+	return resp
+}
+
+// addReplicas queues the entry a write produced for every other owner.
+func (b *batch) addReplicas(key string, e entry, owners []string) {
+	n := b.n
+	if n.cfg.Replicas < 2 && slices.Contains(owners, n.cfg.Name) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sent := 0
+	for _, o := range owners {
+		if o == n.cfg.Name {
+			continue
+		}
+		b.repl = append(b.repl, replItem{target: o, req: replicaRequest(key, e)})
+		sent++
+	}
+	if n.cfg.WriteAck.waitFor(n.cfg.Replicas, sent) > 0 {
+		b.waitRepl = true
+	}
+}
+
+// runRemote forwards, fetches and replicates, and returns when every
+// request has its answer and the replica acknowledgements the write mode
+// asks for have arrived.
+func (b *batch) runRemote(ctx context.Context) {
+	var wg sync.WaitGroup
+	if len(b.fwd) > 0 {
+		wg.Go(func() { b.forwardAll(ctx) })
+	}
+	for _, i := range b.fallback {
+		wg.Go(func() { b.resps[i] = b.fetchThenServe(ctx, i) })
+	}
+	wg.Wait()
+	if len(b.repl) == 0 {
+		return
+	}
+	if !b.waitRepl {
+		// Acknowledge now; copies go out in the background, bounded by
+		// ReplicaTimeout and tracked so Shutdown waits for them.
+		n := b.n
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.sendReplicas(n.ctx, b.v, b.repl)
+		}()
+		return
+	}
+	b.n.sendReplicas(ctx, b.v, b.repl)
+}
+
+// forwardAll sends every forwarded request to its owner, one batch per
+// owner, and retries on the next owner those whose owner could not be
+// reached: a crashed node costs one failed round trip, not a wait for
+// gossip to notice.
+func (b *batch) forwardAll(ctx context.Context) {
+	n := b.n
+	pending := b.fwd
+	for len(pending) > 0 {
+		groups := map[string][]*fwdItem{}
+		for _, it := range pending {
+			addr := b.pickOwner(it)
+			groups[addr] = append(groups[addr], it)
+		}
+		var (
+			mu    sync.Mutex
+			retry []*fwdItem
+			wg    sync.WaitGroup
+		)
+		for addr, items := range groups {
+			wg.Go(func() {
+				failed := b.forwardGroup(ctx, addr, items)
+				mu.Lock()
+				retry = append(retry, failed...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		pending = retry
+		if ctx.Err() != nil {
+			for _, it := range pending {
+				b.resps[it.i] = errResponse(ctx.Err())
+			}
+			return
+		}
+	}
+	_ = n
+}
+
+// pickOwner returns the address of the first candidate owner not known to
+// be down, advancing it.next past the ones skipped; the last candidate is
+// tried even if it looks down.
+func (b *batch) pickOwner(it *fwdItem) string {
+	for it.next < it.count-1 && b.n.peers.down(b.v.addrs[it.owners[it.next]]) {
+		it.next++
+	}
+	return b.v.addrs[it.owners[it.next]]
+}
+
+// forwardGroup sends items to one owner in one round trip. It fills in
+// their responses and returns the items worth retrying on another owner.
+func (b *batch) forwardGroup(ctx context.Context, addr string, items []*fwdItem) []*fwdItem {
+	n := b.n
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+	defer cancel()
+	reqs := make([]*transport.Request, len(items))
+	fwd := make([]transport.Request, len(items))
+	for j, it := range items {
+		fwd[j] = *b.reqs[it.i]
+		fwd[j].ID = 0
+		fwd[j].Flags = it.flags
+		reqs[j] = &fwd[j]
+	}
+	n.stats.forwarded.Add(int64(len(items)))
+	var out []*transport.Response
+	var err error
+	if addr == "" {
+		err = errors.New("no address known for the owner")
+	} else {
+		out, err = n.client.CallBatch(ctx, addr, reqs)
+	}
+	if err != nil {
+		n.peers.failed(addr, err)
+	}
+	var retry []*fwdItem
+	for j, it := range items {
+		if j < len(out) && out[j] != nil {
+			b.resps[it.i] = out[j]
+			continue
+		}
+		it.next++
+		if it.next < it.count && failoverable(err) && ctx.Err() == nil {
+			retry = append(retry, it)
+			continue
+		}
+		b.resps[it.i] = unavailable(addr, err)
+	}
+	return retry
+}
+
+// failoverable reports whether a failed call may be retried on another
+// replica: the peer was unreachable or did not answer in time.
+func failoverable(err error) bool {
+	return errors.Is(err, transport.ErrUnreachable) || errors.Is(err, transport.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// fetchThenServe handles a request for a key this node owns but has not
+// received yet during a hand-off: it asks the previous owners for the key,
+// keeps the newest copy, then serves the request as usual.
+func (b *batch) fetchThenServe(ctx context.Context, i int) *transport.Response {
+	n, req := b.n, b.reqs[i]
+	if b.v.prev != nil {
+		var buf [maxReplicas]string
+		for _, o := range b.v.prev.AppendOwners(buf[:0], req.Key, n.cfg.Replicas) {
+			addr, ok := b.v.addrs[o]
+			if o == n.cfg.Name || !ok || n.peers.down(addr) {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
+			resp, err := n.client.Call(cctx, addr, &transport.Request{Op: transport.OpGet, Key: req.Key, Flags: transport.FlagLocalOnly})
+			cancel()
+			if err != nil {
+				n.peers.failed(addr, err)
+				continue
+			}
+			if resp.Code == transport.CodeOK {
+				n.applyReplica(&transport.Request{Op: transport.OpReplicate, Key: req.Key, Value: resp.Value,
+					ExpireAt: expiryFromTTL(resp.TTL), Version: resp.Version})
+				n.stats.fallbackHits.Add(1)
+				break
+			}
+		}
+	}
+	var buf [maxReplicas]string
+	return b.serveHere(i, req, b.v.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas), false)
+}
+
+// inHandoff reports whether v is recent enough that keys may still be on
+// their way from their previous owners.
+func (n *Node) inHandoff(v *view) bool {
+	return v.prev != nil && time.Since(v.changed) < n.cfg.HandoffGrace
+}
+
+// needsOldState reports whether req's result depends on the key's current
+// value; a plain SET overwrites whatever was there and needs no fetch.
+func needsOldState(req *transport.Request) bool {
+	const conditional = transport.FlagIfAbsent | transport.FlagIfPresent | transport.FlagKeepTTL | transport.FlagGetOld
+	return req.Op != transport.OpSet || req.Flags&conditional != 0
+}
+
+// isWrite reports whether req changes the key, and so gets a new version
+// and is replicated.
+func isWrite(req *transport.Request) bool {
+	switch req.Op {
+	case transport.OpSet, transport.OpDelete, transport.OpGetDel, transport.OpExpire,
+		transport.OpIncr, transport.OpAppend:
+		return true
+	case transport.OpGetEx:
+		return req.TTL > 0 || req.Flags&transport.FlagPersist != 0
+	}
+	return false
+}
+
+// keyed reports whether op acts on Key and so is routed to the key's owner.
+func keyed(op transport.Op) bool {
+	switch op {
+	case transport.OpGet, transport.OpSet, transport.OpDelete, transport.OpGetDel,
+		transport.OpExpire, transport.OpTTL, transport.OpIncr, transport.OpAppend,
+		transport.OpExists, transport.OpGetEx:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,288 @@
+package node
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/starlingcache/starling/ring"
+	"github.com/starlingcache/starling/transport"
+)
+
+// rebalanceLoop keeps every key on its owners. When the ring changes it
+// runs a pass that streams keys to the nodes that newly own or replicate
+// them; every RebalanceInterval it retries hints (copies a replica missed)
+// and, if an earlier pass left keys behind, runs another pass.
+func (n *Node) rebalanceLoop(initial *ring.Ring) {
+	defer n.wg.Done()
+	last := initial
+	tick := time.NewTicker(n.cfg.RebalanceInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.ringChanged:
+		case <-tick.C:
+			n.retryHints(n.ctx)
+		}
+		if n.leaving.Load() {
+			continue // Shutdown hands off by itself
+		}
+		v := n.view.Load()
+		if v.ring.Version() == last.Version() && !n.misplaced.Swap(false) {
+			continue
+		}
+		n.pass(n.ctx, v, last, v.ring)
+		last = v.ring
+	}
+}
+
+// handoffItem is one key on its way to the nodes that should hold it.
+type handoffItem struct {
+	key     string
+	req     transport.Request
+	targets []string
+	drop    bool // this node no longer owns it: delete once every target has it
+}
+
+// pass moves every local key whose owners changed between prev and cur.
+// For each key it sends the entry to the owners under cur that did not
+// already hold it under prev (or to all owners if this node was not one of
+// them: a stand-in copy, or a node leaving), in batches of HandoffBatch
+// entries, one round trip per target per batch. A key this node no longer
+// owns is deleted only after every target acknowledged it, and only if it
+// was not written meanwhile.
+func (n *Node) pass(ctx context.Context, v *view, prev, cur *ring.Ring) {
+	start := time.Now()
+	n.stats.handoffRunning.Add(1)
+	defer n.stats.handoffRunning.Add(-1)
+	self, r := n.cfg.Name, n.cfg.Replicas
+	var (
+		chunk  []handoffItem
+		bytes  int
+		moved  int64
+		failed bool
+		ob, pb [maxReplicas]string
+	)
+	flush := func() {
+		m, b, f := n.flushHandoff(ctx, v, chunk)
+		moved += m
+		n.stats.bytesMoved.Add(b)
+		failed = failed || f
+		chunk, bytes = chunk[:0], 0
+	}
+	n.store.RangeEntries(func(key string, e entry) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		owners := cur.AppendOwners(ob[:0], key, r)
+		if len(owners) == 0 {
+			return true
+		}
+		targets, drop := handoffTargets(self, prev.AppendOwners(pb[:0], key, r), owners)
+		if len(targets) == 0 {
+			return true
+		}
+		e.Value = append([]byte(nil), e.Value...) // valid only during the callback
+		chunk = append(chunk, handoffItem{key: key, req: replicaRequest(key, e), targets: targets, drop: drop})
+		bytes += len(key) + len(e.Value)
+		if len(chunk) >= n.cfg.HandoffBatch || bytes >= handoffBatchBytes {
+			flush()
+		}
+		return true
+	})
+	if len(chunk) > 0 {
+		flush()
+	}
+	if failed {
+		n.misplaced.Store(true) // try again on the next tick
+	}
+	n.stats.keysMoved.Add(moved)
+	if moved > 0 || failed {
+		n.stats.lastHandoff.Store(int64(time.Since(start)))
+		n.log.Info("rebalance pass", "keys_moved", moved, "failed", failed, "took", time.Since(start).Round(time.Millisecond),
+			"ring_members", cur.Len())
+	}
+}
+
+// handoffTargets is the hand-off planner: given a key's owners before and
+// after a ring change, it says which members this node (self, holding a
+// copy) must send the key to, and whether it may drop its copy once they
+// have it. Owners that already owned the key before the change hold it
+// and are skipped. If this node owned the key neither before nor after,
+// its copy is a stand-in (a write that reached it while rings disagreed),
+// and it goes to every owner.
+func handoffTargets(self string, prevOwners, owners []string) (targets []string, drop bool) {
+	inCur, inPrev := slices.Contains(owners, self), slices.Contains(prevOwners, self)
+	for _, o := range owners {
+		if o == self || ((inCur || inPrev) && slices.Contains(prevOwners, o)) {
+			continue
+		}
+		targets = append(targets, o)
+	}
+	return targets, !inCur && len(owners) > 0
+}
+
+// handoffBatchBytes bounds the payload of one hand-off batch, so a batch
+// of large values does not monopolise a connection that also serves
+// traffic.
+const handoffBatchBytes = 1 << 20
+
+// flushHandoff sends one chunk, a batch per target in parallel, and drops
+// the keys this node no longer owns once every target has them. It returns
+// how many keys reached all their targets, the bytes sent, and whether
+// anything failed.
+func (n *Node) flushHandoff(ctx context.Context, v *view, chunk []handoffItem) (moved, bytes int64, failed bool) {
+	byTarget := map[string][]int{}
+	for i, it := range chunk {
+		for _, t := range it.targets {
+			byTarget[t] = append(byTarget[t], i)
+		}
+	}
+	var (
+		mu sync.Mutex
+		ok = map[string]bool{}
+		wg sync.WaitGroup
+	)
+	for target, idx := range byTarget {
+		addr, known := v.addrs[target]
+		if !known {
+			continue
+		}
+		reqs := make([]*transport.Request, len(idx))
+		for j, i := range idx {
+			reqs[j] = &chunk[i].req
+		}
+		wg.Go(func() {
+			good := n.pushBatch(ctx, addr, reqs, n.cfg.ForwardTimeout)
+			mu.Lock()
+			ok[target] = good
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, it := range chunk {
+		all := true
+		for _, t := range it.targets {
+			if !ok[t] {
+				all = false
+				if !it.drop {
+					n.hints.add(t, []*transport.Request{&it.req})
+				}
+			}
+		}
+		if !all {
+			failed = true
+			continue
+		}
+		moved++
+		bytes += int64(len(it.key) + len(it.req.Value))
+		if it.drop && !n.dropIfUnchanged(it.key, it.req.Version) {
+			failed = true // written meanwhile: the next pass sends the newer copy
+		}
+	}
+	return moved, bytes, failed
+}
+
+// dropIfUnchanged deletes this node's copy of key if it still has the
+// version that was handed off: a write that arrived meanwhile must not be
+// lost with it.
+func (n *Node) dropIfUnchanged(key string, version uint64) bool {
+	gone := false
+	_, _, _ = n.store.Update(key, func(cur entry, found bool) (entry, bool) {
+		if !found {
+			gone = true
+			return entry{}, false
+		}
+		if cur.Version != version {
+			return entry{}, false
+		}
+		gone = true
+		// An expiry in the past removes the key outright.
+		return entry{Tombstone: true, Version: version, ExpireAt: 1}, true
+	})
+	return gone
+}
+
+// retryHints re-sends the current state of every key a replica missed.
+// Hints for a member that left the ring are dropped: the pass that ran on
+// that ring change already sent those keys to their new owners.
+func (n *Node) retryHints(ctx context.Context) {
+	hints, overrun := n.hints.take()
+	if len(hints) == 0 && len(overrun) == 0 {
+		return
+	}
+	v := n.view.Load()
+	var ob [maxReplicas]string
+	for target, keys := range hints {
+		if !v.ring.Contains(target) {
+			continue
+		}
+		addr := v.addrs[target]
+		var reqs []*transport.Request
+		for key := range keys {
+			e, ok := n.store.Lookup(key)
+			if !ok || !slices.Contains(v.ring.AppendOwners(ob[:0], key, n.cfg.Replicas), target) {
+				continue
+			}
+			r := replicaRequest(key, e)
+			reqs = append(reqs, &r)
+		}
+		for len(reqs) > 0 {
+			batch := reqs[:min(len(reqs), n.cfg.HandoffBatch)]
+			reqs = reqs[len(batch):]
+			if n.peers.down(addr) || !n.pushBatch(ctx, addr, batch, n.cfg.ForwardTimeout) {
+				n.hints.add(target, batch)
+				n.hints.add(target, reqs)
+				break
+			}
+		}
+	}
+	for target := range overrun {
+		if !v.ring.Contains(target) {
+			continue
+		}
+		// Too many misses to track one by one: resend everything the
+		// target should hold, as if it had just joined.
+		members := v.ring.Members()
+		without, err := ring.New(n.cfg.Ring, slices.DeleteFunc(members, func(m string) bool { return m == target }))
+		if err == nil {
+			n.pass(ctx, v, without, v.ring)
+		}
+	}
+}
+
+// handOffForLeave moves every key this node holds to the nodes that will
+// own it once it is gone, before the node leaves gossip. Requests that
+// arrive meanwhile are routed by the ring without this node.
+func (n *Node) handOffForLeave(ctx context.Context) {
+	n.leaving.Store(true)
+	v := n.view.Load()
+	names := slices.DeleteFunc(v.ring.Members(), func(m string) bool { return m == n.cfg.Name })
+	if len(names) == 0 {
+		return // the last node: nobody to hand to
+	}
+	without, err := ring.New(n.cfg.Ring, names)
+	if err != nil {
+		n.log.Error("cannot build the ring for hand-off", "err", err)
+		return
+	}
+	next := &view{ring: without, addrs: v.addrs, members: v.members, prev: v.ring, changed: time.Now()}
+	n.view.Store(next)
+	start := time.Now()
+	n.pass(ctx, next, v.ring, without)
+	n.log.Info("hand-off before leaving done", "took", time.Since(start).Round(time.Millisecond),
+		"keys_left", n.store.Len())
+}
+
+// handOffStragglers sends whatever reached this node after its hand-off
+// (writes routed by peers that had not yet heard it was leaving).
+func (n *Node) handOffStragglers(ctx context.Context) {
+	v := n.view.Load()
+	if v.ring.Contains(n.cfg.Name) || v.ring.Len() == 0 {
+		return
+	}
+	n.pass(ctx, v, v.ring, v.ring)
+}

@@ -1,0 +1,150 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/starlingcache/starling/transport"
+)
+
+// sendReplicas delivers copies of writes to their replicas, one batch per
+// replica in parallel, each bounded by ReplicaTimeout. A replica that is
+// known to be down is not waited for at all. Every copy that does not
+// arrive becomes a hint, retried until it lands or the ring changes.
+func (n *Node) sendReplicas(ctx context.Context, v *view, items []replItem) {
+	byTarget := map[string][]*transport.Request{}
+	for i := range items {
+		byTarget[items[i].target] = append(byTarget[items[i].target], &items[i].req)
+	}
+	var wg sync.WaitGroup
+	for target, reqs := range byTarget {
+		addr, ok := v.addrs[target]
+		if !ok || n.peers.down(addr) {
+			n.hints.add(target, reqs)
+			continue
+		}
+		wg.Go(func() {
+			if !n.pushBatch(ctx, addr, reqs, n.cfg.ReplicaTimeout) {
+				n.hints.add(target, reqs)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// pushBatch sends OpReplicate requests to addr in one round trip and
+// reports whether the peer took all of them (applied, or already had
+// something newer).
+func (n *Node) pushBatch(ctx context.Context, addr string, reqs []*transport.Request, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := n.client.CallBatch(ctx, addr, reqs)
+	if err != nil {
+		n.peers.failed(addr, err)
+		return false
+	}
+	for _, r := range out {
+		if r == nil || r.Code != transport.CodeOK {
+			return false
+		}
+	}
+	n.stats.replicated.Add(int64(len(reqs)))
+	return true
+}
+
+// peerHealth remembers peers that just failed a call, so requests skip
+// them for a short backoff instead of each paying a timeout while gossip
+// is still deciding whether the peer is dead.
+type peerHealth struct {
+	backoff time.Duration
+
+	mu        sync.Mutex
+	downUntil map[string]time.Time
+}
+
+func newPeerHealth(backoff time.Duration) *peerHealth {
+	return &peerHealth{backoff: backoff, downUntil: map[string]time.Time{}}
+}
+
+// failed records a failed call to addr if the failure says the peer is
+// unreachable or unresponsive (not, say, that our own context ended).
+func (p *peerHealth) failed(addr string, err error) {
+	if addr == "" || errors.Is(err, context.Canceled) || errors.Is(err, transport.ErrClosed) {
+		return
+	}
+	if !failoverable(err) {
+		return
+	}
+	p.mu.Lock()
+	p.downUntil[addr] = time.Now().Add(p.backoff)
+	p.mu.Unlock()
+}
+
+// down reports whether addr failed within the backoff.
+func (p *peerHealth) down(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	until, ok := p.downUntil[addr]
+	if !ok {
+		return false
+	}
+	if time.Now().After(until) {
+		delete(p.downUntil, addr)
+		return false
+	}
+	return true
+}
+
+// hintSet holds the keys each replica missed. Only key names are kept: on
+// retry the current entry is read from the store, so a hint never carries
+// stale data and repeated writes to one key cost one hint.
+type hintSet struct {
+	max int // per target; past it the target needs a full resync
+
+	mu      sync.Mutex
+	keys    map[string]map[string]struct{} // target -> keys
+	overrun map[string]bool                // targets whose hints overflowed
+}
+
+func newHintSet(max int) *hintSet {
+	return &hintSet{max: max, keys: map[string]map[string]struct{}{}, overrun: map[string]bool{}}
+}
+
+func (h *hintSet) add(target string, reqs []*transport.Request) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.keys[target]
+	if m == nil {
+		m = map[string]struct{}{}
+		h.keys[target] = m
+	}
+	for _, r := range reqs {
+		if len(m) >= h.max {
+			h.overrun[target] = true
+			return
+		}
+		m[r.Key] = struct{}{}
+	}
+}
+
+// take removes and returns every hint, and the targets that overflowed.
+func (h *hintSet) take() (map[string]map[string]struct{}, map[string]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keys, over := h.keys, h.overrun
+	h.keys, h.overrun = map[string]map[string]struct{}{}, map[string]bool{}
+	return keys, over
+}
+
+// pending counts keys waiting for at least one replica.
+func (h *hintSet) pending() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	total := 0
+	for _, m := range h.keys {
+		total += len(m)
+	}
+	return total
+}

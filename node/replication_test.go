@@ -1,0 +1,291 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/starlingcache/starling/client"
+	"github.com/starlingcache/starling/node"
+	"github.com/starlingcache/starling/node/nodetest"
+	"github.com/starlingcache/starling/node/store"
+)
+
+// copies counts the nodes whose store holds key with value want.
+func copies(nodes []*node.Node, key, want string) int {
+	c := 0
+	for _, nd := range nodes {
+		if v, _, ok := nd.Store().Get(key); ok && string(v) == want {
+			c++
+		}
+	}
+	return c
+}
+
+func writeKeys(t *testing.T, cl *client.Client, prefix string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				k := fmt.Sprintf("%s-%d", prefix, i)
+				if err := cl.Set(ctx, k, []byte("v-"+k), 0); err != nil {
+					errs <- fmt.Errorf("set %s: %w", k, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestWritesReachEveryReplica(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil) // Replicas defaults to 2
+	cl := newClient(t, nodes[0].Addr())
+	writeKeys(t, cl, "r", 300)
+	for i := range 300 {
+		k := fmt.Sprintf("r-%d", i)
+		if c := copies(nodes, k, "v-"+k); c != 2 {
+			t.Fatalf("%s has %d copies, want 2", k, c)
+		}
+	}
+}
+
+// A crash loses nothing with two replicas, and reads fail over at once:
+// the test disables failure detection, so the dead node stays in every
+// ring and each read of a key it owned must go to the replica.
+func TestCrashLosesNothingAndReadsFailOver(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.Gossip.ProbeInterval = time.Hour })
+	cl := newClient(t, nodes[0].Addr())
+	const n = 500
+	writeKeys(t, cl, "crash", n)
+	node.Crash(nodes[2])
+	ctx := context.Background()
+	start := time.Now()
+	for _, nd := range nodes[:2] {
+		c := newClient(t, nd.Addr())
+		for i := range n {
+			k := fmt.Sprintf("crash-%d", i)
+			v, err := c.Get(ctx, k)
+			if err != nil || string(v) != "v-"+k {
+				t.Fatalf("get %s via %s after crash = %q, %v", k, nd.Name(), v, err)
+			}
+		}
+	}
+	t.Logf("%d reads through 2 survivors with the crashed node still in the ring: %v", 2*n, time.Since(start).Round(time.Millisecond))
+	// Writes keep working too, skipping the dead replica.
+	writeKeys(t, cl, "after", 100)
+}
+
+// After a crash is detected, the survivors re-replicate, so a second crash
+// later loses nothing either.
+func TestCrashIsReReplicated(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 4, nil)
+	cl := newClient(t, nodes[0].Addr())
+	const n = 400
+	writeKeys(t, cl, "rr", n)
+	node.Crash(nodes[3])
+	survivors := nodes[:3]
+	nodetest.WaitConverged(t, survivors, 3)
+	nodetest.WaitFor(t, 20*time.Second, func() bool {
+		for i := range n {
+			k := fmt.Sprintf("rr-%d", i)
+			if copies(survivors, k, "v-"+k) < 2 {
+				return false
+			}
+		}
+		return true
+	}, "every key back at 2 copies")
+	node.Crash(nodes[2])
+	nodetest.WaitConverged(t, nodes[:2], 2)
+	c := newClient(t, nodes[1].Addr())
+	for i := range n {
+		k := fmt.Sprintf("rr-%d", i)
+		if v, err := c.Get(context.Background(), k); err != nil || string(v) != "v-"+k {
+			t.Fatalf("after two crashes get %s = %q, %v", k, v, err)
+		}
+	}
+}
+
+// With one replica, a graceful leave hands every key to its new owner.
+func TestGracefulLeaveHandsOffEverything(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.Replicas = 1 })
+	cl := newClient(t, nodes[0].Addr())
+	const n = 1000
+	writeKeys(t, cl, "leave", n)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := nodes[1].Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	nodetest.WaitConverged(t, []*node.Node{nodes[0], nodes[2]}, 2)
+	for i := range n {
+		k := fmt.Sprintf("leave-%d", i)
+		if v, err := cl.Get(context.Background(), k); err != nil || string(v) != "v-"+k {
+			t.Fatalf("after leave get %s = %q, %v", k, v, err)
+		}
+	}
+}
+
+// A node joining under load: readers never miss a key they saw written,
+// never go back to an older value, and afterwards each node holds only
+// keys it owns or replicates.
+func TestJoinUnderLoadNoMissNoRegression(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	cl := newClient(t, nodes[0].Addr())
+	const keys = 300
+	ctx := context.Background()
+	var written [keys]atomic.Int64 // highest value acknowledged per key
+	for i := range keys {
+		if err := cl.Set(ctx, fmt.Sprintf("j-%d", i), []byte("1"), 0); err != nil {
+			t.Fatal(err)
+		}
+		written[i].Store(1)
+	}
+	stop := make(chan struct{})
+	var failures atomic.Int64
+	var firstErr atomic.Value
+	fail := func(err error) {
+		if failures.Add(1) == 1 {
+			firstErr.Store(err)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { // writer: counts up each key
+		for round := int64(2); ; round++ {
+			for i := range keys {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := cl.Set(ctx, fmt.Sprintf("j-%d", i), []byte(fmt.Sprint(round)), 0); err != nil {
+					fail(fmt.Errorf("set: %w", err))
+					continue
+				}
+				written[i].Store(round)
+			}
+		}
+	})
+	for r := range 2 { // readers, through different nodes
+		rc := newClient(t, nodes[1+r].Addr())
+		wg.Go(func() {
+			seen := make([]int64, keys)
+			for {
+				for i := range keys {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					floor := written[i].Load()
+					v, err := rc.Get(ctx, fmt.Sprintf("j-%d", i))
+					if err != nil {
+						fail(fmt.Errorf("get j-%d: %w", i, err))
+						continue
+					}
+					var got int64
+					fmt.Sscan(string(v), &got)
+					if got < floor || got < seen[i] {
+						fail(fmt.Errorf("j-%d read %d after seeing %d (acknowledged %d)", i, got, seen[i], floor))
+					}
+					seen[i] = got
+				}
+			}
+		})
+	}
+	cfg := nodetest.Config(t, "node4")
+	cfg.Gossip.Seeds = []string{nodes[0].GossipAddr()}
+	joiner := nodetest.Start(t, cfg)
+	all := append(slices.Clone(nodes), joiner)
+	nodetest.WaitConverged(t, all, 4)
+	// Let the hand-off finish under load, then stop the load.
+	nodetest.WaitFor(t, 20*time.Second, func() bool { return joiner.Stats().KeysMoved+joiner.Store().Stats().Entries > 0 }, "joiner to receive keys")
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && failures.Load() == 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if f := failures.Load(); f > 0 {
+		t.Fatalf("%d failed or stale reads; first: %v", f, firstErr.Load())
+	}
+	// Eventually every node holds exactly the keys it owns or replicates.
+	nodetest.WaitFor(t, 20*time.Second, func() bool {
+		for _, nd := range all {
+			r := nd.Ring()
+			for i := range keys {
+				k := fmt.Sprintf("j-%d", i)
+				_, _, has := nd.Store().Get(k)
+				if has != slices.Contains(r.Owners(k, 2), nd.Name()) {
+					return false
+				}
+			}
+		}
+		return true
+	}, "every node to hold exactly the keys it owns or replicates")
+}
+
+// A deleted key stays deleted when a replica that missed the delete comes
+// back with its stale copy: the tombstone's version beats the old one,
+// both when the stale copy is pushed at the owners and on the replica.
+func TestDeleteThenReplicaRejoinDoesNotResurrect(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	cl := newClient(t, nodes[0].Addr())
+	ctx := context.Background()
+	key := ownedBy(t, nodes[0], "node1", "zombie")
+	if err := cl.Set(ctx, key, []byte("alive"), 0); err != nil {
+		t.Fatal(err)
+	}
+	replica := nodes[0].Ring().Owners(key, 2)[1]
+	var victim *node.Node
+	var live []*node.Node
+	for _, nd := range nodes {
+		if nd.Name() == replica {
+			victim = nd
+		} else {
+			live = append(live, nd)
+		}
+	}
+	if copies(nodes, key, "alive") != 2 {
+		t.Fatalf("precondition: 2 copies")
+	}
+	staleVersion, _ := victim.Store().Version(key)
+	node.Crash(victim)
+	nodetest.WaitConverged(t, live, 2)
+	if err := cl.Delete(ctx, key); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+
+	// The replica comes back holding its copy from before the delete.
+	cfg := nodetest.Config(t, replica)
+	cfg.Gossip.Seeds = []string{nodes[0].GossipAddr()}
+	back, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := back.Store().SetWith(key, []byte("alive"), store.SetOptions{Version: staleVersion}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.StartNode(t, back)
+	live = append(live, back)
+	nodetest.WaitConverged(t, live, 3)
+	nodetest.WaitFor(t, 10*time.Second, func() bool { return copies(live, key, "alive") == 0 },
+		"the stale copy to be replaced by the tombstone")
+	for _, nd := range live {
+		if _, err := newClient(t, nd.Addr()).Get(ctx, key); !errors.Is(err, client.ErrNotFound) {
+			t.Fatalf("get via %s after delete+rejoin = %v, want not found", nd.Name(), err)
+		}
+	}
+}
