@@ -9,9 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
-	"hash/fnv"
 	"net"
 	"slices"
 	"sync"
@@ -46,16 +46,16 @@ type Node struct {
 	// without locking; the membership loop swaps in a rebuilt one.
 	view atomic.Pointer[view]
 
-	clock  *hlc.Clock
-	peers  *peerHealth
-	hints  *hintSet
+	clock *hlc.Clock
+	peers *peerHealth
+	hints *hintSet
 
 	ringChanged chan struct{} // wakes the rebalance loop; capacity 1, never blocks
 
 	leaveOnce      sync.Once
 	leaveRequested chan struct{} // closed when a client asks the node to leave
-	leaving     atomic.Bool   // set by Shutdown before the hand-off
-	misplaced   atomic.Bool   // a pass left keys behind: run another
+	leaving        atomic.Bool   // set by Shutdown before the hand-off
+	misplaced      atomic.Bool   // a pass left keys behind: run another
 
 	stats struct {
 		forwarded      atomic.Int64 // requests sent on to their owner
@@ -136,9 +136,9 @@ func New(cfg Config) (*Node, error) {
 		ringChanged: make(chan struct{}, 1),
 
 		leaveRequested: make(chan struct{}),
-		ctx:         ctx,
-		cancel:      cancel,
-		done:        make(chan struct{}),
+		ctx:            ctx,
+		cancel:         cancel,
+		done:           make(chan struct{}),
 	}
 	empty, _ := ring.New(cfg.Ring, nil)
 	n.view.Store(&view{ring: empty, addrs: map[string]string{}})

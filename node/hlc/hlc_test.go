@@ -11,7 +11,7 @@ type fakeWall struct {
 	t  time.Time
 }
 
-func (f *fakeWall) now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.t }
+func (f *fakeWall) now() time.Time  { f.mu.Lock(); defer f.mu.Unlock(); return f.t }
 func (f *fakeWall) set(t time.Time) { f.mu.Lock(); f.t = t; f.mu.Unlock() }
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
