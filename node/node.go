@@ -55,6 +55,7 @@ type Node struct {
 	leaveOnce      sync.Once
 	leaveRequested chan struct{} // closed when a client asks the node to leave
 	leaving        atomic.Bool   // set by Shutdown before the hand-off
+	passMu         sync.Mutex    // one rebalance pass at a time
 	misplaced      atomic.Bool   // a pass left keys behind: run another
 
 	stats struct {
@@ -65,6 +66,7 @@ type Node struct {
 		keysMoved      atomic.Int64 // keys handed to new owners
 		bytesMoved     atomic.Int64
 		lastHandoff    atomic.Int64 // duration of the last pass that moved keys, ns
+		lastPassMoved  atomic.Int64 // keys the last pass moved
 		handoffRunning atomic.Int64 // passes in progress
 	}
 
@@ -353,7 +355,15 @@ func (n *Node) rebuild() {
 	old := n.view.Load()
 	next := &view{ring: r, addrs: addrs, members: members, prev: old.prev, changed: old.changed}
 	if old.ring.Version() != r.Version() {
-		if old.ring.Len() > 0 {
+		switch {
+		case old.ring.Len() == 0:
+		case old.ring.Len() == 1 && old.ring.Contains(n.cfg.Name):
+			// We just joined: the previous owners of our keys are the
+			// others, as the cluster's ring had them before we arrived.
+			if others, err := ring.New(n.cfg.Ring, slices.DeleteFunc(r.Members(), func(m string) bool { return m == n.cfg.Name })); err == nil && others.Len() > 0 {
+				next.prev, next.changed = others, time.Now()
+			}
+		default:
 			next.prev, next.changed = old.ring, time.Now()
 		}
 		n.log.Info("ring rebuilt", "members", r.Len(), "version", r.Version())

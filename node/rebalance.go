@@ -34,8 +34,12 @@ func (n *Node) rebalanceLoop(initial *ring.Ring) {
 		if v.ring.Version() == last.Version() && !n.misplaced.Swap(false) {
 			continue
 		}
-		n.pass(n.ctx, v, last, v.ring)
-		last = v.ring
+		n.passMu.Lock()
+		if !n.leaving.Load() {
+			n.pass(n.ctx, v, last, v.ring)
+			last = v.ring
+		}
+		n.passMu.Unlock()
 	}
 }
 
@@ -73,9 +77,10 @@ func (n *Node) pass(ctx context.Context, v *view, prev, cur *ring.Ring) {
 		failed = failed || f
 		chunk, bytes = chunk[:0], 0
 	}
+	leaving := n.leaving.Load()
 	n.store.RangeEntries(func(key string, e entry) bool {
-		if ctx.Err() != nil {
-			return false
+		if ctx.Err() != nil || (!leaving && n.leaving.Load()) {
+			return false // shut down, or the leave hand-off takes over
 		}
 		owners := cur.AppendOwners(ob[:0], key, r)
 		if len(owners) == 0 {
@@ -100,6 +105,7 @@ func (n *Node) pass(ctx context.Context, v *view, prev, cur *ring.Ring) {
 		n.misplaced.Store(true) // try again on the next tick
 	}
 	n.stats.keysMoved.Add(moved)
+	n.stats.lastPassMoved.Store(moved)
 	if moved > 0 || failed {
 		n.stats.lastHandoff.Store(int64(time.Since(start)))
 		n.log.Info("rebalance pass", "keys_moved", moved, "failed", failed, "took", time.Since(start).Round(time.Millisecond),
@@ -259,6 +265,8 @@ func (n *Node) retryHints(ctx context.Context) {
 // arrive meanwhile are routed by the ring without this node.
 func (n *Node) handOffForLeave(ctx context.Context) {
 	n.leaving.Store(true)
+	n.passMu.Lock() // wait for a running pass: it stops early now
+	defer n.passMu.Unlock()
 	v := n.view.Load()
 	names := slices.DeleteFunc(v.ring.Members(), func(m string) bool { return m == n.cfg.Name })
 	if len(names) == 0 {
@@ -273,16 +281,38 @@ func (n *Node) handOffForLeave(ctx context.Context) {
 	n.view.Store(next)
 	start := time.Now()
 	n.pass(ctx, next, v.ring, without)
+	n.handOffRemaining(ctx)
 	n.log.Info("hand-off before leaving done", "took", time.Since(start).Round(time.Millisecond),
 		"keys_left", n.store.Len())
 }
 
-// handOffStragglers sends whatever reached this node after its hand-off
-// (writes routed by peers that had not yet heard it was leaving).
-func (n *Node) handOffStragglers(ctx context.Context) {
+// handOffRemaining sends whatever this leaving node still holds — keys a
+// failed batch kept, or writes routed here by peers that had not yet heard
+// it was leaving — until nothing is left or ctx ends.
+func (n *Node) handOffRemaining(ctx context.Context) {
 	v := n.view.Load()
 	if v.ring.Contains(n.cfg.Name) || v.ring.Len() == 0 {
 		return
 	}
-	n.pass(ctx, v, v.ring, v.ring)
+	backoff := 10 * time.Millisecond
+	for n.store.Len() > 0 && ctx.Err() == nil {
+		n.pass(ctx, v, v.ring, v.ring)
+		if n.store.Len() == 0 || n.stats.lastPassMoved.Load() > 0 {
+			backoff = 10 * time.Millisecond
+			continue
+		}
+		select { // no progress: a target is unreachable; wait a little
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// handOffStragglers runs after the node has left gossip: peers that routed
+// writes here before hearing of the leave get them sent on.
+func (n *Node) handOffStragglers(ctx context.Context) {
+	n.passMu.Lock()
+	defer n.passMu.Unlock()
+	n.handOffRemaining(ctx)
 }

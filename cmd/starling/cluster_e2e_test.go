@@ -40,7 +40,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		buildPath = filepath.Join(dir, "starling")
-		out, err := exec.Command("go", "build", "-race", "-o", buildPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", buildPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -43,8 +43,8 @@ func (s *Store) Lookup(key string) (e Entry, ok bool) {
 // copy only if it is newer, without a window between read and write.
 //
 // fn receives the live entry or tombstone (found is false if neither
-// exists, or it expired). cur.Value is valid only during fn, but next.Value
-// may alias it. fn must be fast and must not call the Store (it runs with
+// exists, or it expired). cur.Value is a scratch copy valid only during fn:
+// fn may modify it, and next.Value may alias it. fn must be fast and must not call the Store (it runs with
 // the shard locked). If fn returns write=false nothing changes; otherwise
 // next is stored: a tombstone if next.Tombstone (next.Value is then
 // ignored), and a removal of whatever was there if next.ExpireAt is at or
@@ -82,7 +82,12 @@ func (s *Store) Update(key string, fn func(cur Entry, found bool) (next Entry, w
 	defer sh.trimBuildLocked()
 	next, write := fn(cur, found)
 	if !write {
-		if found && !cur.Tombstone {
+		if !found {
+			return Entry{}, false, nil
+		}
+		// Decoded again: fn may have scribbled on cur.
+		cur = sh.entryLocked(r)
+		if !cur.Tombstone {
 			cur.Value = cloneValue(cur.Value)
 		}
 		return cur, false, nil
