@@ -42,7 +42,7 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 		_, ok := st.TTL(req.Key)
 		return boolResponse(ok)
 	case transport.OpDBSize:
-		return &transport.Response{Int: int64(st.Len())}
+		return &transport.Response{Int: n.primaryKeys()}
 	case transport.OpFlushAll:
 		st.Flush()
 		return &transport.Response{}
@@ -59,6 +59,25 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 		return resp
 	}
 	return errResponse(fmt.Errorf("%w: %s", transport.ErrUnknownOp, req.Op))
+}
+
+// primaryKeys counts the live keys this node is the primary for, so that
+// summing it over the members counts every key once however many copies
+// exist. It walks the store: O(keys), like the scan DBSIZE implies in a
+// cluster.
+func (n *Node) primaryKeys() int64 {
+	if n.cfg.Replicas == 1 {
+		return int64(n.store.Len())
+	}
+	r, self := n.view.Load().ring, n.cfg.Name
+	var count int64
+	n.store.RangeEntries(func(key string, e entry) bool {
+		if !e.Tombstone && (r.Len() == 0 || r.Owner(key) == self) {
+			count++
+		}
+		return true
+	})
+	return count
 }
 
 // coordinate applies a write as the key's coordinator: it reads the key's
@@ -211,8 +230,8 @@ func (n *Node) tombstone(version uint64, now int64) entry {
 // applyReplica stores a copy sent by a key's coordinator, a hint or a
 // hand-off, if it is newer than what this node holds: last writer wins.
 func (n *Node) applyReplica(req *transport.Request) *transport.Response {
-	if req.Key == "" || req.Version == 0 {
-		return errResponse(fmt.Errorf("%w: replicate needs a key and a version", transport.ErrBadRequest))
+	if req.Version == 0 {
+		return errResponse(fmt.Errorf("%w: replicate needs a version", transport.ErrBadRequest))
 	}
 	n.clock.Observe(req.Version)
 	in := entry{Value: req.Value, ExpireAt: req.ExpireAt, Version: req.Version, Tombstone: req.Flags&transport.FlagTombstone != 0}
@@ -251,9 +270,6 @@ func (n *Node) holds(key string) bool {
 // checkKey rejects what no node would store before spending a network hop
 // on it.
 func (n *Node) checkKey(req *transport.Request) error {
-	if req.Key == "" {
-		return fmt.Errorf("%w: empty key", transport.ErrBadRequest)
-	}
 	if len(req.Key) > n.cfg.Store.MaxKeySize {
 		return fmt.Errorf("%w: key is %d bytes, limit %d", transport.ErrTooLarge, len(req.Key), n.cfg.Store.MaxKeySize)
 	}

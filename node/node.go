@@ -30,6 +30,9 @@ import (
 // past it the replica gets a full resync instead.
 const maxHintsPerPeer = 1 << 20
 
+// Version is starling's release, reported by INFO and in logs.
+const Version = "0.1.0"
+
 // ProtocolVersion is published in gossip metadata so that a future node can
 // tell which peers understand which operations.
 const ProtocolVersion = 1
@@ -231,6 +234,7 @@ func (n *Node) startRESP() error {
 	}
 	rcfg := n.cfg.RESP
 	rcfg.NodeName = n.cfg.Name
+	rcfg.Version = Version
 	rcfg.Logger = n.log.With("component", "resp")
 	srv, err := resp.NewServer(rcfg, n)
 	if err != nil {

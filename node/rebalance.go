@@ -157,9 +157,11 @@ func (n *Node) flushHandoff(ctx context.Context, v *view, chunk []handoffItem) (
 		if !known {
 			continue
 		}
+		// Each target gets its own copies: the transport stamps request IDs.
 		reqs := make([]*transport.Request, len(idx))
 		for j, i := range idx {
-			reqs[j] = &chunk[i].req
+			r := chunk[i].req
+			reqs[j] = &r
 		}
 		wg.Go(func() {
 			good := n.pushBatch(ctx, addr, reqs, n.cfg.ForwardTimeout)

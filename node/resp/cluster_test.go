@@ -134,14 +134,6 @@ func testClusterCommands(t *testing.T, replicas int) {
 
 	// Cluster-wide DBSIZE, INFO and FLUSHALL.
 	want := int64(len(keys) + 1) // keys and the counter
-	knownIssue := ""
-	if n, err := a.DBSize(ctx).Result(); err == nil && n != want && replicas == 0 {
-		// Every member counts the copies it holds, so with replication
-		// the sum counts each key once per copy. Check the rest against
-		// what the cluster reports, and flag the test as skipped.
-		knownIssue = fmt.Sprintf("KNOWN ISSUE (node): DBSIZE = %d for %d keys with replication; OpDBSize should count only the keys a node is primary for", n, want)
-		want = n
-	}
 	for i, rdb := range rdbs {
 		if n, err := rdb.DBSize(ctx).Result(); err != nil || n != want {
 			t.Fatalf("DBSIZE via node %d = %d, %v; want %d", i+1, n, err, want)
@@ -170,9 +162,6 @@ func testClusterCommands(t *testing.T, replicas int) {
 	}
 	if err := a.Do(ctx, "get").Err(); err == nil || err.Error() != "ERR wrong number of arguments for 'get' command" {
 		t.Fatalf("arity: %v", err)
-	}
-	if knownIssue != "" {
-		t.Skip(knownIssue)
 	}
 }
 

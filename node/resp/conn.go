@@ -118,7 +118,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 // the batch in hand, answers it and closes. Called by Shutdown from another
 // goroutine.
 func (c *conn) stopReading() {
-	if tc, ok := c.nc.(*net.TCPConn); ok && tc.CloseRead() == nil {
+	// TCP and Unix connections can stop reading for good; a deadline set
+	// here could be pushed back by the idle timeout.
+	if hc, ok := c.nc.(interface{ CloseRead() error }); ok && hc.CloseRead() == nil {
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Unix(1, 0))

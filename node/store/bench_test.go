@@ -161,6 +161,76 @@ func BenchmarkSetEvictParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkUpdateParallel measures Update on a full store: "derive" bumps
+// the version and keeps the value (the coordinator's read-modify-write, an
+// in-place overwrite), "lww" applies a newer 100-byte copy as a replica
+// does, and "tombstone" replaces entries with tombstones and back.
+func BenchmarkUpdateParallel(b *testing.B) {
+	s := benchStore(b, PolicyS3FIFO)
+	var clock atomic.Uint64 // stands in for the node's hybrid logical clock
+	fns := []struct {
+		name string
+		fn   func(in *Entry) func(cur Entry, found bool) (Entry, bool)
+	}{
+		{"derive", func(*Entry) func(Entry, bool) (Entry, bool) {
+			return func(cur Entry, found bool) (Entry, bool) {
+				cur.Version++
+				return cur, found
+			}
+		}},
+		{"lww", func(in *Entry) func(Entry, bool) (Entry, bool) {
+			return func(cur Entry, found bool) (Entry, bool) {
+				return *in, !found || cur.Version < in.Version
+			}
+		}},
+		{"tombstone", func(in *Entry) func(Entry, bool) (Entry, bool) {
+			return func(cur Entry, found bool) (Entry, bool) {
+				next := *in
+				next.Tombstone = found && !cur.Tombstone
+				return next, true
+			}
+		}},
+	}
+	for _, tc := range fns {
+		b.Run(tc.name, func(b *testing.B) {
+			var seed atomic.Uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(seed.Add(1), 11))
+				in := Entry{Value: make([]byte, 100)}
+				fn := tc.fn(&in)
+				var kb [16]byte
+				for pb.Next() {
+					in.Version = clock.Add(1)
+					if _, _, err := s.Update(string(putKey16(&kb, rng.IntN(benchEntries))), fn); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkLookupParallel measures Lookup, which copies the value out.
+func BenchmarkLookupParallel(b *testing.B) {
+	s := benchStore(b, PolicyS3FIFO)
+	var seed atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seed.Add(1), 13))
+		var kb [16]byte
+		for pb.Next() {
+			if _, ok := s.Lookup(string(putKey16(&kb, rng.IntN(benchEntries)))); !ok {
+				b.Error("miss")
+				return
+			}
+		}
+	})
+}
+
 func BenchmarkGetManyParallel(b *testing.B) {
 	s := benchStore(b, PolicyS3FIFO)
 	var seed atomic.Uint64

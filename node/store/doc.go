@@ -1,7 +1,7 @@
 // Package store is the node's storage engine: a sharded, memory-bounded
-// key/value store with exact per-entry expiry, caller-supplied versions for
-// last-writer-wins replication, and an eviction policy chosen by measured
-// hit ratio.
+// key/value store with exact per-entry expiry, caller-supplied versions and
+// tombstones for last-writer-wins replication, and an eviction policy
+// chosen by measured hit ratio.
 //
 // # Design
 //
@@ -18,7 +18,8 @@
 //     shard's memory, 4 KiB-1 MiB). An entry is an 8-byte header (value
 //     length, key length, flags with a two-bit access counter), an optional
 //     8-byte expiry, an optional 8-byte version, then key and value. Entries
-//     may straddle chunks; reads copy out under the shard lock.
+//     may straddle chunks; reads copy out under the shard lock. A tombstone
+//     is an entry with a flag and no value.
 //   - A ghost filter: two generations of blocked Bloom filters remembering
 //     keys recently evicted from the small queue (about one byte per entry).
 //
@@ -51,12 +52,41 @@
 // bounded number of entries in each (walking the logs from a cursor), so
 // expired memory is reclaimed without a whole-store pause.
 //
+// # Tombstones
+//
+// Replication resolves conflicts by version (last writer wins), so a
+// deletion must carry a version too, or a stale replica's older copy would
+// bring the key back. A tombstone write (SetOptions.Tombstone, or an Update
+// returning Entry.Tombstone) replaces the key's state with a marker holding
+// the deletion's version and an expiry after which it may be forgotten.
+//
+// Only Version, Lookup, Update, RangeEntries and version comparisons
+// (IfNewer, CompareAndSwap) see tombstones. Every other operation treats a
+// tombstoned key as absent: reads miss, IfAbsent writes and IncrBy or
+// Append start afresh (at version 0) and replace the tombstone, IfPresent
+// writes and Expire do nothing, unversioned Delete removes it outright.
+// Len and Stats.Entries exclude tombstones; Stats.Tombstones counts them.
+//
+// A tombstone costs memory like an entry with an empty value (8-byte header,
+// expiry, version and key) and is reclaimed when it expires, by readers and
+// the sweeper like any entry. It is also evictable like any entry, but it
+// starts with no access credit (the old value's reads say nothing about
+// the deletion) and reads do not give it any, so under memory pressure it
+// is among the first to go. Evicting a tombstone only weakens resurrection
+// protection: a stale copy that arrives afterwards is accepted as new.
+//
 // # Concurrency contract
 //
-// Values returned by Get, GetDel and SetResult.Old are fresh copies. Values
-// passed to GetMany and Range callbacks are only valid during the call;
-// neither holds a shard lock while calling back, so callbacks may use the
-// Store. Range visits each shard's small log then main log up to their
-// tails when it reached them; entries written, moved or evicted while it
-// runs may be missed or (rarely) seen twice.
+// Values returned by Get, GetDel, Lookup, Update and SetResult.Old are
+// fresh copies. Values passed to GetMany, Range and RangeEntries callbacks
+// are only valid during the call; none holds a shard lock while calling
+// back, so those callbacks may use the Store. Range and RangeEntries visit
+// each shard's small log then main log up to their tails when they reached
+// them; entries written, moved or evicted while they run may be missed or
+// (rarely) seen twice.
+//
+// Update is the exception: its fn runs under the key's shard lock, which is
+// what makes read-modify-write atomic, so fn must be fast and must not call
+// the Store. It is shown a scratch copy of the value, which it may modify
+// and return.
 package store

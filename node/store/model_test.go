@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -195,6 +196,35 @@ func testModel(t *testing.T, policy string, tight bool) {
 			if r.Stored {
 				store(k, modelEntry{exp: opt.ExpireAt, ver: opt.Version, tomb: true})
 			}
+		case op < 12:
+			_, isLive := s.TTL(k)
+			delta := rng.Int64N(1000) - 500
+			n, err := s.IncrBy(k, delta)
+			e, mok := present(k)
+			if isLive && (!mok || e.tomb) {
+				t.Fatalf("op %d: IncrBy(%s) found a key the model does not have", i, k)
+			}
+			if !isLive {
+				if mok && !e.tomb {
+					lost(i, "IncrBy", k)
+				}
+				e = modelEntry{} // a tombstone or nothing: start from 0
+			}
+			cur, isInt := parseInt(e.value)
+			if len(e.value) == 0 {
+				cur, isInt = 0, !isLive
+			}
+			if !isInt {
+				if !errors.Is(err, ErrNotInteger) {
+					t.Fatalf("op %d: IncrBy(%s) on %q = %d, %v", i, k, e.value, n, err)
+				}
+				break
+			}
+			if err != nil || n != cur+delta {
+				t.Fatalf("op %d: IncrBy(%s) on %q = %d, %v; want %d", i, k, e.value, n, err, cur+delta)
+			}
+			e.value = strconv.AppendInt(nil, n, 10)
+			model[k] = e
 		case op < 13:
 			got, exp, ok := s.Get(k)
 			e, mok := present(k)
