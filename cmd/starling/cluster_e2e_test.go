@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,7 +62,7 @@ func TestMain(m *testing.M) {
 
 // proc is one starling process.
 type proc struct {
-	name, data, gossip string
+	name, data, gossip, resp string
 	cmd                *exec.Cmd
 	exited             chan struct{}
 	log                *os.File
@@ -111,7 +112,7 @@ func (c *procCluster) start(name string) *proc {
 	c.t.Helper()
 	p := c.procs[name]
 	if p == nil {
-		p = &proc{name: name, data: freePort(c.t), gossip: freePort(c.t)}
+		p = &proc{name: name, data: freePort(c.t), gossip: freePort(c.t), resp: freePort(c.t)}
 		c.procs[name] = p
 		c.seeds = append(c.seeds, p.gossip)
 	}
@@ -120,7 +121,7 @@ func (c *procCluster) start(name string) *proc {
 		c.t.Fatal(err)
 	}
 	args := append([]string{"start", "--name", name, "--addr", p.data, "--gossip-addr", p.gossip,
-		"--join", strings.Join(c.seeds, ","), "--gossip-profile", "local", "--max-memory", "256MiB"}, c.flags...)
+		"--join", strings.Join(c.seeds, ","), "--resp-addr", p.resp, "--gossip-profile", "local", "--max-memory", "256MiB"}, c.flags...)
 	p.cmd = exec.Command(c.bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.log = logf
@@ -409,5 +410,76 @@ func TestE2EDeleteCrashRejoinDoesNotResurrect(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// benchSummary matches redis-benchmark -q's final line per test.
+var benchSummary = regexp.MustCompile(`(SET|GET): [0-9.]+ requests per second(, p50=[0-9.]+ msec)?`)
+
+// redisTool runs redis-cli or redis-benchmark against a node's RESP port.
+func redisTool(t *testing.T, tool string, p *proc, args ...string) string {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(p.resp)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, tool, append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", tool, args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// The Redis tools users already have work against any node of a
+// multi-process cluster.
+func TestE2ERedisTools(t *testing.T) {
+	for _, tool := range []string{"redis-cli", "redis-benchmark"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (Debian package redis-tools; .ci/run installs it): %v", tool, err)
+		}
+	}
+	c := newProcCluster(t)
+	ps := []*proc{c.start("n1"), c.start("n2"), c.start("n3")}
+	c.waitMembers(3, ps...)
+	for _, step := range []struct {
+		node int
+		args []string
+		want string
+	}{
+		{0, []string{"PING"}, "PONG"},
+		{0, []string{"SET", "greeting", "hello", "EX", "60"}, "OK"},
+		{2, []string{"GET", "greeting"}, "hello"},
+		{1, []string{"TTL", "greeting"}, "60"},
+		{2, []string{"INCRBY", "counter", "5"}, "5"},
+		{0, []string{"INCR", "counter"}, "6"},
+		{1, []string{"MSET", "a", "1", "b", "2", "c", "3"}, "OK"},
+		{2, []string{"MGET", "a", "b", "c", "nope"}, "1\n2\n3"},
+		{0, []string{"EXISTS", "a", "b", "nope"}, "2"},
+		{1, []string{"DEL", "a", "b", "nope"}, "2"},
+		{0, []string{"DBSIZE"}, "3"},
+		{2, []string{"GET", "nope"}, ""},
+		{0, []string{"NOSUCHCOMMAND"}, "ERR unknown command 'NOSUCHCOMMAND', with args beginning with:"},
+		{1, []string{"INCR", "greeting"}, "ERR value is not an integer or out of range"},
+	} {
+		got := redisTool(t, "redis-cli", ps[step.node], step.args...)
+		if got != step.want && !(step.args[0] == "TTL" && (got == "59" || got == "60")) {
+			t.Errorf("redis-cli -p <node%d> %v = %q, want %q", step.node+1, step.args, got, step.want)
+		}
+	}
+	info := redisTool(t, "redis-cli", ps[1], "INFO")
+	for _, field := range []string{"used_memory:", "maxmemory:", "connected_clients:", "keyspace_hits:", "starling_cluster_members:3"} {
+		if !strings.Contains(info, field) {
+			t.Errorf("INFO lacks %q", field)
+		}
+	}
+	// A short, bounded redis-benchmark run through one node completes
+	// without errors, pipelined and not.
+	for _, pipeline := range []string{"1", "16"} {
+		out := redisTool(t, "redis-benchmark", ps[0], "-t", "set,get", "-n", "20000", "-c", "20",
+			"-d", "100", "-r", "10000", "-P", pipeline, "-q")
+		summary := benchSummary.FindAllString(out, -1)
+		if strings.Contains(strings.ToLower(out), "error") || len(summary) != 2 {
+			t.Fatalf("redis-benchmark -P %s:\n%s", pipeline, out)
+		}
+		t.Logf("redis-benchmark -P %s through one of 3 nodes: %s", pipeline, strings.Join(summary, "; "))
 	}
 }
