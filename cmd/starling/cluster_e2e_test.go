@@ -63,9 +63,9 @@ func TestMain(m *testing.M) {
 // proc is one starling process.
 type proc struct {
 	name, data, gossip, resp string
-	cmd                *exec.Cmd
-	exited             chan struct{}
-	log                *os.File
+	cmd                      *exec.Cmd
+	exited                   chan struct{}
+	log                      *os.File
 }
 
 type procCluster struct {
