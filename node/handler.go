@@ -19,17 +19,24 @@ func (n *Node) ServeRequest(ctx context.Context, req *transport.Request, w trans
 	b := &batch{n: n, v: n.view.Load(), reqs: []*transport.Request{req}, resps: make([]*transport.Response, 1)}
 	b.runLocal()
 	if b.remoteIdle() {
-		b.resps[0].ID = req.ID
-		w.Reply(b.resps[0])
+		b.reply(w)
 		return
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		b.runRemote(n.ctx)
-		b.resps[0].ID = req.ID
-		w.Reply(b.resps[0])
+		b.reply(w)
 	}()
+}
+
+// reply sends a single-request batch's answer, stamped with this node's
+// ring version so smart clients notice when their ring is out of date.
+func (b *batch) reply(w transport.ResponseWriter) {
+	resp := b.resps[0]
+	resp.ID = b.reqs[0].ID
+	resp.RingVersion = b.v.ring.Version()
+	w.Reply(resp)
 }
 
 // Handle routes one request exactly as if it had arrived on the wire.

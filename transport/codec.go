@@ -215,6 +215,9 @@ func appendResponse(b []byte, r *Response) []byte {
 	if r.Version != 0 {
 		n++
 	}
+	if r.RingVersion != 0 {
+		n++
+	}
 	if r.HasOld {
 		n++
 	}
@@ -243,6 +246,9 @@ func appendResponse(b []byte, r *Response) []byte {
 	}
 	if r.Version != 0 {
 		b = appendUint(appendStr(b, "ver"), r.Version)
+	}
+	if r.RingVersion != 0 {
+		b = appendUint(appendStr(b, "rv"), r.RingVersion)
 	}
 	if r.HasOld {
 		b = append(appendKey(b, 'o'), mpTrue)
@@ -651,6 +657,8 @@ func decodeResponse(b []byte, r *Response, alias bool) error {
 			r.Int, err = d.int64v()
 		case "ver":
 			r.Version, err = d.uintMax(math.MaxUint64)
+		case "rv":
+			r.RingVersion, err = d.uintMax(math.MaxUint64)
 		case "o":
 			r.HasOld, err = d.boolean()
 		case "m":

@@ -214,6 +214,10 @@ type Response struct {
 	Int int64 `msgpack:"n,omitempty"`
 	// Version is the version of the entry read or written.
 	Version uint64 `msgpack:"ver,omitempty"`
+	// RingVersion is the replying node's ring version (ring.Version): a
+	// smart client that routes by its own copy of the ring refreshes it
+	// when this differs from the version it holds.
+	RingVersion uint64 `msgpack:"rv,omitempty"`
 	// HasOld says Value holds the previous value of an OpSet with FlagGetOld.
 	HasOld  bool     `msgpack:"o,omitempty"`
 	Members []Member `msgpack:"m,omitempty"`
