@@ -73,8 +73,13 @@ func (b *batch) plan(i int, req *transport.Request) *transport.Response {
 	owners := b.v.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas)
 	self := n.cfg.Name
 	switch {
-	case len(owners) == 0, req.Flags&(transport.FlagLocalOnly|transport.FlagRerouted) != 0:
+	case len(owners) == 0, req.Flags&transport.FlagLocalOnly != 0:
+		// A previous owner answering a new owner's fetch: its own store only.
 		return b.serveHere(i, req, owners, false)
+	case req.Flags&transport.FlagRerouted != 0:
+		// The last stop: served here whatever our ring says, fetching the
+		// key first if it is still on its way from a previous owner.
+		return b.serveHere(i, req, owners, true)
 	case req.Flags&transport.FlagForwarded != 0:
 		if slices.Contains(owners, self) {
 			return b.serveHere(i, req, owners, true)
