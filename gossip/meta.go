@@ -31,6 +31,10 @@ type Meta struct {
 	HTTPAddr string
 	// Proto is the node's data protocol version.
 	Proto uint8
+	// Boot identifies one run of the node's process (random at start).
+	// A member whose Boot changed was restarted, even if gossip never saw
+	// it leave: it has lost its memory and must be sent its keys again.
+	Boot uint64
 }
 
 // wireMeta is the encoded form of Meta. It carries, besides the public
@@ -44,6 +48,7 @@ type wireMeta struct {
 	HTTPAddr string `msgpack:"h,omitempty"`
 	Proto    int64  `msgpack:"p,omitempty"` // wider than uint8, so out-of-range values are caught, not wrapped
 	Leaving  bool   `msgpack:"l,omitempty"`
+	Boot     uint64 `msgpack:"b,omitempty"`
 }
 
 // validate checks that every address present is a host:port with a usable
@@ -77,6 +82,7 @@ func encodeMeta(m Meta, leaving bool) ([]byte, error) {
 		HTTPAddr: m.HTTPAddr,
 		Proto:    int64(m.Proto),
 		Leaving:  true,
+		Boot:     m.Boot,
 	}
 	b, err := marshalWire(&w)
 	if err != nil {
@@ -128,7 +134,7 @@ func decodeMeta(b []byte) (Meta, bool, error) {
 	if w.Proto < 0 || w.Proto > math.MaxUint8 {
 		return Meta{}, false, fmt.Errorf("%w: protocol version %d out of range", ErrBadMeta, w.Proto)
 	}
-	m := Meta{DataAddr: w.DataAddr, RespAddr: w.RespAddr, HTTPAddr: w.HTTPAddr, Proto: uint8(w.Proto)}
+	m := Meta{DataAddr: w.DataAddr, RespAddr: w.RespAddr, HTTPAddr: w.HTTPAddr, Proto: uint8(w.Proto), Boot: w.Boot}
 	if err := m.validate(); err != nil {
 		return Meta{}, false, fmt.Errorf("%w: %w", ErrBadMeta, err)
 	}

@@ -3,8 +3,11 @@ package node
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/starlingcache/starling/node/hlc"
 
 	"github.com/starlingcache/starling/node/store"
 	"github.com/starlingcache/starling/transport"
@@ -49,6 +52,16 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 	case transport.OpStats:
 		s := n.Stats()
 		return &transport.Response{Stats: &s}
+	case transport.OpLookup:
+		e, ok := st.Lookup(req.Key)
+		if !ok {
+			return notFound()
+		}
+		resp := &transport.Response{Value: e.Value, TTL: remainingMillis(e.ExpireAt), Version: e.Version}
+		if e.Tombstone {
+			resp.Int = 1
+		}
+		return resp
 	case transport.OpLeave:
 		n.leaveOnce.Do(func() { close(n.leaveRequested) })
 		return &transport.Response{}
@@ -201,6 +214,10 @@ func (n *Node) coordinate(req *transport.Request) (*transport.Response, entry, b
 	return resp, stored, wrote
 }
 
+// maxTTLMillis bounds TTLs so that an expiry always fits in Unix
+// nanoseconds.
+const maxTTLMillis = 100 * 365 * 24 * 3600 * 1000
+
 const (
 	maxInt64 = 1<<63 - 1
 	minInt64 = -1 << 63
@@ -233,6 +250,12 @@ func (n *Node) applyReplica(req *transport.Request) *transport.Response {
 	if req.Version == 0 {
 		return errResponse(fmt.Errorf("%w: replicate needs a version", transport.ErrBadRequest))
 	}
+	if hlc.Time(req.Version).After(time.Now().Add(maxClockSkew)) {
+		// A version far in the future would make the key impossible to
+		// overwrite: refuse it rather than let one bad clock pin a key.
+		return errResponse(fmt.Errorf("%w: version is %v in the future", transport.ErrBadRequest,
+			time.Until(hlc.Time(req.Version)).Round(time.Second)))
+	}
 	n.clock.Observe(req.Version)
 	in := entry{Value: req.Value, ExpireAt: req.ExpireAt, Version: req.Version, Tombstone: req.Flags&transport.FlagTombstone != 0}
 	if in.Tombstone {
@@ -247,8 +270,18 @@ func (n *Node) applyReplica(req *transport.Request) *transport.Response {
 	if err != nil {
 		return errResponse(storeError(err))
 	}
+	var buf [maxReplicas]string
+	if wrote && !slices.Contains(n.view.Load().ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas), n.cfg.Name) {
+		// Sent by a peer whose ring is behind ours: a stray copy that the
+		// next rebalance pass hands to the owners and drops.
+		n.misplaced.Store(true)
+	}
 	return boolResponse(wrote)
 }
+
+// maxClockSkew bounds how far ahead of this node's clock a replicated
+// version may be.
+const maxClockSkew = time.Minute
 
 // replicaRequest is the OpReplicate that carries e to another node.
 func replicaRequest(key string, e entry) transport.Request {
@@ -278,6 +311,9 @@ func (n *Node) checkKey(req *transport.Request) error {
 	}
 	if req.TTL < 0 && req.Op != transport.OpExpire {
 		return fmt.Errorf("%w: negative TTL", transport.ErrBadRequest)
+	}
+	if req.TTL > maxTTLMillis {
+		return fmt.Errorf("%w: invalid expire time: TTL over 100 years", transport.ErrBadRequest)
 	}
 	return nil
 }

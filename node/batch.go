@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -115,9 +116,24 @@ func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFal
 		return n.serveLocal(req)
 	}
 	resp, e, wrote := n.coordinate(req)
-	if wrote {
-		b.addReplicas(req.Key, e, owners)
+	if !wrote {
+		return resp
 	}
+	if cur := n.view.Load(); cur != b.v {
+		// The ring changed while this batch ran: a rebalance pass may
+		// already have scanned the key, so copy it to its current owners too.
+		var buf [maxReplicas]string
+		for _, o := range cur.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas) {
+			if !slices.Contains(owners, o) {
+				owners = append(owners, o)
+			}
+		}
+	}
+	var cur [maxReplicas]string
+	if len(owners) > 0 && !slices.Contains(n.view.Load().ring.AppendOwners(cur[:0], req.Key, n.cfg.Replicas), n.cfg.Name) {
+		n.misplaced.Store(true) // a stand-in copy: the next pass sends it on and drops it
+	}
+	b.addReplicas(req.Key, e, owners)
 	return resp
 }
 
@@ -159,12 +175,21 @@ func (b *batch) runRemote(ctx context.Context) {
 	}
 	if !b.waitRepl {
 		// Acknowledge now; copies go out in the background, bounded by
-		// ReplicaTimeout and tracked so Shutdown waits for them.
+		// ReplicaTimeout and tracked so Shutdown waits for them. Values
+		// may alias the caller's buffers (a RESP connection reuses its
+		// read buffer once Do returns): the copies own theirs.
 		n := b.n
-		n.wg.Add(1)
+		items := slices.Clone(b.repl)
+		for i := range items {
+			items[i].req.Value = bytes.Clone(items[i].req.Value)
+		}
+		if !n.track() {
+			n.sendReplicas(ctx, b.v, items)
+			return
+		}
 		go func() {
-			defer n.wg.Done()
-			n.sendReplicas(n.ctx, b.v, b.repl)
+			defer n.reqWG.Done()
+			n.sendReplicas(n.ctx, b.v, items)
 		}()
 		return
 	}
@@ -176,7 +201,6 @@ func (b *batch) runRemote(ctx context.Context) {
 // reached: a crashed node costs one failed round trip, not a wait for
 // gossip to notice.
 func (b *batch) forwardAll(ctx context.Context) {
-	n := b.n
 	pending := b.fwd
 	for len(pending) > 0 {
 		groups := map[string][]*fwdItem{}
@@ -206,7 +230,6 @@ func (b *batch) forwardAll(ctx context.Context) {
 			return
 		}
 	}
-	_ = n
 }
 
 // pickOwner returns the address of the first candidate owner not known to
@@ -251,13 +274,29 @@ func (b *batch) forwardGroup(ctx context.Context, addr string, items []*fwdItem)
 			continue
 		}
 		it.next++
-		if it.next < it.count && failoverable(err) && ctx.Err() == nil {
+		if it.next < it.count && failoverable(err) && ctx.Err() == nil &&
+			(repeatable(b.reqs[it.i]) || !errors.Is(err, transport.ErrConnLost)) {
 			retry = append(retry, it)
 			continue
 		}
 		b.resps[it.i] = unavailable(addr, err)
 	}
 	return retry
+}
+
+// repeatable reports whether req may be sent again to another replica
+// after the connection to its owner broke mid-request, when the owner may
+// or may not have applied it. Reads and plain writes may (last writer wins
+// makes a repeat harmless); an INCR, APPEND or a conditional or
+// value-returning write may not: it could apply twice or answer wrongly.
+func repeatable(req *transport.Request) bool {
+	switch req.Op {
+	case transport.OpIncr, transport.OpAppend, transport.OpGetDel, transport.OpDelete:
+		return false
+	case transport.OpSet:
+		return req.Flags&(transport.FlagIfAbsent|transport.FlagIfPresent|transport.FlagGetOld) == 0
+	}
+	return true
 }
 
 // failoverable reports whether a failed call may be retried on another
@@ -268,30 +307,49 @@ func failoverable(err error) bool {
 }
 
 // fetchThenServe handles a request for a key this node owns but has not
-// received yet during a hand-off: it asks the previous owners for the key,
-// keeps the newest copy, then serves the request as usual.
+// received yet during a hand-off: it asks every previous owner for the
+// key's full state (tombstones included) in parallel, keeps the newest,
+// then serves the request as usual.
 func (b *batch) fetchThenServe(ctx context.Context, i int) *transport.Response {
 	n, req := b.n, b.reqs[i]
 	if b.v.prev != nil {
 		var buf [maxReplicas]string
-		for _, o := range b.v.prev.AppendOwners(buf[:0], req.Key, n.cfg.Replicas) {
+		prev := b.v.prev.AppendOwners(buf[:0], req.Key, n.cfg.Replicas)
+		found := make([]*transport.Response, len(prev))
+		var wg sync.WaitGroup
+		for j, o := range prev {
 			addr, ok := b.v.addrs[o]
 			if o == n.cfg.Name || !ok || n.peers.down(addr) {
 				continue
 			}
-			cctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
-			resp, err := n.client.Call(cctx, addr, &transport.Request{Op: transport.OpGet, Key: req.Key, Flags: transport.FlagLocalOnly})
-			cancel()
-			if err != nil {
-				n.peers.failed(addr, err)
-				continue
+			wg.Go(func() {
+				cctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
+				defer cancel()
+				resp, err := n.client.Call(cctx, addr, &transport.Request{Op: transport.OpLookup, Key: req.Key, Flags: transport.FlagLocalOnly})
+				if err != nil {
+					n.peers.failed(addr, err)
+					return
+				}
+				if resp.Code == transport.CodeOK && resp.Version != 0 {
+					found[j] = resp
+				}
+			})
+		}
+		wg.Wait()
+		var newest *transport.Response
+		for _, r := range found {
+			if r != nil && (newest == nil || r.Version > newest.Version) {
+				newest = r
 			}
-			if resp.Code == transport.CodeOK {
-				n.applyReplica(&transport.Request{Op: transport.OpReplicate, Key: req.Key, Value: resp.Value,
-					ExpireAt: expiryFromTTL(resp.TTL), Version: resp.Version})
-				n.stats.fallbackHits.Add(1)
-				break
+		}
+		if newest != nil {
+			rep := &transport.Request{Op: transport.OpReplicate, Key: req.Key, Value: newest.Value,
+				ExpireAt: expiryFromTTL(newest.TTL), Version: newest.Version}
+			if newest.Int == 1 {
+				rep.Flags |= transport.FlagTombstone
 			}
+			n.applyReplica(rep)
+			n.stats.fallbackHits.Add(1)
 		}
 	}
 	var buf [maxReplicas]string

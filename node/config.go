@@ -67,6 +67,9 @@ type Config struct {
 	// ReplicaTimeout bounds how long a write waits for one replica. Keep it
 	// far below gossip's failure detection: a dead replica must cost a
 	// write at most this, once; then the peer is skipped for PeerBackoff.
+	// A write acknowledged while a replica was unreachable has fewer copies
+	// until its hint is delivered: Replicas=2 survives one crash of a
+	// healthy cluster, not a crash of the only copy left.
 	ReplicaTimeout time.Duration
 
 	// PeerBackoff is how long a peer that failed a call is skipped by reads
@@ -207,12 +210,15 @@ func (c *Config) Validate() error {
 	if c.WriteAck > AckAll {
 		return fmt.Errorf("%w: unknown write ack mode %d", ErrInvalidConfig, c.WriteAck)
 	}
-	for name, d := range map[string]time.Duration{
-		"replica timeout": c.ReplicaTimeout, "peer backoff": c.PeerBackoff, "tombstone TTL": c.TombstoneTTL,
-		"rebalance interval": c.RebalanceInterval, "handoff grace": c.HandoffGrace,
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"replica timeout", c.ReplicaTimeout}, {"peer backoff", c.PeerBackoff}, {"tombstone TTL", c.TombstoneTTL},
+		{"rebalance interval", c.RebalanceInterval}, {"handoff grace", c.HandoffGrace},
 	} {
-		if d <= 0 {
-			return fmt.Errorf("%w: %s must be positive", ErrInvalidConfig, name)
+		if d.v <= 0 {
+			return fmt.Errorf("%w: %s must be positive", ErrInvalidConfig, d.name)
 		}
 	}
 	if c.HandoffBatch < 1 {

@@ -22,9 +22,13 @@ func (n *Node) ServeRequest(ctx context.Context, req *transport.Request, w trans
 		b.reply(w)
 		return
 	}
-	n.wg.Add(1)
+	if !n.track() {
+		b.resps[0] = errResponse(fmt.Errorf("%w: %w", transport.ErrUnavailable, ErrShutdown))
+		b.reply(w)
+		return
+	}
 	go func() {
-		defer n.wg.Done()
+		defer n.reqWG.Done()
 		b.runRemote(n.ctx)
 		b.reply(w)
 	}()

@@ -12,6 +12,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -59,7 +60,19 @@ type Node struct {
 	leaveRequested chan struct{} // closed when a client asks the node to leave
 	leaving        atomic.Bool   // set by Shutdown before the hand-off
 	passMu         sync.Mutex    // one rebalance pass at a time
-	misplaced      atomic.Bool   // a pass left keys behind: run another
+	viewMu         sync.Mutex    // serializes view rebuilds against the leave hand-off
+	boot           uint64        // this run's identity, published in gossip metadata
+
+	// Request goroutines (forwarding, background replication) are tracked
+	// apart from the node's loops, so Shutdown can let them finish before
+	// it cancels the context the loops watch.
+	reqMu     sync.RWMutex
+	reqClosed bool
+	reqWG     sync.WaitGroup
+
+	rejoinMu  sync.Mutex
+	rejoined  []string    // members seen restarting (new Boot) since the last pass
+	misplaced atomic.Bool // a pass left keys behind: run another
 
 	stats struct {
 		forwarded      atomic.Int64 // requests sent on to their owner
@@ -69,7 +82,6 @@ type Node struct {
 		keysMoved      atomic.Int64 // keys handed to new owners
 		bytesMoved     atomic.Int64
 		lastHandoff    atomic.Int64 // duration of the last pass that moved keys, ns
-		lastPassMoved  atomic.Int64 // keys the last pass moved
 		handoffRunning atomic.Int64 // passes in progress
 	}
 
@@ -139,6 +151,7 @@ func New(cfg Config) (*Node, error) {
 		peers:       newPeerHealth(cfg.PeerBackoff),
 		hints:       newHintSet(maxHintsPerPeer),
 		ringChanged: make(chan struct{}, 1),
+		boot:        rand.Uint64() | 1,
 
 		leaveRequested: make(chan struct{}),
 		ctx:            ctx,
@@ -200,7 +213,7 @@ func (n *Node) Start(ctx context.Context) error {
 
 	gcfg := n.cfg.Gossip
 	gcfg.Name = n.cfg.Name
-	gcfg.Meta = gossip.Meta{DataAddr: n.dataAddr, RespAddr: n.respAddr, Proto: ProtocolVersion}
+	gcfg.Meta = gossip.Meta{DataAddr: n.dataAddr, RespAddr: n.respAddr, Proto: ProtocolVersion, Boot: n.boot}
 	if n.cfg.Advertise != "" && gcfg.AdvertiseAddr == "" {
 		gcfg.AdvertiseAddr = n.cfg.Advertise
 	}
@@ -334,6 +347,8 @@ func (n *Node) membershipLoop() {
 
 // rebuild builds a ring from gossip's current member list and swaps it in.
 func (n *Node) rebuild() {
+	n.viewMu.Lock()
+	defer n.viewMu.Unlock()
 	members := n.gossip.Members()
 	if n.leaving.Load() {
 		// Handing off before leaving: keep routing around ourselves.
@@ -357,6 +372,7 @@ func (n *Node) rebuild() {
 		return
 	}
 	old := n.view.Load()
+	n.noteRestarts(old.members, members)
 	next := &view{ring: r, addrs: addrs, members: members, prev: old.prev, changed: old.changed}
 	if old.ring.Version() != r.Version() {
 		switch {
@@ -376,6 +392,53 @@ func (n *Node) rebuild() {
 	select {
 	case n.ringChanged <- struct{}{}:
 	default:
+	}
+}
+
+// noteRestarts records members whose Boot changed between two member
+// lists: they restarted too quickly for gossip to see them leave, lost
+// their memory, and must be sent their keys again as if they had joined.
+func (n *Node) noteRestarts(before, after []gossip.Member) {
+	boots := make(map[string]uint64, len(before))
+	for _, m := range before {
+		boots[m.Name] = m.Meta.Boot
+	}
+	for _, m := range after {
+		if old, ok := boots[m.Name]; ok && old != 0 && old != m.Meta.Boot && m.Name != n.cfg.Name {
+			n.log.Info("member restarted", "member", m.Name)
+			n.rejoinMu.Lock()
+			n.rejoined = append(n.rejoined, m.Name)
+			n.rejoinMu.Unlock()
+		}
+	}
+}
+
+// track registers a request goroutine, or reports false once Shutdown has
+// stopped accepting them.
+func (n *Node) track() bool {
+	n.reqMu.RLock()
+	defer n.reqMu.RUnlock()
+	if n.reqClosed {
+		return false
+	}
+	n.reqWG.Add(1)
+	return true
+}
+
+// drainRequests stops new request goroutines and waits for running ones
+// (each bounded by ForwardTimeout or ReplicaTimeout) until ctx ends.
+func (n *Node) drainRequests(ctx context.Context) {
+	n.reqMu.Lock()
+	n.reqClosed = true
+	n.reqMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		n.reqWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 
@@ -471,6 +534,9 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 		if err := n.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("transport shutdown: %w", err))
 		}
+		// Acknowledged writes may still be replicating in the background:
+		// let them finish before the context they run under is cancelled.
+		n.drainRequests(ctx)
 	case started:
 		if n.resp != nil {
 			_ = n.resp.Shutdown(expired())
@@ -478,6 +544,7 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 		_ = n.srv.Close()
 	}
 	n.cancel()
+	n.drainRequests(context.Background()) // everything left sees a cancelled context
 	if started {
 		if err := n.gossip.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("gossip shutdown: %w", err))

@@ -25,22 +25,46 @@ func (n *Node) rebalanceLoop(initial *ring.Ring) {
 			return
 		case <-n.ringChanged:
 		case <-tick.C:
-			n.retryHints(n.ctx)
-		}
-		if n.leaving.Load() {
-			continue // Shutdown hands off by itself
-		}
-		v := n.view.Load()
-		if v.ring.Version() == last.Version() && !n.misplaced.Swap(false) {
-			continue
+			n.passMu.Lock()
+			if !n.leaving.Load() {
+				n.retryHints(n.ctx)
+			}
+			n.passMu.Unlock()
 		}
 		n.passMu.Lock()
 		if !n.leaving.Load() {
-			n.pass(n.ctx, v, last, v.ring)
-			last = v.ring
+			last = n.rebalanceOnce(last)
 		}
 		n.passMu.Unlock()
 	}
+}
+
+// rebalanceOnce runs the passes that are due: one for a ring change since
+// last, one for members that restarted without gossip noticing, and one
+// for stray copies. It returns the ring it brought the store up to date
+// with.
+func (n *Node) rebalanceOnce(last *ring.Ring) *ring.Ring {
+	v := n.view.Load()
+	n.rejoinMu.Lock()
+	restarted := n.rejoined
+	n.rejoined = nil
+	n.rejoinMu.Unlock()
+	switch {
+	case v.ring.Version() != last.Version():
+		n.pass(n.ctx, v, last, v.ring)
+		n.misplaced.Store(false)
+	case n.misplaced.Swap(false):
+		n.pass(n.ctx, v, v.ring, v.ring)
+	}
+	if len(restarted) > 0 {
+		// Send restarted members everything they own or replicate, as if
+		// they had just joined.
+		names := slices.DeleteFunc(v.ring.Members(), func(m string) bool { return slices.Contains(restarted, m) })
+		if without, err := ring.New(n.cfg.Ring, names); err == nil {
+			n.pass(n.ctx, v, without, v.ring)
+		}
+	}
+	return v.ring
 }
 
 // handoffItem is one key on its way to the nodes that should hold it.
@@ -58,7 +82,7 @@ type handoffItem struct {
 // entries, one round trip per target per batch. A key this node no longer
 // owns is deleted only after every target acknowledged it, and only if it
 // was not written meanwhile.
-func (n *Node) pass(ctx context.Context, v *view, prev, cur *ring.Ring) {
+func (n *Node) pass(ctx context.Context, v *view, prev, cur *ring.Ring) passResult {
 	start := time.Now()
 	n.stats.handoffRunning.Add(1)
 	defer n.stats.handoffRunning.Add(-1)
@@ -68,6 +92,7 @@ func (n *Node) pass(ctx context.Context, v *view, prev, cur *ring.Ring) {
 		bytes  int
 		moved  int64
 		failed bool
+		queued int
 		ob, pb [maxReplicas]string
 	)
 	flush := func() {
@@ -92,6 +117,7 @@ func (n *Node) pass(ctx context.Context, v *view, prev, cur *ring.Ring) {
 		}
 		e.Value = append([]byte(nil), e.Value...) // valid only during the callback
 		chunk = append(chunk, handoffItem{key: key, req: replicaRequest(key, e), targets: targets, drop: drop})
+		queued++
 		bytes += len(key) + len(e.Value)
 		if len(chunk) >= n.cfg.HandoffBatch || bytes >= handoffBatchBytes {
 			flush()
@@ -105,12 +131,19 @@ func (n *Node) pass(ctx context.Context, v *view, prev, cur *ring.Ring) {
 		n.misplaced.Store(true) // try again on the next tick
 	}
 	n.stats.keysMoved.Add(moved)
-	n.stats.lastPassMoved.Store(moved)
 	if moved > 0 || failed {
 		n.stats.lastHandoff.Store(int64(time.Since(start)))
 		n.log.Info("rebalance pass", "keys_moved", moved, "failed", failed, "took", time.Since(start).Round(time.Millisecond),
 			"ring_members", cur.Len())
 	}
+	return passResult{queued: queued, moved: int(moved), failed: failed}
+}
+
+// passResult says what a pass did: how many keys it found to send, how
+// many reached all their targets, and whether anything failed.
+type passResult struct {
+	queued, moved int
+	failed        bool
 }
 
 // handoffTargets is the hand-off planner: given a key's owners before and
@@ -264,23 +297,34 @@ func (n *Node) retryHints(ctx context.Context) {
 
 // handOffForLeave moves every key this node holds to the nodes that will
 // own it once it is gone, before the node leaves gossip. Requests that
-// arrive meanwhile are routed by the ring without this node.
+// arrive meanwhile are routed by the ring without this node. It keeps part
+// of ctx's time for leaving gossip and draining afterwards.
 func (n *Node) handOffForLeave(ctx context.Context) {
 	n.leaving.Store(true)
 	n.passMu.Lock() // wait for a running pass: it stops early now
 	defer n.passMu.Unlock()
+	if deadline, ok := ctx.Deadline(); ok {
+		reserve := max(time.Second, time.Until(deadline)/5)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-reserve))
+		defer cancel()
+	}
+	n.viewMu.Lock()
 	v := n.view.Load()
 	names := slices.DeleteFunc(v.ring.Members(), func(m string) bool { return m == n.cfg.Name })
 	if len(names) == 0 {
+		n.viewMu.Unlock()
 		return // the last node: nobody to hand to
 	}
 	without, err := ring.New(n.cfg.Ring, names)
 	if err != nil {
+		n.viewMu.Unlock()
 		n.log.Error("cannot build the ring for hand-off", "err", err)
 		return
 	}
 	next := &view{ring: without, addrs: v.addrs, members: v.members, prev: v.ring, changed: time.Now()}
 	n.view.Store(next)
+	n.viewMu.Unlock()
 	start := time.Now()
 	n.pass(ctx, next, v.ring, without)
 	n.handOffRemaining(ctx)
@@ -290,16 +334,19 @@ func (n *Node) handOffForLeave(ctx context.Context) {
 
 // handOffRemaining sends whatever this leaving node still holds — keys a
 // failed batch kept, or writes routed here by peers that had not yet heard
-// it was leaving — until nothing is left or ctx ends.
+// it was leaving — until a pass finds nothing left or ctx ends.
 func (n *Node) handOffRemaining(ctx context.Context) {
-	v := n.view.Load()
-	if v.ring.Contains(n.cfg.Name) || v.ring.Len() == 0 {
-		return
-	}
 	backoff := 10 * time.Millisecond
-	for n.store.Len() > 0 && ctx.Err() == nil {
-		n.pass(ctx, v, v.ring, v.ring)
-		if n.store.Len() == 0 || n.stats.lastPassMoved.Load() > 0 {
+	for ctx.Err() == nil {
+		v := n.view.Load()
+		if v.ring.Contains(n.cfg.Name) || v.ring.Len() == 0 {
+			return
+		}
+		res := n.pass(ctx, v, v.ring, v.ring)
+		switch {
+		case res.queued == 0:
+			return
+		case res.moved > 0:
 			backoff = 10 * time.Millisecond
 			continue
 		}

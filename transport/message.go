@@ -53,6 +53,11 @@ const (
 	// OpLeave asks the receiving node to hand off its keys, leave the
 	// cluster and stop, as on SIGTERM. The reply comes before it stops.
 	OpLeave
+	// OpLookup reads Key's full state from the receiver's own store,
+	// tombstones included: Value, TTL and Version, with Int 1 for a
+	// tombstone; CodeNotFound if it holds nothing. A new owner fetching a
+	// key mid-hand-off uses it, so it can tell "deleted" from "absent".
+	OpLookup
 )
 
 // String returns the operation's name, for logs and errors.
@@ -92,6 +97,8 @@ func (o Op) String() string {
 		return "replicate"
 	case OpLeave:
 		return "leave"
+	case OpLookup:
+		return "lookup"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }

@@ -23,6 +23,11 @@ func Config(t testing.TB, name string) node.Config {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Gossip.BindAddr = "127.0.0.1:0"
 	cfg.Store.MaxMemory = 64 << 20 // many nodes share one test process
+	// Generous timeouts: tests run under -race on 2 shared cores, where a
+	// healthy peer can take well over the production budget to answer.
+	// Speed is measured by benchmarks, not by tests.
+	cfg.ForwardTimeout = 5 * time.Second
+	cfg.ReplicaTimeout = 2 * time.Second
 	w := &testWriter{t: t}
 	// Registered before the node's own cleanup, so it runs after the node
 	// has shut down: nothing logs to a finished test.
