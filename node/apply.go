@@ -250,6 +250,11 @@ func (n *Node) applyReplica(req *transport.Request) *transport.Response {
 	if req.Version == 0 {
 		return errResponse(fmt.Errorf("%w: replicate needs a version", transport.ErrBadRequest))
 	}
+	if n.leaving.Load() {
+		// A peer whose ring still has us would hand keys back to a node
+		// that is about to go: refuse, so the peer keeps its copy.
+		return errResponse(fmt.Errorf("%w: node is leaving", transport.ErrUnavailable))
+	}
 	if hlc.Time(req.Version).After(time.Now().Add(maxClockSkew)) {
 		// A version far in the future would make the key impossible to
 		// overwrite: refuse it rather than let one bad clock pin a key.

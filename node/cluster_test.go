@@ -18,7 +18,7 @@ func newClient(t *testing.T, addr string) *client.Client {
 	t.Helper()
 	cfg := client.DefaultConfig()
 	cfg.Addrs = []string{addr}
-	cfg.Timeout = 3 * time.Second
+	cfg.Timeout = 15 * time.Second
 	cl, err := client.New(cfg)
 	if err != nil {
 		t.Fatal(err)

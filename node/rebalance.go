@@ -52,9 +52,14 @@ func (n *Node) rebalanceOnce(last *ring.Ring) *ring.Ring {
 	switch {
 	case v.ring.Version() != last.Version():
 		n.pass(n.ctx, v, last, v.ring)
-		n.misplaced.Store(false)
+		// Check again on the next tick for copies this pass could not
+		// place or drop: keys written under the old ring while it ran, or
+		// entries the store moved under the walk.
+		n.misplaced.Store(true)
 	case n.misplaced.Swap(false):
-		n.pass(n.ctx, v, v.ring, v.ring)
+		if res := n.pass(n.ctx, v, v.ring, v.ring); res.queued > 0 {
+			n.misplaced.Store(true) // until a pass finds no stray left
+		}
 	}
 	if len(restarted) > 0 {
 		// Send restarted members everything they own or replicate, as if

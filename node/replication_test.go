@@ -222,19 +222,26 @@ func TestJoinUnderLoadNoMissNoRegression(t *testing.T) {
 		t.Fatalf("%d failed or stale reads; first: %v", f, firstErr.Load())
 	}
 	// Eventually every node holds exactly the keys it owns or replicates.
-	nodetest.WaitFor(t, 20*time.Second, func() bool {
+	var mismatch string
+	settled := func() bool {
 		for _, nd := range all {
 			r := nd.Ring()
 			for i := range keys {
 				k := fmt.Sprintf("j-%d", i)
-				_, _, has := nd.Store().Get(k)
-				if has != slices.Contains(r.Owners(k, 2), nd.Name()) {
+				v, _, has := nd.Store().Get(k)
+				if owners := r.Owners(k, 2); has != slices.Contains(owners, nd.Name()) {
+					mismatch = fmt.Sprintf("%s holds %s = %v (value %q), owners %v", nd.Name(), k, has, v, owners)
 					return false
 				}
 			}
 		}
 		return true
-	}, "every node to hold exactly the keys it owns or replicates")
+	}
+	for deadline := time.Now().Add(20 * time.Second); !settled(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes do not hold exactly the keys they own or replicate after 20s; %s", mismatch)
+		}
+	}
 }
 
 // A deleted key stays deleted when a replica that missed the delete comes

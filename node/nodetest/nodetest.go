@@ -27,6 +27,9 @@ func Config(t testing.TB, name string) node.Config {
 	// healthy peer can take well over the production budget to answer.
 	// Speed is measured by benchmarks, not by tests.
 	cfg.ForwardTimeout = 5 * time.Second
+	// Fast detection, but tolerant of a starved CPU: without this, members
+	// of a loaded test machine are declared dead and rejoin.
+	cfg.Gossip.SuspicionMult = 5
 	cfg.ReplicaTimeout = 2 * time.Second
 	w := &testWriter{t: t}
 	// Registered before the node's own cleanup, so it runs after the node
