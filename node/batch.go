@@ -108,7 +108,7 @@ func (b *batch) addForward(i int, flags transport.Flags, owners []string) {
 // this node does not hold yet is first fetched from its previous owners.
 func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFallback bool) *transport.Response {
 	n := b.n
-	if mayFallback && needsOldState(req) && n.inHandoff(b.v) && !n.holds(req.Key) {
+	if mayFallback && needsOldState(req) && n.inHandoff(b.v) && !n.ownedBefore(b.v, req.Key) && !n.holds(req.Key) {
 		b.fallback = append(b.fallback, i)
 		return nil
 	}
@@ -354,6 +354,14 @@ func (b *batch) fetchThenServe(ctx context.Context, i int) *transport.Response {
 	}
 	var buf [maxReplicas]string
 	return b.serveHere(i, req, b.v.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas), false)
+}
+
+// ownedBefore reports whether this node was already an owner of key in
+// the ring before the last change: then it has the key (or knows it is
+// absent), and a miss needs no fetch from elsewhere.
+func (n *Node) ownedBefore(v *view, key string) bool {
+	var buf [maxReplicas]string
+	return slices.Contains(v.prev.AppendOwners(buf[:0], key, n.cfg.Replicas), n.cfg.Name)
 }
 
 // inHandoff reports whether v is recent enough that keys may still be on

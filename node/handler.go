@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/starlingcache/starling/transport"
@@ -32,6 +33,48 @@ func (n *Node) ServeRequest(ctx context.Context, req *transport.Request, w trans
 		b.runRemote(n.ctx)
 		b.reply(w)
 	}()
+}
+
+var _ transport.BatchHandler = (*Node)(nil)
+
+// ServeBatch implements transport.BatchHandler: the requests a peer sent
+// together (a forwarded pipeline) are executed as one batch, so their
+// forwards and replica copies travel in one round trip per peer.
+func (n *Node) ServeBatch(ctx context.Context, reqs []*transport.Request, w transport.ResponseWriter) {
+	if len(reqs) == 1 {
+		n.ServeRequest(ctx, reqs[0], w)
+		return
+	}
+	b := &batch{n: n, v: n.view.Load(), reqs: slices.Clone(reqs), resps: make([]*transport.Response, len(reqs))}
+	b.runLocal()
+	if b.remoteIdle() {
+		b.replyAll(w)
+		return
+	}
+	if !n.track() {
+		for i := range b.resps {
+			if b.resps[i] == nil {
+				b.resps[i] = errResponse(fmt.Errorf("%w: %w", transport.ErrUnavailable, ErrShutdown))
+			}
+		}
+		b.replyAll(w)
+		return
+	}
+	go func() {
+		defer n.reqWG.Done()
+		b.runRemote(n.ctx)
+		b.replyAll(w)
+	}()
+}
+
+// replyAll sends every answer of a batch, stamped with the ring version.
+func (b *batch) replyAll(w transport.ResponseWriter) {
+	rv := b.v.ring.Version()
+	for i, resp := range b.resps {
+		resp.ID = b.reqs[i].ID
+		resp.RingVersion = rv
+		w.Reply(resp)
+	}
 }
 
 // reply sends a single-request batch's answer, stamped with this node's

@@ -27,6 +27,22 @@ type Handler interface {
 	ServeRequest(ctx context.Context, req *Request, w ResponseWriter)
 }
 
+// BatchHandler is a Handler that can also take several requests at once.
+// The server calls ServeBatch, instead of ServeRequest for each, with every
+// request it decoded from one read of a connection (a peer's pipelined or
+// batched requests), so the handler can group the work they cause — a
+// node replicates a forwarded batch's writes in one round trip per
+// replica. The rules of ServeRequest apply to each request: Reply exactly
+// once, inline or later. The slice is only valid during the call; the
+// requests in it belong to the handler.
+type BatchHandler interface {
+	Handler
+	ServeBatch(ctx context.Context, reqs []*Request, w ResponseWriter)
+}
+
+// maxServeBatch bounds how many requests one ServeBatch call gets.
+const maxServeBatch = 256
+
 // HandlerFunc adapts a function to a Handler.
 type HandlerFunc func(ctx context.Context, req *Request, w ResponseWriter)
 
@@ -336,12 +352,26 @@ func (c *serverConn) readLoop() (graceful bool) {
 	// batching mirrors c.inBatch, which only this goroutine sets, to save
 	// taking the lock for every request of a batch.
 	batching := false
+	bh, _ := c.srv.handler.(BatchHandler)
+	var pending []*Request // decoded but not yet handed to bh
+	dispatch := func() {
+		if len(pending) > 0 {
+			bh.ServeBatch(c.ctx, pending, c)
+			clear(pending)
+			pending = pending[:0]
+		}
+	}
+	defer dispatch() // requests already counted in flight still get served
 	for {
 		if c.inflight.Load() >= c.maxInfl {
+			dispatch()
 			batching = false
 			if !c.waitSlot() {
 				return c.isStopping()
 			}
+		}
+		if !c.fr.buffered() || len(pending) >= maxServeBatch {
+			dispatch()
 		}
 		if !c.fr.buffered() {
 			// About to block on the network: send what is ready first.
@@ -403,6 +433,10 @@ func (c *serverConn) readLoop() (graceful bool) {
 			continue
 		}
 		c.inflight.Add(1)
+		if bh != nil {
+			pending = append(pending, req)
+			continue
+		}
 		c.srv.handler.ServeRequest(c.ctx, req, c)
 	}
 }

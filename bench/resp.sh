@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bench/resp.sh — redis-benchmark against a local redis-server, one starling
+# node and a 3-node starling cluster (benchmark pointed at one node), in one
+# run on this machine, and one table with the ratios starling/redis.
+#
+#   bench/resp.sh                 # defaults below
+#   N=200000 C=50 D=100 R=100000 PIPELINES="1 16" bench/resp.sh
+#
+# Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools).
+# Everything listens on 127.0.0.1; every process started here is stopped
+# (by PID) on exit.
+set -euo pipefail
+
+N=${N:-200000} C=${C:-50} D=${D:-100} R=${R:-100000}
+PIPELINES=${PIPELINES:-"1 16"}
+REPLICAS=${REPLICAS:-2}
+BASE=${BASE_PORT:-17400}
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in redis-server redis-benchmark redis-cli; do
+  command -v "$tool" >/dev/null || { echo "bench/resp.sh: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
+done
+
+echo "building starling..." >&2
+(cd "$repo" && CGO_ENABLED=0 go build -o "$work/starling" ./cmd/starling)
+
+wait_port() { # wait until redis-cli PING answers on port $1
+  for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "nothing answers on port $1" >&2; exit 1
+}
+
+start_starling() { # name index join...
+  local name=$1 i=$2; shift 2
+  "$work/starling" start --name "$name" --addr "127.0.0.1:$((BASE + 10 + i))" \
+    --gossip-addr "127.0.0.1:$((BASE + 20 + i))" --resp-addr "127.0.0.1:$((BASE + 30 + i))" \
+    --replicas "$REPLICAS" --log-level warn "$@" >>"$work/$name.log" 2>&1 &
+  pids+=($!)
+}
+
+# run LABEL PORT P: prints "label P SET_ops GET_ops SET_p50 SET_p99 GET_p50 GET_p99"
+run() {
+  local label=$1 port=$2 p=$3 out
+  out=$(redis-benchmark -p "$port" -t set,get -n "$N" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>/dev/null)
+  # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+  awk -F'","' -v label="$label" -v p="$p" '
+    { gsub(/"/, "", $1); gsub(/"/, "", $NF) }
+    $1 == "SET" { sr=$2; s50=$5; s99=$7 }
+    $1 == "GET" { gr=$2; g50=$5; g99=$7 }
+    END { printf "%s %s %s %s %s %s %s %s\n", label, p, sr, gr, s50, s99, g50, g99 }' <<<"$out"
+}
+
+redis-server --port "$((BASE + 1))" --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+pids+=($!)
+start_starling single 0
+start_starling c1 1
+start_starling c2 2 --join "127.0.0.1:$((BASE + 21))"
+start_starling c3 3 --join "127.0.0.1:$((BASE + 21))"
+wait_port "$((BASE + 1))"; wait_port "$((BASE + 30))"; wait_port "$((BASE + 31))"
+for _ in $(seq 200); do
+  [[ $("$work/starling" members --addr "127.0.0.1:$((BASE + 11))" 2>/dev/null | grep -c alive) -eq 3 ]] && break
+  sleep 0.1
+done
+
+results=()
+for p in $PIPELINES; do
+  results+=("$(run redis "$((BASE + 1))" "$p")")
+  results+=("$(run starling-1 "$((BASE + 30))" "$p")")
+  results+=("$(run starling-3 "$((BASE + 31))" "$p")")
+done
+
+echo
+echo "redis-benchmark -t set,get -n $N -c $C -d $D -r $R; starling --replicas $REPLICAS; $(nproc) cores, $(uname -m)"
+printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis
+declare -A base_set base_get
+for line in "${results[@]}"; do
+  read -r label p sr gr s50 s99 g50 g99 <<<"$line"
+  if [[ $label == redis ]]; then base_set[$p]=$sr; base_get[$p]=$gr; fi
+  printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9.2f %9.2f\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
+    "$(awk -v a="$sr" -v b="${base_set[$p]}" 'BEGIN{print a/b}')" "$(awk -v a="$gr" -v b="${base_get[$p]}" 'BEGIN{print a/b}')"
+done
