@@ -17,6 +17,7 @@ var _ transport.Handler = (*Node)(nil)
 // continues in a goroutine, so a slow peer never stalls the requests
 // pipelined behind it.
 func (n *Node) ServeRequest(ctx context.Context, req *transport.Request, w transport.ResponseWriter) {
+	n.awaitReady()
 	b := &batch{n: n, v: n.view.Load(), reqs: []*transport.Request{req}, resps: make([]*transport.Response, 1)}
 	b.runLocal()
 	if b.remoteIdle() {
@@ -41,6 +42,7 @@ var _ transport.BatchHandler = (*Node)(nil)
 // together (a forwarded pipeline) are executed as one batch, so their
 // forwards and replica copies travel in one round trip per peer.
 func (n *Node) ServeBatch(ctx context.Context, reqs []*transport.Request, w transport.ResponseWriter) {
+	n.awaitReady()
 	if len(reqs) == 1 {
 		n.ServeRequest(ctx, reqs[0], w)
 		return
@@ -100,6 +102,7 @@ func (n *Node) Handle(ctx context.Context, req *transport.Request) *transport.Re
 // one round trip per command is what makes forwarding slow. Replication of
 // the batch's local writes is grouped the same way.
 func (n *Node) Do(ctx context.Context, reqs []*transport.Request, resps []*transport.Response) {
+	n.awaitReady()
 	b := &batch{n: n, v: n.view.Load(), reqs: reqs, resps: resps}
 	b.runLocal()
 	if !b.remoteIdle() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -50,11 +51,36 @@ func TestHandoffThroughput(t *testing.T) {
 	}
 	t.Logf("loaded %d keys of %d bytes into 2 nodes in %v", keys, valueSize, time.Since(start).Round(time.Millisecond))
 
+	// GET latency through node2 at rest, then while the join's hand-off runs.
+	cl := newClient(t, nodes[1].Addr())
+	probe := func(stop <-chan struct{}, max int) []time.Duration {
+		var lat []time.Duration
+		for i := 0; i < max; i++ {
+			select {
+			case <-stop:
+				return lat
+			default:
+			}
+			k := fmt.Sprintf("key-%09d", (i*7919)%keys)
+			t0 := time.Now()
+			if _, err := cl.Get(ctx, k); err != nil {
+				t.Errorf("get %s: %v", k, err)
+				return lat
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		return lat
+	}
+	atRest := probe(nil, 5000)
+
 	// Join: a third node takes about a third of the keys.
 	cfg := nodetest.Config(t, "node3")
 	big(&cfg)
 	cfg.Gossip.Seeds = []string{nodes[0].GossipAddr()}
 	start = time.Now()
+	stopProbe := make(chan struct{})
+	during := make(chan []time.Duration)
+	go func() { during <- probe(stopProbe, 1<<30) }()
 	joiner := nodetest.Start(t, cfg)
 	nodetest.WaitConverged(t, append(nodes, joiner), 3)
 	// Settled: every key held exactly once and the joiner's count stable.
@@ -72,6 +98,11 @@ func TestHandoffThroughput(t *testing.T) {
 		}
 		return time.Since(stableSince) > 300*time.Millisecond
 	}, "hand-off to the joiner to settle")
+	close(stopProbe)
+	duringJoin := <-during
+	t.Logf("GET via node2, p50/p99/max: at rest %v / %v / %v (%d gets); during the join hand-off %v / %v / %v (%d gets)",
+		pct(atRest, 50), pct(atRest, 99), pct(atRest, 100), len(atRest),
+		pct(duringJoin, 50), pct(duringJoin, 99), pct(duringJoin, 100), len(duringJoin))
 	moved := joiner.Store().Stats().Entries
 	d := time.Since(start) - 300*time.Millisecond
 	t.Logf("join: %d keys (%.1f MB) moved in %v: %.0f keys/s, %.1f MB/s", moved, float64(moved*(valueSize+13))/1e6,
@@ -91,4 +122,14 @@ func TestHandoffThroughput(t *testing.T) {
 	if got := nodes[1].Store().Stats().Entries + joiner.Store().Stats().Entries; got != int64(keys) {
 		t.Fatalf("after the leave the survivors hold %d keys, want %d", got, keys)
 	}
+}
+
+// pct returns the p-th percentile of lat (which it sorts).
+func pct(lat []time.Duration, p int) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	i := min(len(lat)-1, len(lat)*p/100)
+	return lat[i].Round(time.Microsecond)
 }

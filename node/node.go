@@ -61,6 +61,7 @@ type Node struct {
 	leaving        atomic.Bool   // set by Shutdown before the hand-off
 	passMu         sync.Mutex    // one rebalance pass at a time
 	viewMu         sync.Mutex    // serializes view rebuilds against the leave hand-off
+	joinedAt       time.Time     // when this node first saw others; guarded by viewMu
 	boot           uint64        // this run's identity, published in gossip metadata
 
 	// Request goroutines (forwarding, background replication) are tracked
@@ -69,6 +70,12 @@ type Node struct {
 	reqMu     sync.RWMutex
 	reqClosed bool
 	reqWG     sync.WaitGroup
+
+	// ready is closed once the node knows the cluster it joined (or that
+	// it is alone): until then it has no ring to route or fetch by, and
+	// requests wait for it.
+	ready     chan struct{}
+	readyOnce sync.Once
 
 	rejoinMu  sync.Mutex
 	rejoined  []string    // members seen restarting (new Boot) since the last pass
@@ -151,6 +158,7 @@ func New(cfg Config) (*Node, error) {
 		peers:       newPeerHealth(cfg.PeerBackoff),
 		hints:       newHintSet(maxHintsPerPeer),
 		ringChanged: make(chan struct{}, 1),
+		ready:       make(chan struct{}),
 		boot:        rand.Uint64() | 1,
 
 		leaveRequested: make(chan struct{}),
@@ -230,6 +238,22 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.gossip = g
 	n.rebuild()
+	if len(gcfg.Seeds) == 0 {
+		n.markReady()
+	} else {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			// Seeds that never answer leave us a cluster of one, which must
+			// serve too: wait for them only so long.
+			ctx, cancel := context.WithTimeout(n.ctx, joinWait)
+			defer cancel()
+			if err := g.WaitJoined(ctx); err == nil {
+				n.rebuild()
+			}
+			n.markReady()
+		}()
+	}
 	n.wg.Add(2)
 	go n.membershipLoop()
 	go n.rebalanceLoop(n.view.Load().ring)
@@ -375,13 +399,18 @@ func (n *Node) rebuild() {
 	n.noteRestarts(old.members, members)
 	next := &view{ring: r, addrs: addrs, members: members, prev: old.prev, changed: old.changed}
 	if old.ring.Version() != r.Version() {
+		joining := old.ring.Len() == 1 && old.ring.Contains(n.cfg.Name) && r.Len() > 1
+		if joining {
+			n.joinedAt = time.Now()
+		}
 		switch {
 		case old.ring.Len() == 0:
-		case old.ring.Len() == 1 && old.ring.Contains(n.cfg.Name):
-			// We just joined: the previous owners of our keys are the
-			// others, as the cluster's ring had them before we arrived.
+		case joining || (!n.joinedAt.IsZero() && time.Since(n.joinedAt) < n.cfg.HandoffGrace):
+			// We are joining: the previous owners of our keys are the
+			// others, as the cluster's ring had them before we arrived —
+			// not the partial rings we build while we learn the members.
 			if others, err := ring.New(n.cfg.Ring, slices.DeleteFunc(r.Members(), func(m string) bool { return m == n.cfg.Name })); err == nil && others.Len() > 0 {
-				next.prev, next.changed = others, time.Now()
+				next.prev, next.changed = others, n.joinedAt
 			}
 		default:
 			next.prev, next.changed = old.ring, time.Now()
@@ -410,6 +439,29 @@ func (n *Node) noteRestarts(before, after []gossip.Member) {
 			n.rejoined = append(n.rejoined, m.Name)
 			n.rejoinMu.Unlock()
 		}
+	}
+}
+
+// joinWait bounds how long requests wait at start for the seeds.
+const joinWait = 5 * time.Second
+
+func (n *Node) markReady() { n.readyOnce.Do(func() { close(n.ready) }) }
+
+// awaitReady holds a request until the node knows its cluster, so that a
+// node that is still joining never answers from an empty store for keys
+// it has not been handed yet.
+func (n *Node) awaitReady() {
+	select {
+	case <-n.ready:
+		return
+	default:
+	}
+	t := time.NewTimer(joinWait)
+	defer t.Stop()
+	select {
+	case <-n.ready:
+	case <-t.C:
+	case <-n.ctx.Done():
 	}
 }
 
