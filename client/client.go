@@ -1,19 +1,33 @@
-// Package client is the Go client for a starling cluster. It talks the
-// msgpack transport to any node; that node serves the request or forwards it
-// to the key's owner.
+// Package client is the Go client for a starling cluster.
+//
+// A Client learns the cluster from any node it is given (the member names
+// and their data addresses), builds the same consistent-hash ring the nodes
+// build, and sends each keyed request straight to the key's owner, marked
+// as already routed, so the node serves it without a forwarding hop. Every
+// reply carries the replying node's ring version; when it differs from the
+// client's, the client fetches the member list again in the background.
+// Reads that find the owner unreachable are retried on the key's next
+// replica. GetMany, SetMany and Do split a batch by owner and send one
+// pipelined round trip per owner, in parallel.
+//
+// With Config.Smart off the client behaves like a plain client: every
+// request goes to the first configured node that answers, which routes it.
 package client
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/starlingcache/starling/ring"
 	"github.com/starlingcache/starling/transport"
 )
 
-// Errors callers branch on. They are the transport's sentinels, re-exported
+// Errors callers branch on. Most are the transport's sentinels, re-exported
 // so that users of this package need not import transport.
 var (
 	// ErrNotFound reports a key that does not exist or has expired.
@@ -22,45 +36,143 @@ var (
 	ErrUnavailable = transport.ErrUnavailable
 	// ErrTooLarge reports a key or value over the cluster's limits.
 	ErrTooLarge = transport.ErrTooLarge
+	// ErrClosed reports a call on a closed Client.
+	ErrClosed = transport.ErrClosed
 	// ErrInvalidConfig reports a Config that cannot work.
 	ErrInvalidConfig = errors.New("client: invalid config")
+	// ErrInvalidArgument reports a call whose arguments cannot work, such
+	// as a negative TTL or a response slice shorter than its requests.
+	ErrInvalidArgument = errors.New("client: invalid argument")
 )
+
+// MaxReplicas is the largest Config.Replicas accepted, the same bound the
+// nodes enforce.
+const MaxReplicas = 7
 
 // Config configures a Client.
 type Config struct {
-	// Addrs are data addresses of cluster nodes. Requests go to the first
-	// node that answers.
+	// Addrs are data addresses of cluster nodes: the client asks them for
+	// the member list, and sends them what it cannot route itself (or, with
+	// Smart off, everything), trying them in order.
 	Addrs []string
-	// Timeout bounds each call whose context has no earlier deadline.
+
+	// Timeout bounds each call whose context has no deadline of its own,
+	// retries included. It replaces Transport.CallTimeout.
 	Timeout time.Duration
+
+	// Smart makes the client route keyed requests to their owners itself,
+	// by its own copy of the ring. Off, every request goes to the first
+	// reachable node in Addrs, which forwards it to the owner: one more
+	// hop, but nothing to learn about the cluster.
+	Smart bool
+
+	// Replicas is the cluster's replication factor (the nodes'
+	// --replicas): how many owners a read may be retried on. It must match
+	// the cluster's, or failover reads may go to a node that does not hold
+	// the key (which then forwards them once more). In [1, MaxReplicas].
+	Replicas int
+
+	// Ring must equal the nodes' ring configuration, so that the client's
+	// ring places keys exactly where theirs does. A mismatch costs a hop
+	// per request (nodes reroute what they do not own), never a wrong
+	// answer.
+	Ring ring.Config
+
+	// RefreshInterval is how often a smart client re-reads the member list
+	// even when no reply suggested a change. 0 disables it: refreshes then
+	// happen only when a reply carries a different ring version or a node
+	// cannot be reached.
+	RefreshInterval time.Duration
+
+	// MinRefreshInterval spaces member-list refreshes: while nodes
+	// disagree on the ring (a join in progress), replies keep announcing
+	// other versions, and one refresh per interval is enough.
+	MinRefreshInterval time.Duration
+
+	// AttemptTimeout, if positive, bounds one read at one replica when
+	// another replica remains to try, so a node that accepts connections
+	// but does not answer costs this long rather than the whole deadline.
+	// 0 lets an attempt use all the time left. A refused or broken
+	// connection fails over at once either way.
+	AttemptTimeout time.Duration
+
+	// DownBackoff is how long a node that could not be reached is tried
+	// last (after the key's other owners) instead of first.
+	DownBackoff time.Duration
+
 	// Transport tunes connections, frame limits and pooling.
 	Transport transport.Config
+
+	// Logger receives ring refreshes and routing trouble. Nil discards.
+	Logger *slog.Logger
 }
 
-// DefaultConfig returns a Config for a node on the default local address.
+// DefaultConfig returns a smart client's Config for a node on the default
+// local address and a cluster with the nodes' default ring and replication.
 func DefaultConfig() Config {
 	return Config{
-		Addrs:     []string{"127.0.0.1:7001"},
-		Timeout:   5 * time.Second,
-		Transport: transport.DefaultConfig(),
+		Addrs:              []string{"127.0.0.1:7001"},
+		Timeout:            5 * time.Second,
+		Smart:              true,
+		Replicas:           2,
+		Ring:               ring.DefaultConfig(),
+		RefreshInterval:    10 * time.Second,
+		MinRefreshInterval: 250 * time.Millisecond,
+		DownBackoff:        time.Second,
+		Transport:          transport.DefaultConfig(),
 	}
 }
 
 // Validate reports a Config that cannot work.
 func (c *Config) Validate() error {
-	if len(c.Addrs) == 0 {
+	switch {
+	case len(c.Addrs) == 0:
 		return fmt.Errorf("%w: at least one node address is required", ErrInvalidConfig)
-	}
-	if c.Timeout <= 0 {
+	case c.Timeout <= 0:
 		return fmt.Errorf("%w: timeout must be positive", ErrInvalidConfig)
+	case c.Replicas < 1 || c.Replicas > MaxReplicas:
+		return fmt.Errorf("%w: replicas %d must be in [1, %d]", ErrInvalidConfig, c.Replicas, MaxReplicas)
+	case c.RefreshInterval < 0 || c.MinRefreshInterval < 0 || c.AttemptTimeout < 0 || c.DownBackoff < 0:
+		return fmt.Errorf("%w: intervals and timeouts must not be negative", ErrInvalidConfig)
+	}
+	for _, a := range c.Addrs {
+		if a == "" {
+			return fmt.Errorf("%w: empty node address", ErrInvalidConfig)
+		}
+	}
+	if c.Smart {
+		if err := c.Ring.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
 	}
 	return c.Transport.Validate()
 }
 
 // Client sends requests to a cluster. It is safe for concurrent use.
 type Client struct {
-	cfg Config
-	tc  *transport.Client
+	cfg   Config
+	log   *slog.Logger
+	tc    *transport.Client
+	seeds []*member // Config.Addrs, as routing targets
+
+	// table is the current routing table; nil until the first refresh.
+	table atomic.Pointer[table]
+	// refreshSem admits one member-list refresh at a time.
+	refreshSem chan struct{}
+	// refreshing is set while a background refresh is scheduled or runs.
+	refreshing atomic.Bool
+	// lastRefresh is when the last refresh ended (unix nanoseconds).
+	lastRefresh atomic.Int64
+	// lastInitFail is when a first, synchronous refresh last failed, so
+	// that a cluster that is down does not cost every call a refresh.
+	lastInitFail atomic.Int64
+
+	ctx    context.Context // cancelled by Close; parents background work
+	cancel context.CancelFunc
+
+	bgMu   sync.Mutex
+	bg     sync.WaitGroup // background refreshes and the refresh loop
+	closed bool
 }
 
 // New returns a Client; it connects lazily on the first request.
@@ -68,20 +180,67 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tc, err := transport.NewClient(cfg.Transport)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tcfg := cfg.Transport
+	tcfg.CallTimeout = cfg.Timeout
+	if tcfg.Logger == nil {
+		tcfg.Logger = log
+	}
+	tc, err := transport.NewClient(tcfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, tc: tc}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		cfg:        cfg,
+		log:        log.With("component", "client"),
+		tc:         tc,
+		refreshSem: make(chan struct{}, 1),
+		ctx:        ctx,
+		cancel:     cancel,
+	}
+	for _, a := range cfg.Addrs {
+		c.seeds = append(c.seeds, &member{addr: a})
+	}
+	if cfg.Smart && cfg.RefreshInterval > 0 {
+		c.bg.Add(1)
+		go c.refreshLoop()
+	}
+	return c, nil
 }
 
-// Close releases the client's connections.
-func (c *Client) Close() error { return c.tc.Close() }
+// Close stops background refreshes and releases the client's connections.
+// Calls in flight fail with ErrClosed. It is safe to call more than once.
+func (c *Client) Close() error {
+	c.bgMu.Lock()
+	c.closed = true
+	c.bgMu.Unlock()
+	c.cancel()
+	c.bg.Wait()
+	return c.tc.Close()
+}
+
+// Ring returns the ring a smart client routes by, or nil before it has
+// learned the cluster (or if it is not smart). Its Version equals the
+// nodes' ring version when the client is up to date.
+func (c *Client) Ring() *ring.Ring {
+	if t := c.table.Load(); t != nil {
+		return t.ring
+	}
+	return nil
+}
 
 // Get returns the value stored under key, or an error wrapping ErrNotFound.
 func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
-	resp, err := c.do(ctx, &transport.Request{Op: transport.OpGet, Key: key})
+	req := transport.Request{Op: transport.OpGet, Key: key}
+	resp, err := c.call(ctx, &req)
 	if err != nil {
+		return nil, err
+	}
+	if err := resp.Error(); err != nil {
 		return nil, err
 	}
 	return resp.Value, nil
@@ -90,28 +249,51 @@ func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 // Set stores value under key. A ttl of 0 keeps it until it is deleted or
 // evicted.
 func (c *Client) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if ttl < 0 {
-		return fmt.Errorf("client: negative ttl %v", ttl)
+	ms, err := ttlMillis(ttl)
+	if err != nil {
+		return err
 	}
-	ms := int64(0)
-	if ttl > 0 {
-		ms = max(1, ttl.Milliseconds())
+	req := transport.Request{Op: transport.OpSet, Key: key, Value: value, TTL: ms}
+	resp, err := c.call(ctx, &req)
+	if err != nil {
+		return err
 	}
-	_, err := c.do(ctx, &transport.Request{Op: transport.OpSet, Key: key, Value: value, TTL: ms})
-	return err
+	return resp.Error()
+}
+
+// ttlMillis converts a TTL to the wire's milliseconds, rounding a positive
+// TTL below 1 ms up so that it still expires rather than living forever.
+func ttlMillis(ttl time.Duration) (int64, error) {
+	switch {
+	case ttl < 0:
+		return 0, fmt.Errorf("%w: negative ttl %v", ErrInvalidArgument, ttl)
+	case ttl == 0:
+		return 0, nil
+	}
+	return max(1, ttl.Milliseconds()), nil
 }
 
 // Delete removes key. It returns an error wrapping ErrNotFound if the key
-// did not exist.
+// did not exist. If the connection to the key's owner breaks with the
+// delete in flight, it is resent to a replica, and may then report
+// ErrNotFound although this call is what removed the key.
 func (c *Client) Delete(ctx context.Context, key string) error {
-	_, err := c.do(ctx, &transport.Request{Op: transport.OpDelete, Key: key})
-	return err
+	req := transport.Request{Op: transport.OpDelete, Key: key}
+	resp, err := c.call(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return resp.Error()
 }
 
-// Members returns the cluster members as the contacted node sees them.
+// Members returns the cluster members as the contacted node (the first
+// reachable one of Config.Addrs) sees them.
 func (c *Client) Members(ctx context.Context) ([]transport.Member, error) {
-	resp, err := c.do(ctx, &transport.Request{Op: transport.OpMembers})
+	resp, err := c.call(ctx, &transport.Request{Op: transport.OpMembers})
 	if err != nil {
+		return nil, err
+	}
+	if err := resp.Error(); err != nil {
 		return nil, err
 	}
 	return resp.Members, nil
@@ -119,33 +301,87 @@ func (c *Client) Members(ctx context.Context) ([]transport.Member, error) {
 
 // Ping checks that a node answers.
 func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.do(ctx, &transport.Request{Op: transport.OpPing})
-	return err
+	resp, err := c.call(ctx, &transport.Request{Op: transport.OpPing})
+	if err != nil {
+		return err
+	}
+	return resp.Error()
 }
 
-// do sends req to the first reachable node and converts the reply's code
-// into an error. Only failures to reach a node move on to the next address:
-// an answer, even an error, is final.
-func (c *Client) do(ctx context.Context, req *transport.Request) (*transport.Response, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
-		defer cancel()
+// GetMany reads keys with one pipelined round trip per owner, owners in
+// parallel. The map holds the keys that exist; absent or expired keys are
+// left out. If some keys could not be read, the error says how many and
+// wraps the first failure (usually ErrUnavailable); the map still holds
+// what was read.
+func (c *Client) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(keys))
+	if len(keys) == 0 {
+		return out, nil
 	}
-	var lastErr error
-	for _, addr := range c.cfg.Addrs {
-		r := *req
-		resp, err := c.tc.Call(ctx, addr, &r)
-		if err != nil {
-			lastErr = fmt.Errorf("%w: %s: %w", ErrUnavailable, addr, err)
-			if ctx.Err() != nil {
-				break
+	reqs := make([]transport.Request, len(keys))
+	ptrs := make([]*transport.Request, len(keys))
+	for i, k := range keys {
+		reqs[i] = transport.Request{Op: transport.OpGet, Key: k}
+		ptrs[i] = &reqs[i]
+	}
+	resps := make([]*transport.Response, len(keys))
+	_ = c.Do(ctx, ptrs, resps) // per-request outcomes are in resps
+	var failed int
+	var first error
+	for i, r := range resps {
+		switch err := r.Error(); {
+		case err == nil:
+			out[keys[i]] = r.Value
+		case errors.Is(err, ErrNotFound):
+		default:
+			failed++
+			if first == nil {
+				first = fmt.Errorf("get %q: %w", keys[i], err)
 			}
-			continue
 		}
-		return resp, resp.Error()
 	}
-	return nil, lastErr
+	if failed > 0 {
+		return out, fmt.Errorf("client: %d of %d keys not read: %w", failed, len(keys), first)
+	}
+	return out, nil
+}
+
+// SetMany stores every item with the same ttl (0: no expiry), with one
+// pipelined round trip per owner, owners in parallel. If some keys could
+// not be stored, the error says how many and wraps the first failure; the
+// others are stored.
+func (c *Client) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+	ms, err := ttlMillis(ttl)
+	if err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	reqs := make([]transport.Request, 0, len(items))
+	for k, v := range items {
+		reqs = append(reqs, transport.Request{Op: transport.OpSet, Key: k, Value: v, TTL: ms})
+	}
+	ptrs := make([]*transport.Request, len(reqs))
+	for i := range reqs {
+		ptrs[i] = &reqs[i]
+	}
+	resps := make([]*transport.Response, len(reqs))
+	_ = c.Do(ctx, ptrs, resps)
+	var failed int
+	var first error
+	for i, r := range resps {
+		if err := r.Error(); err != nil {
+			failed++
+			if first == nil {
+				first = fmt.Errorf("set %q: %w", reqs[i].Key, err)
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("client: %d of %d keys not stored: %w", failed, len(reqs), first)
+	}
+	return nil
 }
 
 // NodeStats is one node's counters, or why they could not be read.
@@ -163,11 +399,8 @@ func (c *Client) Stats(ctx context.Context) ([]NodeStats, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
-		defer cancel()
-	}
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	out := make([]NodeStats, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
@@ -191,14 +424,19 @@ func (c *Client) Stats(ctx context.Context) ([]NodeStats, error) {
 // Leave asks the node at addr to hand its keys to their next owners,
 // leave the cluster and stop, as SIGTERM would.
 func (c *Client) Leave(ctx context.Context, addr string) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
-		defer cancel()
-	}
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	resp, err := c.tc.Call(ctx, addr, &transport.Request{Op: transport.OpLeave})
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrUnavailable, addr, err)
 	}
 	return resp.Error()
+}
+
+// bound gives ctx the client's Timeout if it has no deadline.
+func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.cfg.Timeout)
 }

@@ -19,6 +19,7 @@ func newClient(t *testing.T, addr string) *client.Client {
 	cfg := client.DefaultConfig()
 	cfg.Addrs = []string{addr}
 	cfg.Timeout = 15 * time.Second
+	cfg.Smart = false // these tests are about the node that receives the request
 	cl, err := client.New(cfg)
 	if err != nil {
 		t.Fatal(err)

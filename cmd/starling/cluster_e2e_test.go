@@ -159,6 +159,7 @@ func (c *procCluster) client(p *proc) *client.Client {
 	c.t.Helper()
 	cfg := client.DefaultConfig()
 	cfg.Addrs = []string{p.data}
+	cfg.Smart = false // through this node, so its routing and forwarding are what is tested
 	cl, err := client.New(cfg)
 	if err != nil {
 		c.t.Fatal(err)

@@ -30,6 +30,7 @@ func main() {
 			membersCommand(),
 			statsCommand(),
 			leaveCommand(),
+			benchCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors once, below
 	}

@@ -1,0 +1,94 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ParseRatio parses a GET:SET mix such as "9:1" (or "1:0" for GETs only).
+func ParseRatio(s string) (get, set int, err error) {
+	g, st, ok := strings.Cut(s, ":")
+	if ok {
+		get, err = strconv.Atoi(strings.TrimSpace(g))
+		if err == nil {
+			set, err = strconv.Atoi(strings.TrimSpace(st))
+		}
+	}
+	if !ok || err != nil || get < 0 || set < 0 || get+set == 0 {
+		return 0, 0, fmt.Errorf("%w: ratio %q is not GET:SET, e.g. 9:1", ErrInvalidConfig, s)
+	}
+	return get, set, nil
+}
+
+// Report is a finished run with what it ran against, as `starling bench`
+// prints it.
+type Report struct {
+	// Addrs are the nodes the client was given.
+	Addrs []string `json:"addrs"`
+	// Smart says the client sent requests straight to their owners.
+	Smart bool `json:"smart"`
+	// Members is the number of cluster members at the start.
+	Members int     `json:"members"`
+	Config  Config  `json:"config"`
+	Result  *Result `json:"result"`
+}
+
+// WriteJSON writes r as one indented JSON document.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes r for people: what ran, then throughput, hit ratio,
+// errors and latency percentiles.
+func (r *Report) WriteText(w io.Writer) error {
+	c, res := &r.Config, r.Result
+	mode := "smart: straight to owners"
+	if !r.Smart {
+		mode = "through " + strings.Join(r.Addrs, ", ")
+	}
+	limit := fmt.Sprintf("%d requests", c.Requests)
+	switch {
+	case c.Requests == 0:
+		limit = c.Duration.String()
+	case c.Duration > 0:
+		limit += " or " + c.Duration.String()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "starling bench: %d members (%s), %d clients, pipeline %d, %s\n", r.Members, mode, c.Clients, c.Pipeline, limit)
+	fmt.Fprintf(&b, "  workload    %d keys (%s), %d-byte values, GET:SET %d:%d\n", c.Keys, c.Dist, c.ValueSize, c.GetRatio, c.SetRatio)
+	if res.Interrupted {
+		fmt.Fprintf(&b, "  INTERRUPTED: partial results\n")
+	}
+	fmt.Fprintf(&b, "  requests    %d in %v (%d GET, %d SET)\n", res.Ops, res.Elapsed.Round(time.Millisecond), res.Gets, res.Sets)
+	fmt.Fprintf(&b, "  throughput  %.0f ops/s\n", res.OpsPerSec)
+	if res.Gets > 0 {
+		fmt.Fprintf(&b, "  hit ratio   %.4f (%d hits, %d misses)\n", res.HitRatio, res.Hits, res.Misses)
+	}
+	fmt.Fprintf(&b, "  errors      %d", res.Errors)
+	if res.FirstError != "" {
+		fmt.Fprintf(&b, " (first: %s)", res.FirstError)
+	}
+	b.WriteString("\n")
+	l := res.Latency
+	fmt.Fprintf(&b, "  latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s)\n",
+		ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), ms(l.Mean))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// FormatProgress renders a one-line live status.
+func FormatProgress(p Progress) string {
+	return fmt.Sprintf("%6.1fs  %9.0f ops/s  %10d requests  %d errors", p.Elapsed.Seconds(), p.Rate, p.Ops, p.Errors)
+}
+
+// ms formats d in milliseconds with three decimals, the unit
+// redis-benchmark reports in.
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64) + "ms"
+}

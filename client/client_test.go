@@ -1,0 +1,525 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starlingcache/starling/client"
+	"github.com/starlingcache/starling/node"
+	"github.com/starlingcache/starling/node/nodetest"
+	"github.com/starlingcache/starling/transport"
+)
+
+const waitTimeout = 20 * time.Second
+
+func newClient(t testing.TB, mutate func(*client.Config), addrs ...string) *client.Client {
+	t.Helper()
+	cfg := client.DefaultConfig()
+	cfg.Addrs = addrs
+	cfg.Timeout = 5 * time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	cl, err := client.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func ctxTimeout(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// forwarded sums the nodes' Forwarded counters: requests a node had to
+// send on to another.
+func forwarded(nodes []*node.Node) int64 {
+	var n int64
+	for _, nd := range nodes {
+		n += nd.Handle(context.Background(), &transport.Request{Op: transport.OpStats}).Stats.Forwarded
+	}
+	return n
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, mutate := range map[string]func(*client.Config){
+		"no addrs":         func(c *client.Config) { c.Addrs = nil },
+		"empty addr":       func(c *client.Config) { c.Addrs = []string{""} },
+		"zero timeout":     func(c *client.Config) { c.Timeout = 0 },
+		"zero replicas":    func(c *client.Config) { c.Replicas = 0 },
+		"too many":         func(c *client.Config) { c.Replicas = client.MaxReplicas + 1 },
+		"negative refresh": func(c *client.Config) { c.RefreshInterval = -1 },
+		"bad ring":         func(c *client.Config) { c.Ring.VNodes = 0 },
+	} {
+		cfg := client.DefaultConfig()
+		mutate(&cfg)
+		if _, err := client.New(cfg); !errors.Is(err, client.ErrInvalidConfig) {
+			t.Errorf("%s: New = %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	cfg := client.DefaultConfig()
+	cfg.Smart = false
+	cfg.Ring.VNodes = 0 // unused without Smart
+	if _, err := client.New(cfg); err != nil {
+		t.Errorf("plain client with an unused ring config: %v", err)
+	}
+}
+
+// With Smart, every keyed request goes straight to an owner: no node
+// forwards anything. Without, requests through one node are forwarded for
+// the keys it does not own.
+func TestSmartRoutingSkipsTheForwardingHop(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := ctxTimeout(t)
+	const keys = 300
+	run := func(cl *client.Client, prefix string) {
+		t.Helper()
+		for i := range keys {
+			k := fmt.Sprintf("%s-%d", prefix, i)
+			if err := cl.Set(ctx, k, []byte(k), 0); err != nil {
+				t.Fatalf("set %s: %v", k, err)
+			}
+			if v, err := cl.Get(ctx, k); err != nil || string(v) != k {
+				t.Fatalf("get %s = %q, %v", k, v, err)
+			}
+		}
+		if err := cl.Delete(ctx, prefix+"-0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.Get(ctx, prefix+"-0"); !errors.Is(err, client.ErrNotFound) {
+			t.Fatalf("get after delete = %v, want ErrNotFound", err)
+		}
+	}
+
+	before := forwarded(nodes)
+	smart := newClient(t, nil, nodes[0].Addr())
+	run(smart, "smart")
+	if smart.Ring() == nil || smart.Ring().Version() != nodes[0].Ring().Version() {
+		t.Fatalf("client ring %v, nodes' %v", smart.Ring(), nodes[0].Ring())
+	}
+	// Under CPU starvation gossip can briefly suspect a node and a ring
+	// can change under the test; allow a sliver, not a third.
+	if got := forwarded(nodes) - before; got > 2*keys/100 {
+		t.Errorf("smart client: nodes forwarded %d of %d requests, want ~0", got, 2*keys+3)
+	}
+
+	before = forwarded(nodes)
+	plain := newClient(t, func(c *client.Config) { c.Smart = false }, nodes[0].Addr())
+	run(plain, "plain")
+	if plain.Ring() != nil {
+		t.Errorf("plain client has a ring")
+	}
+	// node1 owns about a third of the keys; the rest are forwarded.
+	if got := forwarded(nodes) - before; got < keys/2 {
+		t.Errorf("plain client: nodes forwarded %d of %d requests, want about 2/3", got, 2*keys+3)
+	}
+}
+
+// A node joins: replies announce a new ring version, the client re-reads
+// the members and sends the new node's keys straight to it.
+func TestRingRefreshAfterJoin(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := ctxTimeout(t)
+	cl := newClient(t, func(c *client.Config) { c.RefreshInterval = 0 }, nodes[0].Addr())
+	if err := cl.Set(ctx, "warm", []byte("up"), 0); err != nil {
+		t.Fatal(err)
+	}
+	old := cl.Ring().Version()
+
+	cfg := nodetest.Config(t, "node4")
+	cfg.Gossip.Seeds = []string{nodes[0].GossipAddr()}
+	nodes = append(nodes, nodetest.Start(t, cfg))
+	nodetest.WaitConverged(t, nodes, 4)
+	want := nodes[0].Ring().Version()
+	if want == old {
+		t.Fatal("the join did not change the ring version")
+	}
+	i := 0
+	nodetest.WaitFor(t, waitTimeout, func() bool {
+		i++
+		_ = cl.Set(ctx, fmt.Sprintf("poke-%d", i), []byte("x"), 0) // replies carry the new version
+		return cl.Ring().Version() == want
+	}, "the client to pick up the ring with node4")
+	if cl.Ring().Len() != 4 {
+		t.Fatalf("client ring %v", cl.Ring())
+	}
+
+	before := forwarded(nodes)
+	local4 := nodes[3].Handle(ctx, &transport.Request{Op: transport.OpStats}).Stats.Local
+	const keys = 200
+	for i := range keys {
+		if err := cl.Set(ctx, fmt.Sprintf("after-%d", i), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := forwarded(nodes) - before; got > keys/50 {
+		t.Errorf("after the refresh nodes forwarded %d of %d requests", got, keys)
+	}
+	if got := nodes[3].Handle(ctx, &transport.Request{Op: transport.OpStats}).Stats.Local - local4; got < keys/10 {
+		t.Errorf("node4 served %d of %d requests, want about a quarter", got, keys)
+	}
+}
+
+// The owner of a key goes away while the client's ring still names it:
+// reads fail over to the next replica.
+func TestReadFailoverToReplica(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := ctxTimeout(t)
+	// No refreshes during the test: the client keeps routing to node3.
+	cl := newClient(t, func(c *client.Config) {
+		c.RefreshInterval = 0
+		c.MinRefreshInterval = time.Hour
+	}, nodes[0].Addr())
+	if err := cl.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for i := 0; len(keys) < 20; i++ {
+		k := fmt.Sprintf("k-%d", i)
+		if err := cl.Set(ctx, k, []byte(k), 0); err != nil {
+			t.Fatal(err)
+		}
+		if cl.Ring().Owner(k) == "node3" {
+			keys = append(keys, k)
+		}
+	}
+	if err := nodes[2].Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		v, err := cl.Get(ctx, k)
+		if err != nil || string(v) != k {
+			t.Fatalf("get %s with its owner gone = %q, %v", k, v, err)
+		}
+	}
+	if cl.Ring().Contains("node3") != true {
+		t.Fatal("the client refreshed its ring; the test meant to exercise failover")
+	}
+}
+
+// GetMany and SetMany split a batch by owner and still answer for every
+// key, with no forwarding.
+func TestGetManySetMany(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := ctxTimeout(t)
+	for _, smart := range []bool{true, false} {
+		t.Run(fmt.Sprintf("smart=%v", smart), func(t *testing.T) {
+			cl := newClient(t, func(c *client.Config) { c.Smart = smart }, nodes[1].Addr())
+			items := map[string][]byte{}
+			var keys []string
+			for i := range 150 {
+				k := fmt.Sprintf("many-%v-%d", smart, i)
+				items[k] = []byte("value-" + k)
+				keys = append(keys, k)
+			}
+			before := forwarded(nodes)
+			if err := cl.SetMany(ctx, items, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			missing := []string{"absent-1", "absent-2"}
+			got, err := cl.GetMany(ctx, append(keys, missing...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(items) {
+				t.Fatalf("GetMany returned %d keys, want %d", len(got), len(items))
+			}
+			for k, v := range items {
+				if string(got[k]) != string(v) {
+					t.Fatalf("GetMany[%s] = %q, want %q", k, got[k], v)
+				}
+			}
+			fwd := forwarded(nodes) - before
+			if smart && fwd > 6 {
+				t.Errorf("smart batch: nodes forwarded %d requests", fwd)
+			}
+			if !smart && fwd < 100 {
+				t.Errorf("plain batch: nodes forwarded only %d of %d requests", fwd, 2*len(items))
+			}
+			for _, nd := range nodes {
+				if v, _, ok := nd.Store().Get(keys[0]); ok && string(v) != string(items[keys[0]]) {
+					t.Fatalf("%s holds %q", nd.Name(), v)
+				}
+			}
+		})
+	}
+}
+
+// Do answers a mixed pipeline in order: keyed requests of every owner and
+// requests for no key.
+func TestDoMixedPipeline(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := ctxTimeout(t)
+	cl := newClient(t, nil, nodes[2].Addr())
+	var reqs []*transport.Request
+	for i := range 30 {
+		reqs = append(reqs, &transport.Request{Op: transport.OpSet, Key: fmt.Sprintf("do-%d", i), Value: []byte{byte(i)}})
+	}
+	reqs = append(reqs, &transport.Request{Op: transport.OpPing}, &transport.Request{Op: transport.OpMembers})
+	resps := make([]*transport.Response, len(reqs))
+	if err := cl.Do(ctx, reqs, resps); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resps {
+		if r.Error() != nil {
+			t.Fatalf("resps[%d]: %v", i, r.Error())
+		}
+	}
+	if len(resps[31].Members) != 3 {
+		t.Fatalf("members reply: %+v", resps[31])
+	}
+	gets := make([]*transport.Request, 30)
+	for i := range gets {
+		gets[i] = &transport.Request{Op: transport.OpGet, Key: fmt.Sprintf("do-%d", i)}
+	}
+	if err := cl.Do(ctx, gets, resps); err != nil {
+		t.Fatal(err)
+	}
+	for i := range gets {
+		if resps[i].Error() != nil || len(resps[i].Value) != 1 || resps[i].Value[0] != byte(i) {
+			t.Fatalf("get do-%d = %+v", i, resps[i])
+		}
+	}
+	if err := cl.Do(ctx, gets, resps[:1]); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("short resps: %v", err)
+	}
+}
+
+// The owner refuses connections (it crashed; failure detection has not
+// removed it yet): reads go to the replica, writes that never left too.
+func TestFailoverWhenOwnerRefusesConnections(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	cl := newClient(t, func(c *client.Config) { c.MinRefreshInterval = time.Hour }, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	if err := cl.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := fc.ring()
+	victim := fc.nodes[2]
+	var keys []string
+	for i := 0; len(keys) < 20; i++ {
+		if k := fmt.Sprintf("key-%d", i); r.Owner(k) == victim.name {
+			keys = append(keys, k)
+			if err := cl.Set(ctx, k, []byte(k), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if victim.direct.Load() != int64(len(keys)) || victim.routed.Load() != 0 {
+		t.Fatalf("owner got %d direct and %d unmarked requests, want %d and 0", victim.direct.Load(), victim.routed.Load(), len(keys))
+	}
+	victim.crash()
+	for _, k := range keys {
+		v, err := cl.Get(ctx, k)
+		if err != nil || string(v) != k {
+			t.Fatalf("get %s with the owner down = %q, %v", k, v, err)
+		}
+		if err := cl.Set(ctx, k, []byte(k+"'"), 0); err != nil {
+			t.Fatalf("set %s with the owner down: %v", k, err)
+		}
+	}
+	// The replicas took them, marked forwarded: they are owners too.
+	var direct int64
+	for _, nd := range fc.nodes[:2] {
+		direct += nd.direct.Load()
+	}
+	if direct != int64(2*len(keys)) {
+		t.Errorf("replicas got %d direct requests, want %d", direct, 2*len(keys))
+	}
+	got, err := cl.GetMany(ctx, keys)
+	if err != nil || len(got) != len(keys) {
+		t.Fatalf("GetMany with the owner down: %d keys, %v", len(got), err)
+	}
+
+	// A batch over every owner, from a client that does not remember the
+	// failure: the dead owner's share fails in the first round and goes to
+	// the replicas in the next, the rest is answered at once.
+	fresh := newClient(t, func(c *client.Config) {
+		c.MinRefreshInterval = time.Hour
+		c.DownBackoff = 0
+	}, fc.nodes[0].addr)
+	all := append([]string{"other-1", "other-2", "other-3"}, keys...)
+	items := map[string][]byte{}
+	for _, k := range all {
+		items[k] = []byte("v2-" + k)
+	}
+	if err := fresh.SetMany(ctx, items, 0); err != nil {
+		t.Fatalf("SetMany with the owner down: %v", err)
+	}
+	got, err = fresh.GetMany(ctx, all)
+	if err != nil || len(got) != len(all) {
+		t.Fatalf("GetMany with the owner down: %d keys, %v", len(got), err)
+	}
+	for k, v := range items {
+		if string(got[k]) != string(v) {
+			t.Fatalf("GetMany[%s] = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// A node that accepts requests but never answers costs a read
+// AttemptTimeout, then the replica answers.
+func TestReadFailoverOnHungOwner(t *testing.T) {
+	fc := newFakeCluster(t, 2)
+	cl := newClient(t, func(c *client.Config) {
+		c.MinRefreshInterval = time.Hour
+		c.AttemptTimeout = 50 * time.Millisecond
+		c.DownBackoff = 0 // every read tries the hung owner first
+	}, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	k := ""
+	for i := 0; k == ""; i++ {
+		if c := fmt.Sprintf("key-%d", i); fc.ring().Owner(c) == "fakeb" {
+			k = c
+		}
+	}
+	if err := cl.Set(ctx, k, []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	fc.node("fakeb").hung.Store(true)
+	for _, withDeadline := range []bool{true, false} {
+		c := ctx
+		if !withDeadline {
+			c = context.Background() // the client's Timeout bounds it
+		}
+		if v, err := cl.Get(c, k); err != nil || string(v) != "v" {
+			t.Fatalf("get from a hung owner (deadline %v) = %q, %v", withDeadline, v, err)
+		}
+		if v, err := cl.GetMany(c, []string{k, k + "-absent"}); err != nil || string(v[k]) != "v" {
+			t.Fatalf("GetMany from a hung owner (deadline %v) = %q, %v", withDeadline, v, err)
+		}
+	}
+}
+
+// Replies that announce another ring version make the client re-read the
+// member list, once per MinRefreshInterval at most, and a version the
+// client cannot reproduce (a node leaving computes its ring without
+// itself) does not make it re-read forever.
+func TestRefreshOnVersionChangeIsDebounced(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	fc.setMembers(2)
+	cl := newClient(t, func(c *client.Config) {
+		c.RefreshInterval = 0
+		c.MinRefreshInterval = 20 * time.Millisecond
+	}, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	if err := cl.Set(ctx, "a", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if cl.Ring().Len() != 2 {
+		t.Fatalf("ring %v", cl.Ring())
+	}
+	fc.setMembers(3)
+	nodetest.WaitFor(t, waitTimeout, func() bool {
+		_ = cl.Ping(ctx)
+		return cl.Ring().Len() == 3
+	}, "the client to learn the third member")
+	if v := cl.Ring().Version(); v != fc.ring().Version() {
+		t.Fatalf("client version %d, cluster %d", v, fc.ring().Version())
+	}
+
+	// A version that matches no member list the client can build: one
+	// refresh, then the client knows the node reported it with this list.
+	membersOps := func() (n int64) {
+		for _, nd := range fc.nodes {
+			n += nd.membersOps.Load()
+		}
+		return n
+	}
+	before := membersOps()
+	fc.setVersion(12345)
+	nodetest.WaitFor(t, waitTimeout, func() bool {
+		_ = cl.Ping(ctx)
+		return membersOps() > before
+	}, "a refresh after the version changed")
+	settled := membersOps()
+	for range 200 {
+		if err := cl.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := membersOps() - settled; got > 1 {
+		t.Errorf("%d more member-list reads after settling on an unreproducible version", got)
+	}
+}
+
+// With no reply announcing a change (the nodes keep reporting the version
+// the client has), the periodic refresh still picks up new members.
+func TestPeriodicRefresh(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	fc.setMembers(2)
+	cl := newClient(t, func(c *client.Config) {
+		c.RefreshInterval = 20 * time.Millisecond
+		c.MinRefreshInterval = time.Hour // replies must not be what triggers it
+	}, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	if err := cl.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := fc.ring().Version()
+	fc.setMembers(3)
+	fc.setVersion(old)
+	nodetest.WaitFor(t, waitTimeout, func() bool { return cl.Ring().Len() == 3 }, "the periodic refresh")
+}
+
+// Members and Stats ask the configured node, then every member.
+func TestMembersAndStats(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := ctxTimeout(t)
+	cl := newClient(t, nil, nodes[1].Addr())
+	ms, err := cl.Members(ctx)
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("members = %+v, %v", ms, err)
+	}
+	st, err := cl.Stats(ctx)
+	if err != nil || len(st) != 3 {
+		t.Fatalf("stats = %+v, %v", st, err)
+	}
+	for _, s := range st {
+		if s.Err != "" || s.Stats.MaxMemory == 0 {
+			t.Errorf("stats of %s: %+v", s.Name, s)
+		}
+	}
+}
+
+// Nothing answers: calls fail quickly with ErrUnavailable, smart or not.
+func TestNoNodeReachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	for _, smart := range []bool{true, false} {
+		cl := newClient(t, func(c *client.Config) { c.Smart = smart; c.Timeout = 2 * time.Second }, addr)
+		if _, err := cl.Get(context.Background(), "k"); !errors.Is(err, client.ErrUnavailable) {
+			t.Errorf("smart=%v: get = %v, want ErrUnavailable", smart, err)
+		}
+		resps := make([]*transport.Response, 2)
+		err := cl.Do(context.Background(), []*transport.Request{{Op: transport.OpGet, Key: "a"}, {Op: transport.OpSet, Key: "b"}}, resps)
+		if !errors.Is(err, client.ErrUnavailable) || resps[0].Code != transport.CodeUnavailable || resps[1].Code != transport.CodeUnavailable {
+			t.Errorf("smart=%v: Do = %v, %+v", smart, err, resps)
+		}
+		if _, err := cl.GetMany(context.Background(), []string{"a", "b"}); !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), "2 of 2") {
+			t.Errorf("smart=%v: GetMany = %v", smart, err)
+		}
+	}
+}
+
+func TestNegativeTTL(t *testing.T) {
+	cl := newClient(t, nil, "127.0.0.1:1")
+	if err := cl.Set(context.Background(), "k", nil, -time.Second); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Errorf("Set = %v", err)
+	}
+	if err := cl.SetMany(context.Background(), map[string][]byte{"k": nil}, -time.Second); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Errorf("SetMany = %v", err)
+	}
+}

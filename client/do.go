@@ -1,0 +1,398 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/starlingcache/starling/transport"
+)
+
+// maxFallback bounds how many nodes a smart call tries, after the key's
+// owners, by sending the request unmarked for them to route: a client whose
+// ring is out of date, or that cannot reach owners a node can.
+const maxFallback = 2
+
+// maxCandidates bounds the nodes one request is tried on.
+const maxCandidates = MaxReplicas + maxFallback
+
+// route is one request's way through the cluster: the nodes to try, in
+// order, and whether each gets the request marked as already routed.
+type route struct {
+	cands  [maxCandidates]*member
+	direct [maxCandidates]bool // send with FlagForwarded: the node serves it
+	n      int
+	next   int
+	err    error // why the last attempt failed
+	group  int   // Do's group for the current round
+}
+
+func (rt *route) add(m *member, direct bool) {
+	if rt.n == len(rt.cands) {
+		return
+	}
+	for _, c := range rt.cands[:rt.n] {
+		if c == m || c.addr == m.addr {
+			return
+		}
+	}
+	rt.cands[rt.n], rt.direct[rt.n] = m, direct
+	rt.n++
+}
+
+// plan fills rt for req. With a table, a keyed request goes to the key's
+// owners (healthy ones first, in ring order), then to up to maxFallback
+// other nodes to route it; anything else goes to the configured
+// addresses, then the other members, healthy ones first.
+func (c *Client) plan(rt *route, t *table, req *transport.Request, now int64) {
+	rt.n, rt.next, rt.err = 0, 0, nil
+	fwd := c.seeds
+	if t != nil {
+		fwd = t.fwd
+		if keyed(req.Op) {
+			var buf [MaxReplicas]string
+			owners := t.ring.AppendOwners(buf[:0], req.Key, c.cfg.Replicas)
+			for pass := range 2 {
+				for _, o := range owners {
+					if m := t.members[o]; m != nil && m.down(now) == (pass == 1) {
+						rt.add(m, true)
+					}
+				}
+			}
+			owned := rt.n
+			for _, m := range fwd {
+				if rt.n-owned == maxFallback {
+					break
+				}
+				if !m.down(now) {
+					rt.add(m, false)
+				}
+			}
+			return
+		}
+	}
+	for pass := range 2 {
+		for _, m := range fwd {
+			if m.down(now) == (pass == 1) {
+				rt.add(m, false)
+			}
+		}
+	}
+}
+
+// call sends one request and returns the node's answer, or the error
+// (wrapping ErrUnavailable, or ErrTooLarge for an oversized request) that
+// kept every node it tried from answering. The answer may itself be an
+// error: see Response.Error.
+func (c *Client) call(ctx context.Context, req *transport.Request) (*transport.Response, error) {
+	start := time.Now()
+	var rt route
+	c.plan(&rt, c.tableFor(ctx), req, start.UnixNano())
+	derived := false
+	for rt.next < rt.n {
+		m, direct := rt.cands[rt.next], rt.direct[rt.next]
+		rt.next++
+		setDirect(req, direct)
+		if rt.next > 1 && !derived {
+			var cancel context.CancelFunc
+			if ctx, cancel = c.overall(ctx, start); cancel != nil {
+				defer cancel()
+			}
+			derived = true
+		}
+		actx, cancel := c.attempt(ctx, readOnly(req.Op) && rt.next < rt.n)
+		resp, err := c.tc.Call(actx, m.addr, req)
+		if cancel != nil {
+			cancel()
+		}
+		if err == nil {
+			c.noteVersion(resp.RingVersion, m.addr)
+			return resp, nil
+		}
+		rt.err = c.failed(ctx, m, err)
+		if !retryable(ctx, req, err) {
+			break
+		}
+	}
+	if rt.err == nil {
+		rt.err = fmt.Errorf("%w: no node to send to", ErrUnavailable)
+	}
+	return nil, rt.err
+}
+
+// Do sends a pipeline of requests and waits for every answer: resps[i]
+// answers reqs[i] (resps must be at least as long as reqs). A smart client
+// groups the requests by owner and sends each group in one write, owners in
+// parallel; otherwise the whole batch goes to one node. A request that no
+// node answered gets a CodeUnavailable (or CodeTooLarge) response saying
+// why, so resps[i].Error() is the per-request outcome either way; the
+// returned error is the first such delivery failure, nil if every request
+// was answered.
+//
+// Do owns reqs until it returns: it sets each ID and sets or clears
+// FlagForwarded (requests sent straight to an owner carry it, so the node
+// serves them without another hop); leave both to Do.
+func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*transport.Response) error {
+	if len(resps) < len(reqs) {
+		return fmt.Errorf("%w: %d responses for %d requests", ErrInvalidArgument, len(resps), len(reqs))
+	}
+	switch len(reqs) {
+	case 0:
+		return nil
+	case 1:
+		resp, err := c.call(ctx, reqs[0])
+		if err != nil {
+			resp = failure(err)
+		}
+		resps[0] = resp
+		return err
+	}
+	start := time.Now()
+	t := c.tableFor(ctx)
+	routes := make([]route, len(reqs))
+	scratch := make([]int, 2*len(reqs))
+	pending, order := scratch[:len(reqs)], scratch[len(reqs):]
+	for i, req := range reqs {
+		c.plan(&routes[i], t, req, start.UnixNano())
+		pending[i] = i
+	}
+	var firstErr error
+	fail := func(i int) {
+		rt := &routes[i]
+		if rt.err == nil {
+			rt.err = fmt.Errorf("%w: no node to send to", ErrUnavailable)
+		}
+		resps[i] = failure(rt.err)
+		if firstErr == nil {
+			firstErr = rt.err
+		}
+	}
+	groups := make([]group, 0, 8)
+	// Every round moves each pending request to its next candidate, so
+	// there are at most maxCandidates rounds.
+	for round := 0; len(pending) > 0; round++ {
+		if round == 1 {
+			var cancel context.CancelFunc
+			if ctx, cancel = c.overall(ctx, start); cancel != nil {
+				defer cancel()
+			}
+		}
+		// Group by target: count, then lay the indexes out contiguously.
+		groups = groups[:0]
+		sent := 0
+		for _, i := range pending {
+			rt := &routes[i]
+			resps[i] = nil
+			if rt.next >= rt.n {
+				fail(i)
+				continue
+			}
+			m := rt.cands[rt.next]
+			setDirect(reqs[i], rt.direct[rt.next])
+			rt.next++
+			g := 0
+			for g < len(groups) && groups[g].m != m {
+				g++
+			}
+			if g == len(groups) {
+				groups = append(groups, group{m: m})
+			}
+			groups[g].n++
+			rt.group = g
+			sent++
+		}
+		off := 0
+		for g := range groups {
+			groups[g].lo, groups[g].hi = off, off
+			off += groups[g].n
+		}
+		for _, i := range pending {
+			if resps[i] == nil {
+				g := &groups[routes[i].group]
+				order[g.hi] = i
+				g.hi++
+			}
+		}
+		var wg sync.WaitGroup
+		for g := range groups {
+			m, idx := groups[g].m, order[groups[g].lo:groups[g].hi]
+			if g == len(groups)-1 {
+				c.sendGroup(ctx, m, idx, reqs, resps, routes)
+			} else {
+				wg.Go(func() { c.sendGroup(ctx, m, idx, reqs, resps, routes) })
+			}
+		}
+		wg.Wait()
+		pending = pending[:0]
+		for _, i := range order[:sent] {
+			if resps[i] != nil {
+				continue
+			}
+			if rt := &routes[i]; rt.next < rt.n {
+				pending = append(pending, i)
+			} else {
+				fail(i)
+			}
+		}
+	}
+	return firstErr
+}
+
+// group is the requests of one round that go to one node: order[lo:hi].
+type group struct {
+	m      *member
+	n      int
+	lo, hi int
+}
+
+// sendGroup sends the requests reqs[idx...] to m in one round trip and
+// stores their answers in resps. Those left unanswered keep a nil
+// response and have the failure noted in their route, which is exhausted
+// if the request is not worth another candidate.
+func (c *Client) sendGroup(ctx context.Context, m *member, idx []int, reqs []*transport.Request, resps []*transport.Response, routes []route) {
+	sub := make([]*transport.Request, len(idx))
+	reads := true
+	for j, i := range idx {
+		sub[j] = reqs[i]
+		reads = reads && readOnly(reqs[i].Op) && routes[i].next < routes[i].n
+	}
+	actx, cancel := c.attempt(ctx, reads)
+	out, err := c.tc.CallBatch(actx, m.addr, sub)
+	if cancel != nil {
+		cancel()
+	}
+	var ferr error
+	if err != nil {
+		ferr = c.failed(ctx, m, err)
+	}
+	noted := false
+	for j, i := range idx {
+		if j < len(out) && out[j] != nil {
+			resps[i] = out[j]
+			if !noted {
+				c.noteVersion(out[j].RingVersion, m.addr)
+				noted = true
+			}
+			continue
+		}
+		routes[i].err = ferr
+		if ferr == nil {
+			routes[i].err = fmt.Errorf("%w: %s: no reply", ErrUnavailable, m.addr)
+		}
+		if err == nil || !retryable(ctx, reqs[i], err) {
+			routes[i].next = routes[i].n // final
+		}
+	}
+}
+
+// overall bounds ctx by the client's Timeout counted from start, if it has
+// no deadline: the first attempt relies on the transport's own timer (it
+// costs no allocation), retries need the rest of the budget made explicit.
+func (c *Client) overall(ctx context.Context, start time.Time) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, nil
+	}
+	return context.WithDeadline(ctx, start.Add(c.cfg.Timeout))
+}
+
+// attempt returns the context for one attempt: ctx itself, or ctx bounded
+// by AttemptTimeout for a read that has another replica to try.
+func (c *Client) attempt(ctx context.Context, failover bool) (context.Context, context.CancelFunc) {
+	if !failover || c.cfg.AttemptTimeout <= 0 {
+		return ctx, nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		// No overall deadline yet: the first attempt of a call without one.
+		// Bound it by the attempt timeout; Timeout is the longer bound.
+		return context.WithTimeout(ctx, min(c.cfg.AttemptTimeout, c.cfg.Timeout))
+	}
+	return context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+}
+
+// failed records that m could not answer and returns the caller-facing
+// error. A node that could not be reached, or that used up an attempt's
+// time while the caller still had some (so the caller's own short deadline
+// is not blamed on the node), is tried last for a while, and the member
+// list is re-read in case it left.
+func (c *Client) failed(ctx context.Context, m *member, err error) error {
+	if errors.Is(err, transport.ErrUnreachable) || errors.Is(err, transport.ErrTimeout) && ctx.Err() == nil {
+		c.markDown(m)
+		c.kick("")
+	}
+	if errors.Is(err, transport.ErrFrameTooLarge) {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, m.addr, err)
+}
+
+// retryable reports whether a request that failed with err may be sent to
+// its next candidate: the caller still has time, and either it is a read,
+// or it never left (the dial failed), or it is a write that may safely be
+// applied twice.
+func retryable(ctx context.Context, req *transport.Request, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	unreachable := errors.Is(err, transport.ErrUnreachable)
+	if readOnly(req.Op) {
+		return unreachable || errors.Is(err, transport.ErrTimeout)
+	}
+	if !unreachable {
+		return false
+	}
+	return !errors.Is(err, transport.ErrConnLost) || idempotent(req)
+}
+
+// failure turns a delivery error into the response Do reports for it.
+func failure(err error) *transport.Response {
+	return &transport.Response{Code: transport.CodeOf(err), Err: err.Error()}
+}
+
+func setDirect(req *transport.Request, direct bool) {
+	if direct {
+		req.Flags |= transport.FlagForwarded
+	} else {
+		req.Flags &^= transport.FlagForwarded
+	}
+}
+
+// keyed reports whether op acts on one key and so is routed to its owner.
+// It must list what the nodes route (node/batch.go).
+func keyed(op transport.Op) bool {
+	switch op {
+	case transport.OpGet, transport.OpSet, transport.OpDelete, transport.OpGetDel,
+		transport.OpExpire, transport.OpTTL, transport.OpIncr, transport.OpAppend,
+		transport.OpExists, transport.OpGetEx:
+		return true
+	}
+	return false
+}
+
+// readOnly reports whether op changes nothing, so it may be retried on
+// another replica whatever happened to the first attempt.
+func readOnly(op transport.Op) bool {
+	switch op {
+	case transport.OpGet, transport.OpTTL, transport.OpExists, transport.OpPing,
+		transport.OpMembers, transport.OpStats, transport.OpDBSize:
+		return true
+	}
+	return false
+}
+
+// idempotent reports whether applying req twice leaves the same state as
+// once, so it may be resent after a connection broke with it in flight (a
+// node forwarding a request does the same). A resent delete whose first
+// copy was applied answers "not found"; increments, appends, GETDEL and
+// conditional sets are never resent once they may have left.
+func idempotent(req *transport.Request) bool {
+	switch req.Op {
+	case transport.OpSet:
+		const conditional = transport.FlagIfAbsent | transport.FlagIfPresent | transport.FlagGetOld
+		return req.Flags&conditional == 0
+	case transport.OpDelete, transport.OpExpire, transport.OpGetEx:
+		return true
+	}
+	return false
+}

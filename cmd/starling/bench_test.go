@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/starlingcache/starling/node/nodetest"
+	"github.com/urfave/cli/v2"
+)
+
+// runBenchApp runs `starling bench args...` in process and returns its
+// stdout, stderr and error.
+func runBenchApp(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	app := &cli.App{
+		Name:           "starling",
+		Commands:       []*cli.Command{benchCommand()},
+		Writer:         &out,
+		ErrWriter:      &errOut,
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	err := app.Run(append([]string{"starling", "bench"}, args...))
+	return out.String(), errOut.String(), err
+}
+
+func exitCode(err error) int {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return -1
+}
+
+func TestBenchCommand(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	addr := nodes[0].Addr()
+
+	out, errOut, err := runBenchApp(t, "--addr", addr, "--requests", "2000", "--clients", "4",
+		"--pipeline", "8", "--keys", "500", "--value-size", "64", "--preload")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s%s", err, out, errOut)
+	}
+	t.Logf("\n%s", out)
+	for _, want := range []string{"3 members (smart", "requests    2000 in", "throughput", "hit ratio   1.0000", "errors      0\n", "p99.9"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if errOut != "" {
+		t.Errorf("stderr is not a terminal, yet got %q", errOut)
+	}
+
+	out, _, err = runBenchApp(t, "--addr", addr, "--requests", "2000", "--clients", "3",
+		"--smart=false", "--dist", "zipf", "--ratio", "1:1", "--json")
+	if err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out)
+	}
+	var rep struct {
+		Smart   bool `json:"smart"`
+		Members int  `json:"members"`
+		Config  struct {
+			Dist     string `json:"dist"`
+			GetRatio int    `json:"get_ratio"`
+		} `json:"config"`
+		Result struct {
+			Ops       int64   `json:"ops"`
+			Errors    int64   `json:"errors"`
+			OpsPerSec float64 `json:"ops_per_sec"`
+			Latency   struct {
+				P50 int64 `json:"p50_ns"`
+				Max int64 `json:"max_ns"`
+			} `json:"latency"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	r := rep.Result
+	if rep.Smart || rep.Members != 3 || rep.Config.Dist != "zipf" || r.Ops != 2000 || r.Errors != 0 ||
+		r.OpsPerSec <= 0 || r.Latency.P50 <= 0 || r.Latency.Max < r.Latency.P50 {
+		t.Errorf("report %+v", rep)
+	}
+}
+
+func TestBenchCommandErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--ratio", "nine"},
+		{"--dist", "pareto"},
+		{"--clients", "0"},
+		{"extra-arg"},
+	} {
+		if _, _, err := runBenchApp(t, args...); exitCode(err) != exitUsage {
+			t.Errorf("bench %v: %v (exit %d), want usage error", args, err, exitCode(err))
+		}
+	}
+	// Nothing listens there.
+	if _, _, err := runBenchApp(t, "--addr", "127.0.0.1:1", "--timeout", "1s"); exitCode(err) != exitUnavailable {
+		t.Errorf("bench against nothing: %v (exit %d)", err, exitCode(err))
+	}
+}
