@@ -51,7 +51,7 @@ func (c *Client) plan(rt *route, t *table, req *transport.Request, now int64) {
 	fwd := c.seeds
 	if t != nil {
 		fwd = t.fwd
-		if keyed(req.Op) {
+		if req.Op.Keyed() {
 			var buf [MaxReplicas]string
 			owners := t.ring.AppendOwners(buf[:0], req.Key, c.cfg.Replicas)
 			for pass := range 2 {
@@ -356,18 +356,6 @@ func setDirect(req *transport.Request, direct bool) {
 	} else {
 		req.Flags &^= transport.FlagForwarded
 	}
-}
-
-// keyed reports whether op acts on one key and so is routed to its owner.
-// It must list what the nodes route (node/batch.go).
-func keyed(op transport.Op) bool {
-	switch op {
-	case transport.OpGet, transport.OpSet, transport.OpDelete, transport.OpGetDel,
-		transport.OpExpire, transport.OpTTL, transport.OpIncr, transport.OpAppend,
-		transport.OpExists, transport.OpGetEx:
-		return true
-	}
-	return false
 }
 
 // readOnly reports whether op changes nothing, so it may be retried on

@@ -19,7 +19,7 @@ type entry = store.Entry
 // serveLocal answers a read, or an operation about the node itself, from
 // this node's own store. Writes go through coordinate.
 func (n *Node) serveLocal(req *transport.Request) *transport.Response {
-	if keyed(req.Op) {
+	if req.Op.Keyed() {
 		n.stats.local.Add(1)
 	}
 	st := n.store
@@ -66,7 +66,7 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 		n.leaveOnce.Do(func() { close(n.leaveRequested) })
 		return &transport.Response{}
 	}
-	if keyed(req.Op) {
+	if req.Op.Keyed() {
 		// A write that reached here by mistake still gets the full path.
 		resp, _, _ := n.coordinate(req)
 		return resp

@@ -64,7 +64,7 @@ func (b *batch) plan(i int, req *transport.Request) *transport.Response {
 	switch {
 	case req.Op == transport.OpReplicate:
 		return n.applyReplica(req)
-	case !keyed(req.Op):
+	case !req.Op.Keyed():
 		return n.serveLocal(req)
 	}
 	if err := n.checkKey(req); err != nil {
@@ -386,17 +386,6 @@ func isWrite(req *transport.Request) bool {
 		return true
 	case transport.OpGetEx:
 		return req.TTL > 0 || req.Flags&transport.FlagPersist != 0
-	}
-	return false
-}
-
-// keyed reports whether op acts on Key and so is routed to the key's owner.
-func keyed(op transport.Op) bool {
-	switch op {
-	case transport.OpGet, transport.OpSet, transport.OpDelete, transport.OpGetDel,
-		transport.OpExpire, transport.OpTTL, transport.OpIncr, transport.OpAppend,
-		transport.OpExists, transport.OpGetEx:
-		return true
 	}
 	return false
 }

@@ -103,6 +103,16 @@ func (o Op) String() string {
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
+// Keyed reports whether the operation acts on one Key, and so is routed to
+// that key's owners. Nodes and smart clients route by it.
+func (o Op) Keyed() bool {
+	switch o {
+	case OpGet, OpSet, OpDelete, OpGetDel, OpExpire, OpTTL, OpIncr, OpAppend, OpExists, OpGetEx:
+		return true
+	}
+	return false
+}
+
 // Flags modify how a node treats a Request.
 type Flags uint16
 
