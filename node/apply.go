@@ -29,11 +29,10 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 	case transport.OpMembers:
 		return &transport.Response{Members: n.Members()}
 	case transport.OpGet, transport.OpGetEx:
-		val, expireAt, ok := st.Get(req.Key)
+		val, expireAt, ver, ok := st.GetEntry(req.Key)
 		if !ok {
 			return notFound()
 		}
-		ver, _ := st.Version(req.Key)
 		return &transport.Response{Value: val, TTL: remainingMillis(expireAt), Version: ver}
 	case transport.OpTTL:
 		expireAt, ok := st.TTL(req.Key)
@@ -77,15 +76,15 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 // primaryKeys counts the live keys this node is the primary for, so that
 // summing it over the members counts every key once however many copies
 // exist. It walks the store: O(keys), like the scan DBSIZE implies in a
-// cluster.
+// cluster, but without copying values.
 func (n *Node) primaryKeys() int64 {
 	if n.cfg.Replicas == 1 {
 		return int64(n.store.Len())
 	}
 	r, self := n.view.Load().ring, n.cfg.Name
 	var count int64
-	n.store.RangeEntries(func(key string, e entry) bool {
-		if !e.Tombstone && (r.Len() == 0 || r.Owner(key) == self) {
+	n.store.RangeKeys(func(key string, tombstone bool) bool {
+		if !tombstone && (r.Len() == 0 || r.Owner(key) == self) {
 			count++
 		}
 		return true

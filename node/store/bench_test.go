@@ -164,7 +164,8 @@ func BenchmarkSetEvictParallel(b *testing.B) {
 // BenchmarkUpdateParallel measures Update on a full store: "derive" bumps
 // the version and keeps the value (the coordinator's read-modify-write, an
 // in-place overwrite), "lww" applies a newer 100-byte copy as a replica
-// does, and "tombstone" replaces entries with tombstones and back.
+// does, and "tombstone" replaces entries with tombstones and back. The
+// "nocopy" variants call UpdateNoCopy, which returns no copy of the result.
 func BenchmarkUpdateParallel(b *testing.B) {
 	s := benchStore(b, PolicyS3FIFO)
 	var clock atomic.Uint64 // stands in for the node's hybrid logical clock
@@ -192,24 +193,37 @@ func BenchmarkUpdateParallel(b *testing.B) {
 		}},
 	}
 	for _, tc := range fns {
-		b.Run(tc.name, func(b *testing.B) {
-			var seed atomic.Uint64
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				rng := rand.New(rand.NewPCG(seed.Add(1), 11))
-				in := Entry{Value: make([]byte, 100)}
-				fn := tc.fn(&in)
-				var kb [16]byte
-				for pb.Next() {
-					in.Version = clock.Add(1)
-					if _, _, err := s.Update(string(putKey16(&kb, rng.IntN(benchEntries))), fn); err != nil {
-						b.Error(err)
-						return
+		for _, noCopy := range []bool{false, true} {
+			name := tc.name
+			if noCopy {
+				name += "-nocopy"
+			}
+			b.Run(name, func(b *testing.B) {
+				var seed atomic.Uint64
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					rng := rand.New(rand.NewPCG(seed.Add(1), 11))
+					in := Entry{Value: make([]byte, 100)}
+					fn := tc.fn(&in)
+					var kb [16]byte
+					for pb.Next() {
+						in.Version = clock.Add(1)
+						i := rng.IntN(benchEntries)
+						var err error
+						if noCopy {
+							_, err = s.UpdateNoCopy(string(putKey16(&kb, i)), fn)
+						} else {
+							_, _, err = s.Update(string(putKey16(&kb, i)), fn)
+						}
+						if err != nil {
+							b.Error(err)
+							return
+						}
 					}
-				}
+				})
 			})
-		})
+		}
 	}
 }
 
@@ -247,6 +261,42 @@ func BenchmarkGetManyParallel(b *testing.B) {
 			s.GetMany(batch, fn)
 		}
 	})
+}
+
+// BenchmarkRange measures a whole-store walk of benchEntries entries (one
+// op is one walk), as a rebalance or DBSIZE does.
+func BenchmarkRange(b *testing.B) {
+	s := benchStore(b, PolicyS3FIFO)
+	walks := []struct {
+		name string
+		walk func() int
+	}{
+		{"Range", func() int {
+			n := 0
+			s.Range(func(string, []byte, int64, uint64) bool { n++; return true })
+			return n
+		}},
+		{"RangeEntries", func() int {
+			n := 0
+			s.RangeEntries(func(string, Entry) bool { n++; return true })
+			return n
+		}},
+		{"RangeKeys", func() int {
+			n := 0
+			s.RangeKeys(func(string, bool) bool { n++; return true })
+			return n
+		}},
+	}
+	for _, w := range walks {
+		b.Run(w.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if n := w.walk(); n != benchEntries {
+					b.Fatalf("walked %d entries, want %d", n, benchEntries)
+				}
+			}
+		})
+	}
 }
 
 // ---- memory measurements ---------------------------------------------------

@@ -37,6 +37,22 @@ const (
 	logMain  = 1 // S3-FIFO's main FIFO
 )
 
+// An LRU hit moves the entry to the log's tail and leaves a hole, and the
+// head reaches holes only in LRU order, so under a read-heavy load most of
+// the log would be holes and eviction would drop live entries with the
+// memory far from full of them. When eviction finds at least
+// lruCompactN/lruCompactD of the log dead, it moves the head entry to the
+// tail instead of evicting it: the head passes the holes behind it, at the
+// cost of keeping that least recently used entry for another round. After
+// lruDenseMax such moves in a row that passed no hole it evicts one entry,
+// which bounds the work a write can do when the holes lie far from the
+// head.
+const (
+	lruCompactN = 1
+	lruCompactD = 2
+	lruDenseMax = 16
+)
+
 // promoteFreq is the access count at which an entry leaving the small queue
 // is promoted to the main queue rather than evicted.
 const promoteFreq = 1
@@ -116,12 +132,15 @@ type shard struct {
 
 	view  []byte // scratch for values that straddle chunks
 	build []byte // scratch for composed values (Append)
-	move  []byte // scratch for relocating entries
+	move  []byte // scratch for relocating entries (eviction, compaction)
+	hit   []byte // scratch for an entry an LRU hit moves
 
 	sweepLog int
 	sweepPos uint64
 
 	tombs int // tombstones among the logs' entries (counted in flog.n)
+
+	lruDense int // LRU compaction moves in a row that passed no hole
 
 	stats shardStats
 	_     [64]byte // keep neighbouring shards' locks off one cache line
@@ -238,19 +257,8 @@ func (sh *shard) refAt(li int, p uint64) (ref, uint64) {
 	vlen, klen, fl := sh.header(l, p)
 	r := ref{pos: p, log: uint8(li), flags: fl, klen: klen, vlen: vlen}
 	h := maphash.Bytes(sh.seed, sh.bytesAt(l, r.keyPos(), int(klen), &sh.view))
-	tag := tagOf(h)
-	want := packSlot(tag, li, p)
-	m := sh.ix.mask()
-	for i := sh.ix.home(tag); ; i = (i + 1) & m {
-		v := sh.ix.slots[i]
-		if v == want {
-			r.slot = i
-			return r, h
-		}
-		if v == 0 {
-			panic("store: live entry missing from index")
-		}
-	}
+	r.slot = sh.ix.find(packSlot(tagOf(h), li, p))
+	return r, h
 }
 
 // ---- chunk management -----------------------------------------------------
@@ -361,6 +369,15 @@ func (sh *shard) findLocked(h uint64, key string, now int64) (ref, bool) {
 
 // killLocked marks r dead and removes it from the index.
 func (sh *shard) killLocked(r *ref) {
+	sh.detachLocked(r)
+	sh.ix.remove(r.slot)
+}
+
+// detachLocked marks r dead in its log but leaves its index slot, so that
+// the key can be moved to a new position without its slot moving (see
+// reattachLocked). Until then the slot points at a dead entry: the caller
+// must reattach or remove it before releasing the shard lock.
+func (sh *shard) detachLocked(r *ref) {
 	l := &sh.logs[r.log]
 	sh.setFlags(l, r.pos, r.flags|flagDead)
 	l.dead += int64(r.size())
@@ -368,9 +385,23 @@ func (sh *shard) killLocked(r *ref) {
 	if r.tomb() {
 		sh.tombs--
 	}
-	sh.ix.remove(r.slot)
 	if r.pos == l.head {
 		sh.advanceHeadLocked(l)
+	}
+}
+
+// reattachLocked points the index slot i of a detached entry at its new
+// position p in log li, an entry of flags fl already written there.
+//
+// Moving an entry in place of its slot, rather than removing the slot and
+// inserting a new one, is what lets a walk by slot (collectLocked) see
+// every key that stays in the store: a reinsertion could land the key in
+// a part of the table the walk has already passed.
+func (sh *shard) reattachLocked(i uint64, li int, p uint64, fl uint8) {
+	sh.ix.slots[i] = packSlot(slotTag(sh.ix.slots[i]), li, p)
+	sh.logs[li].n++
+	if fl&flagTomb != 0 {
+		sh.tombs++
 	}
 }
 
@@ -406,50 +437,44 @@ func (sh *shard) hitLocked(r ref) {
 	if r.pos+r.size() == l.tail {
 		return // already most recent
 	}
-	tag := slotTag(sh.ix.slots[r.slot])
-	raw := sh.copyEntry(&r)
-	sh.killLocked(&r)
-	if sh.ensureSpaceLocked(l, uint64(len(raw)), false) != nil {
+	old := sh.ix.slots[r.slot]
+	raw := sh.copyEntry(&r, &sh.hit)
+	sh.detachLocked(&r)
+	// Evicting others may shift the slot (backward-shift deletion), so it
+	// is found again afterwards.
+	err := sh.ensureSpaceLocked(l, uint64(len(raw)), false)
+	i := sh.ix.find(old)
+	if err != nil {
+		sh.ix.remove(i)
 		return
 	}
-	sh.placeLocked(logSmall, tag, raw)
+	p := sh.appendLocked(l, uint64(len(raw)))
+	sh.writeAt(l, p, raw)
+	sh.reattachLocked(i, logSmall, p, raw[7])
 }
 
-// copyEntry copies r's bytes (header included) into the move scratch.
-func (sh *shard) copyEntry(r *ref) []byte {
+// copyEntry copies r's bytes (header included) into scratch.
+func (sh *shard) copyEntry(r *ref, scratch *[]byte) []byte {
 	n := int(r.size())
-	if cap(sh.move) < n {
-		sh.move = make([]byte, n)
+	if cap(*scratch) < n {
+		*scratch = make([]byte, n)
 	}
-	b := sh.move[:n]
+	b := (*scratch)[:n]
 	sh.readAt(&sh.logs[r.log], r.pos, b)
 	return b
 }
 
-// placeLocked appends a raw entry to log li and indexes it; space must have
-// been ensured (or the caller accepts a transient overshoot).
-func (sh *shard) placeLocked(li int, tag uint32, raw []byte) {
+// relocateLocked moves r to the tail of log li with the given frequency,
+// without eviction (used by eviction and compaction themselves, so the
+// caller accepts a transient overshoot). The key keeps its index slot.
+func (sh *shard) relocateLocked(r *ref, li int, freq int) {
+	raw := sh.copyEntry(r, &sh.move)
+	raw[7] = r.flags&^(freqMask|flagDead) | uint8(freq)<<freqShift
+	sh.detachLocked(r)
 	l := &sh.logs[li]
 	p := sh.appendLocked(l, uint64(len(raw)))
 	sh.writeAt(l, p, raw)
-	if sh.ix.needsGrow() {
-		sh.ix.grow()
-	}
-	sh.ix.insert(packSlot(tag, li, p))
-	l.n++
-	if raw[7]&flagTomb != 0 {
-		sh.tombs++
-	}
-}
-
-// relocateLocked moves r to the tail of log li with the given frequency,
-// without eviction: used by eviction and compaction themselves.
-func (sh *shard) relocateLocked(r *ref, li int, freq int) {
-	tag := slotTag(sh.ix.slots[r.slot])
-	raw := sh.copyEntry(r)
-	raw[7] = r.flags&^(freqMask|flagDead) | uint8(freq)<<freqShift
-	sh.killLocked(r)
-	sh.placeLocked(li, tag, raw)
+	sh.reattachLocked(r.slot, li, p, raw[7])
 }
 
 // maxEntryLocked is the largest entry the shard could ever hold.
@@ -493,6 +518,7 @@ func (sh *shard) putLocked(h uint64, key string, old ref, found bool, value []by
 	}
 	li := logSmall
 	freq := 0
+	var oldSlot uint64
 	if found {
 		if !sh.lru && old.flags&layoutFlags == fl && old.size() == size {
 			sh.overwriteLocked(&old, value, exp, ver)
@@ -504,12 +530,18 @@ func (sh *shard) putLocked(h uint64, key string, old ref, found bool, value []by
 				freq = min(old.freq()+1, maxFreq)
 			}
 		}
-		sh.killLocked(&old)
+		// The key keeps its slot (see reattachLocked); evicting others may
+		// shift it, so it is found again by value afterwards.
+		oldSlot = sh.ix.slots[old.slot]
+		sh.detachLocked(&old)
 	} else if !sh.lru && sh.gh.contains(h) {
 		li = logMain
 	}
 	l := &sh.logs[li]
-	if err := sh.ensureSpaceLocked(l, size, true); err != nil {
+	if err := sh.ensureSpaceLocked(l, size, !found); err != nil {
+		if found {
+			sh.ix.remove(sh.ix.find(oldSlot))
+		}
 		return err
 	}
 	p := sh.appendLocked(l, size)
@@ -536,6 +568,10 @@ func (sh *shard) putLocked(h uint64, key string, old ref, found bool, value []by
 		sh.writeAt(l, p, hdr[:o])
 		sh.writeAt(l, p+uint64(o), []byte(key))
 		sh.writeAt(l, p+uint64(o)+uint64(len(key)), value)
+	}
+	if found {
+		sh.reattachLocked(sh.ix.find(oldSlot), li, p, fl)
+		return nil
 	}
 	if sh.ix.needsGrow() {
 		sh.ix.grow()
@@ -592,6 +628,18 @@ func (sh *shard) evictOneLocked() bool {
 		}
 		if sh.lru {
 			r, _ := sh.refAt(logSmall, S.head)
+			if S.dead*lruCompactD >= S.span()*lruCompactN && sh.lruDense < lruDenseMax {
+				// Mostly holes: make room by compacting rather than by
+				// evicting a live entry (see lruCompactN).
+				if sh.holeAfterLocked(S, &r) {
+					sh.lruDense = 0
+				} else {
+					sh.lruDense++
+				}
+				sh.relocateLocked(&r, logSmall, 0)
+				return true
+			}
+			sh.lruDense = 0
 			sh.killLocked(&r)
 			sh.stats.evictions++
 			return true
@@ -618,6 +666,16 @@ func (sh *shard) evictOneLocked() bool {
 	}
 }
 
+// holeAfterLocked reports whether the entry after r in l is dead.
+func (sh *shard) holeAfterLocked(l *flog, r *ref) bool {
+	next := r.pos + r.size()
+	if next >= l.tail {
+		return false
+	}
+	_, _, fl := sh.header(l, next)
+	return fl&flagDead != 0
+}
+
 // ghostAddLocked remembers h, resizing the ghost filter to track about as
 // many keys as the main queue holds.
 func (sh *shard) ghostAddLocked(h uint64) {
@@ -640,8 +698,9 @@ func (sh *shard) flushLocked() {
 	sh.ix.init(minIndexBits)
 	sh.gh.reset(0)
 	sh.tombs = 0
+	sh.lruDense = 0
 	sh.sweepPos = 0
-	sh.view, sh.build, sh.move = nil, nil, nil
+	sh.view, sh.build, sh.move, sh.hit = nil, nil, nil, nil
 }
 
 // sweepLocked examines up to budget entries from the sweep cursor and
@@ -706,51 +765,68 @@ func (sh *shard) compactLocked(li int, n int) {
 	}
 }
 
-// rangeCursor walks the logs for Range: the small log, then the main log
-// (entries only move from small to main or within main, so a live entry
-// cannot hide behind the cursor), each up to its tail when its pass began.
+// rangeCursor is a walk's position in one shard: the next index slot to
+// visit, valid while the table has not been rebuilt (gen).
+//
+// The walk goes by slot rather than along the logs because a key keeps its
+// slot while its entry moves between and within the logs (promotion,
+// reinsertion, LRU hits, compaction, overwrites: see reattachLocked), so
+// moves cannot carry a key past the cursor. Two other things move slots:
+//
+//   - A rebuild (index.grow, flush) moves them all; it bumps index.gen and
+//     the walk restarts the shard, which may visit keys twice.
+//   - Backward-shift deletion moves a slot towards its probe home, never
+//     past it. collectLocked therefore stops a batch only just after an
+//     empty slot: with slot c-1 empty, every key at c or beyond has its
+//     home at c or beyond (the probe run from home to slot is full), so no
+//     later shift can move it below c, into the part already walked.
+//
+// So a key that is in the store from the start of a shard's walk to its end
+// is visited at least once.
 type rangeCursor struct {
-	log     int
-	pos     uint64
-	end     uint64
+	next    uint64
+	gen     uint64
 	started bool
 }
 
-// collectLocked copies entries from the cursor on into b, tombstones too if
-// tombs, until b holds maxBytes; it reports whether the shard is done.
-func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes int, tombs bool) bool {
-	for c.log < len(sh.logs) {
-		l := &sh.logs[c.log]
-		if !c.started {
-			c.started = true
-			c.pos = l.head
-			c.end = l.tail
-		}
-		if c.pos < l.head {
-			c.pos = l.head
-		}
-		for c.pos < c.end && c.pos < l.tail {
-			if len(b.data) >= maxBytes {
+// collectLocked copies entries from the cursor on into b: keys, values if
+// values, tombstones too if tombs. It stops after an empty slot once b
+// holds maxBytes or it visited maxSlots slots, and reports whether the
+// shard is done.
+func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes, maxSlots int, tombs, values bool) bool {
+	if !c.started || c.gen != sh.ix.gen {
+		*c = rangeCursor{gen: sh.ix.gen, started: true}
+	}
+	slots := sh.ix.slots
+	for visited := 1; c.next < uint64(len(slots)); visited++ {
+		v := slots[c.next]
+		c.next++
+		if v == 0 {
+			if visited >= maxSlots || len(b.data) >= maxBytes {
 				return false
 			}
-			vlen, klen, fl := sh.header(l, c.pos)
-			r := ref{pos: c.pos, log: uint8(c.log), flags: fl, klen: klen, vlen: vlen}
-			c.pos += r.size()
-			if fl&flagDead != 0 || (!tombs && r.tomb()) {
-				continue
-			}
-			exp, ver := sh.metaLocked(r)
-			if exp != 0 && exp <= now {
-				continue
-			}
-			key := sh.bytesAt(l, r.keyPos(), int(klen), &sh.view)
-			off := len(b.data)
-			b.data = append(b.data, key...)
-			b.data = append(b.data, sh.valueLocked(r)...)
-			b.items = append(b.items, rangeItem{off: off, klen: int(klen), vlen: int(vlen), expireAt: exp, version: ver, tomb: r.tomb()})
+			continue
 		}
-		c.log++
-		c.started = false
+		li := slotLog(v)
+		l := &sh.logs[li]
+		p := l.head + ((slotPos(v) - l.head) & posMask)
+		vlen, klen, fl := sh.header(l, p)
+		r := ref{pos: p, log: uint8(li), flags: fl, klen: klen, vlen: vlen}
+		if !tombs && r.tomb() {
+			continue
+		}
+		exp, ver := sh.metaLocked(r)
+		if exp != 0 && exp <= now {
+			continue
+		}
+		off := len(b.data)
+		b.data = append(b.data, sh.bytesAt(l, r.keyPos(), int(klen), &sh.view)...)
+		if values {
+			b.data = append(b.data, sh.valueLocked(r)...)
+		} else {
+			vlen = 0
+		}
+		b.items = append(b.items, rangeItem{off: off, klen: int(klen), vlen: int(vlen), expireAt: exp, version: ver, tomb: r.tomb()})
 	}
 	return true
 }

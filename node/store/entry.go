@@ -44,11 +44,11 @@ func (s *Store) Lookup(key string) (e Entry, ok bool) {
 //
 // fn receives the live entry or tombstone (found is false if neither
 // exists, or it expired). cur.Value is a scratch copy valid only during fn:
-// fn may modify it, and next.Value may alias it. fn must be fast and must not call the Store (it runs with
-// the shard locked). If fn returns write=false nothing changes; otherwise
-// next is stored: a tombstone if next.Tombstone (next.Value is then
-// ignored), and a removal of whatever was there if next.ExpireAt is at or
-// before now.
+// fn may modify it, and next.Value may alias it. fn must be fast and must
+// not call the Store (it runs with the shard locked). If fn returns
+// write=false nothing changes; otherwise next is stored: a tombstone if
+// next.Tombstone (next.Value is then ignored), and a removal of whatever was
+// there if next.ExpireAt is at or before now.
 //
 // The returned Entry is what is stored afterwards, its Value a copy owned
 // by the caller; it is the zero Entry if nothing is stored. wrote reports
@@ -56,6 +56,20 @@ func (s *Store) Lookup(key string) (e Entry, ok bool) {
 // before fn is called, an oversized next.Value fails after it, with an
 // error wrapping ErrTooLarge, and then nothing changes and wrote is false.
 func (s *Store) Update(key string, fn func(cur Entry, found bool) (next Entry, write bool)) (stored Entry, wrote bool, err error) {
+	return s.update(key, fn, true)
+}
+
+// UpdateNoCopy is Update for callers that do not need the stored entry
+// back (a replica applying a copy, a conditional drop): it skips copying
+// the value out, which Update does even when fn writes nothing. fn has the
+// same contract as Update's.
+func (s *Store) UpdateNoCopy(key string, fn func(cur Entry, found bool) (next Entry, write bool)) (wrote bool, err error) {
+	_, wrote, err = s.update(key, fn, false)
+	return wrote, err
+}
+
+// update is Update; the stored entry is returned only if result.
+func (s *Store) update(key string, fn func(cur Entry, found bool) (next Entry, write bool), result bool) (stored Entry, wrote bool, err error) {
 	if err := s.checkKey(key); err != nil {
 		return Entry{}, false, err
 	}
@@ -82,7 +96,7 @@ func (s *Store) Update(key string, fn func(cur Entry, found bool) (next Entry, w
 	defer sh.trimBuildLocked()
 	next, write := fn(cur, found)
 	if !write {
-		if !found {
+		if !found || !result {
 			return Entry{}, false, nil
 		}
 		// Decoded again: fn may have scribbled on cur.
@@ -100,7 +114,7 @@ func (s *Store) Update(key string, fn func(cur Entry, found bool) (next Entry, w
 	if err := s.writeLocked(sh, h, key, r, found, next.Value, next.ExpireAt, next.Version, next.Tombstone, now); err != nil {
 		return Entry{}, false, err
 	}
-	if next.ExpireAt != 0 && next.ExpireAt <= now {
+	if (next.ExpireAt != 0 && next.ExpireAt <= now) || !result {
 		return Entry{}, true, nil
 	}
 	if !next.Tombstone {

@@ -14,6 +14,11 @@ type index struct {
 	slots []uint64
 	bits  uint // len(slots) == 1<<bits
 	n     int
+	// gen counts rebuilds of the table (init, grow): a rebuild moves every
+	// slot, so a walk by slot position (see rangeCursor) restarts when it
+	// changes. Nothing else moves a key's slot except backward-shift
+	// deletion, which only moves a slot towards its home (see remove).
+	gen uint64
 }
 
 const (
@@ -45,6 +50,7 @@ func (ix *index) init(bits uint) {
 	ix.bits = bits
 	ix.slots = make([]uint64, 1<<bits)
 	ix.n = 0
+	ix.gen++
 }
 
 func (ix *index) bytes() int64 { return int64(len(ix.slots)) * 8 }
@@ -71,6 +77,19 @@ func (ix *index) insert(v uint64) {
 	}
 	ix.slots[i] = v
 	ix.n++
+}
+
+// find returns the index of the slot holding v, which must be present.
+func (ix *index) find(v uint64) uint64 {
+	m := ix.mask()
+	for i := ix.home(slotTag(v)); ; i = (i + 1) & m {
+		switch ix.slots[i] {
+		case v:
+			return i
+		case 0:
+			panic("store: slot missing from index")
+		}
+	}
 }
 
 // remove deletes slot i and shifts later members of its cluster back so

@@ -225,14 +225,30 @@ func testModel(t *testing.T, policy string, tight bool) {
 			}
 			e.value = strconv.AppendInt(nil, n, 10)
 			model[k] = e
-		case op < 13:
-			got, exp, ok := s.Get(k)
+		case op < 13: // Get, GetEntry or AppendGetEntry
+			var got []byte
+			var exp int64
+			var ok bool
+			var ver uint64
+			variant := rng.IntN(3)
+			switch variant {
+			case 0:
+				got, exp, ok = s.Get(k)
+			case 1:
+				got, exp, ver, ok = s.GetEntry(k)
+			default:
+				got, exp, ver, ok = s.AppendGetEntry([]byte("x"), k)
+				if len(got) == 0 || got[0] != 'x' {
+					t.Fatalf("op %d: AppendGetEntry(%s) lost its prefix", i, k)
+				}
+				got = got[1:]
+			}
 			e, mok := present(k)
 			if ok && (!mok || e.tomb) {
 				t.Fatalf("op %d: Get(%s) found a value the model does not have (%v)", i, k, e)
 			}
-			if ok && (!bytes.Equal(got, e.value) || exp != e.exp) {
-				t.Fatalf("op %d: Get(%s) = %d bytes exp %d, model %v", i, k, len(got), exp, e)
+			if ok && (!bytes.Equal(got, e.value) || exp != e.exp || (variant != 0 && ver != e.ver)) {
+				t.Fatalf("op %d: Get(%s) = %d bytes exp %d v%d, model %v", i, k, len(got), exp, ver, e)
 			}
 			if !ok && mok && !e.tomb {
 				lost(i, "Get", k)
@@ -345,10 +361,19 @@ func testModel(t *testing.T, policy string, tight bool) {
 				in.Value = randValue()
 			}
 			var problem string
-			ret, wrote, err := s.Update(k, func(cur Entry, found bool) (Entry, bool) {
+			fn := func(cur Entry, found bool) (Entry, bool) {
 				problem = checkCur(i, k, cur, found)
 				return in, !found || cur.Version < in.Version
-			})
+			}
+			noCopy := rng.IntN(2) == 0
+			var ret Entry
+			var wrote bool
+			var err error
+			if noCopy {
+				wrote, err = s.UpdateNoCopy(k, fn)
+			} else {
+				ret, wrote, err = s.Update(k, fn)
+			}
 			if err != nil || problem != "" {
 				t.Fatal(err, problem)
 			}
@@ -359,7 +384,7 @@ func testModel(t *testing.T, policy string, tight bool) {
 				}
 				store(k, next)
 			}
-			if m, ok := present(k); (ok && !sameEntry(ret, m)) || (!ok && (ret.Value != nil || ret.Tombstone)) {
+			if m, ok := present(k); !noCopy && ((ok && !sameEntry(ret, m)) || (!ok && (ret.Value != nil || ret.Tombstone))) {
 				t.Fatalf("op %d: Update(%s) returned %+v, model %v,%v", i, k, ret, m, ok)
 			}
 		default: // Update deriving the next state from cur
@@ -416,6 +441,17 @@ func testModel(t *testing.T, policy string, tight bool) {
 		seenLive++
 		return true
 	})
+	keys := 0
+	s.RangeKeys(func(key string, tomb bool) bool {
+		if m, ok := present(key); !ok || m.tomb != tomb {
+			t.Fatalf("RangeKeys(%s) tomb=%v, model %v,%v", key, tomb, m, ok)
+		}
+		keys++
+		return true
+	})
+	if keys != seen {
+		t.Fatalf("RangeKeys saw %d keys, RangeEntries %d", keys, seen)
+	}
 	n, tombs := 0, 0
 	for k := range model {
 		if e, ok := present(k); ok && e.tomb {

@@ -20,6 +20,10 @@ type Store struct {
 
 	bufs sync.Pool // *[]byte read buffers for GetMany
 
+	// rangeSlots is how many index slots a walk visits per lock hold (plus
+	// the rest of the cluster it stops in); tests lower it.
+	rangeSlots int
+
 	closeOnce sync.Once
 	stop      chan struct{}
 	done      chan struct{}
@@ -46,13 +50,14 @@ func New(cfg Config) (*Store, error) {
 		cfg.SweepInterval = DefaultConfig().SweepInterval
 	}
 	s := &Store{
-		cfg:       cfg,
-		now:       cfg.Now,
-		seed:      maphash.MakeSeed(),
-		shards:    make([]shard, cfg.Shards),
-		shardBits: uint(bits.TrailingZeros(uint(cfg.Shards))),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
+		cfg:        cfg,
+		now:        cfg.Now,
+		seed:       maphash.MakeSeed(),
+		shards:     make([]shard, cfg.Shards),
+		shardBits:  uint(bits.TrailingZeros(uint(cfg.Shards))),
+		rangeSlots: rangeChunkSlots,
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = func() int64 { return time.Now().UnixNano() }
@@ -115,16 +120,36 @@ func (s *Store) checkValue(n int) error {
 // Get returns a copy of key's value, its expiry (Unix ns, 0 = none) and
 // whether it was found. Expired entries and tombstones are never returned.
 func (s *Store) Get(key string) (value []byte, expireAt int64, ok bool) {
-	return s.get(nil, key, true)
+	value, expireAt, _, ok = s.get(nil, key, true)
+	return value, expireAt, ok
 }
 
 // AppendGet appends key's value to dst and returns the extended slice. With
 // a reused dst the read path does not allocate.
 func (s *Store) AppendGet(dst []byte, key string) (out []byte, expireAt int64, ok bool) {
+	out, expireAt, _, ok = s.get(dst, key, false)
+	return out, expireAt, ok
+}
+
+// GetEntry is Get that also returns the entry's version (0 if unversioned),
+// read under the same lock as the value: a Get followed by Version could
+// pair the value with a later write's version. Like Get it returns a copy,
+// counts a hit or a miss and never returns a tombstone.
+func (s *Store) GetEntry(key string) (value []byte, expireAt int64, version uint64, ok bool) {
+	return s.get(nil, key, true)
+}
+
+// AppendGetEntry is AppendGet that also returns the entry's version, read
+// together with the value (see GetEntry). With a reused dst it does not
+// allocate.
+func (s *Store) AppendGetEntry(dst []byte, key string) (out []byte, expireAt int64, version uint64, ok bool) {
 	return s.get(dst, key, false)
 }
 
-func (s *Store) get(dst []byte, key string, fresh bool) ([]byte, int64, bool) {
+// get is the one read path behind Get, AppendGet, GetEntry, AppendGetEntry
+// and GetMany: it copies the value into a fresh slice if fresh, else
+// appends it to dst.
+func (s *Store) get(dst []byte, key string, fresh bool) ([]byte, int64, uint64, bool) {
 	h := s.hash(key)
 	sh := s.shardOf(h)
 	now := s.now()
@@ -133,10 +158,10 @@ func (s *Store) get(dst []byte, key string, fresh bool) ([]byte, int64, bool) {
 	if !ok || r.tomb() {
 		sh.stats.misses++
 		sh.mu.Unlock()
-		return dst, 0, false
+		return dst, 0, 0, false
 	}
 	sh.stats.hits++
-	exp, _ := sh.metaLocked(r)
+	exp, ver := sh.metaLocked(r)
 	v := sh.valueLocked(r)
 	if fresh {
 		dst = make([]byte, len(v))
@@ -146,7 +171,7 @@ func (s *Store) get(dst []byte, key string, fresh bool) ([]byte, int64, bool) {
 	}
 	sh.hitLocked(r) // last: it may move the entry
 	sh.mu.Unlock()
-	return dst, exp, true
+	return dst, exp, ver, true
 }
 
 // Set stores value under key with the given expiry (Unix ns, 0 = none),
@@ -507,7 +532,7 @@ func (s *Store) GetMany(keys []string, fn func(i int, value []byte, expireAt int
 	for i, key := range keys {
 		var exp int64
 		var ok bool
-		buf, exp, ok = s.get(buf[:0], key, false)
+		buf, exp, _, ok = s.get(buf[:0], key, false)
 		fn(i, buf, exp, ok)
 	}
 	if cap(buf) <= 64<<10 {
@@ -517,23 +542,31 @@ func (s *Store) GetMany(keys []string, fn func(i int, value []byte, expireAt int
 }
 
 // Range calls fn for every live entry, shard by shard, until fn returns
-// false; it skips tombstones (RangeEntries does not). Only one shard is
-// locked at a time and never while fn runs, so fn may call back into the
-// Store; entries written during Range may or may not be seen. value is only
-// valid during the call.
+// false; it skips tombstones (RangeEntries does not). It visits every key
+// that has a live entry for the whole walk, as RangeEntries does, and
+// holds no lock while fn runs, so fn may call back into the Store. value
+// is only valid during the call.
 func (s *Store) Range(fn func(key string, value []byte, expireAt int64, version uint64) bool) {
-	s.rangeShards(false, func(key string, value []byte, it *rangeItem) bool {
+	s.rangeShards(false, true, func(key string, value []byte, it *rangeItem) bool {
 		return fn(key, value, it.expireAt, it.version)
 	})
 }
 
 // RangeEntries calls fn for every live entry and every unexpired tombstone,
 // shard by shard, until fn returns false: it is what hand-off and
-// anti-entropy walk, since a deletion must travel like a write. It has
-// Range's guarantees: no lock is held while fn runs, and e.Value is only
-// valid during the call (nil for a tombstone, non-nil otherwise).
+// anti-entropy walk, since a deletion must travel like a write. e.Value is
+// only valid during the call (nil for a tombstone, non-nil otherwise).
+//
+// The walk runs while the store serves reads and writes, and guarantees
+// that every key with a live entry or a tombstone for the whole walk is
+// visited at least once, however its entry moves inside the store
+// meanwhile (eviction policy, compaction, overwrites). Such a key may be
+// visited twice, possibly with different states; a key written, deleted,
+// expired or evicted during the walk may or may not be visited. Each shard
+// is copied out in small batches under its lock, and no lock is held while
+// fn runs, so fn may call back into the Store.
 func (s *Store) RangeEntries(fn func(key string, e Entry) bool) {
-	s.rangeShards(true, func(key string, value []byte, it *rangeItem) bool {
+	s.rangeShards(true, true, func(key string, value []byte, it *rangeItem) bool {
 		e := Entry{ExpireAt: it.expireAt, Version: it.version, Tombstone: it.tomb}
 		if !it.tomb {
 			e.Value = value
@@ -545,10 +578,36 @@ func (s *Store) RangeEntries(fn func(key string, e Entry) bool) {
 	})
 }
 
-// rangeShards copies entries (and tombstones, if tombs) out of one shard at
-// a time in bounded batches, and calls fn on each with no lock held.
-func (s *Store) rangeShards(tombs bool, fn func(key string, value []byte, it *rangeItem) bool) {
+// RangeKeys calls fn for every key with a live entry or an unexpired
+// tombstone (tombstone tells which) until fn returns false. It is
+// RangeEntries without the values, with the same guarantee, for callers
+// that only count or classify keys: it copies no values, and builds the
+// key strings of a batch in one allocation (so a key that fn keeps holds
+// that batch's keys in memory, about 16 KiB).
+func (s *Store) RangeKeys(fn func(key string, tombstone bool) bool) {
+	s.rangeShards(true, false, func(key string, _ []byte, it *rangeItem) bool {
+		return fn(key, it.tomb)
+	})
+}
+
+// Batch bounds for rangeShards, per lock hold: bytes copied out of a
+// shard, and index slots visited (plus the rest of the cluster the batch
+// stops in; see rangeCursor).
+const (
+	rangeBatchBytes    = 256 << 10
+	rangeKeyBatchBytes = 16 << 10
+	rangeChunkSlots    = 1024
+)
+
+// rangeShards copies entries (tombstones too if tombs, values if values)
+// out of one shard at a time in bounded batches, and calls fn on each with
+// no lock held. See rangeCursor for why no key that stays is missed.
+func (s *Store) rangeShards(tombs, values bool, fn func(key string, value []byte, it *rangeItem) bool) {
 	var rb rangeBuf
+	maxBytes := rangeBatchBytes
+	if !values {
+		maxBytes = rangeKeyBatchBytes
+	}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		var cur rangeCursor
@@ -556,11 +615,21 @@ func (s *Store) rangeShards(tombs bool, fn func(key string, value []byte, it *ra
 			rb.reset()
 			now := s.now()
 			sh.mu.Lock()
-			done := sh.collectLocked(&cur, now, &rb, 256<<10, tombs)
+			done := sh.collectLocked(&cur, now, &rb, maxBytes, s.rangeSlots, tombs, values)
 			sh.mu.Unlock()
+			var keys string
+			if !values {
+				keys = string(rb.data)
+			}
 			for j := range rb.items {
 				it := &rb.items[j]
-				if !fn(rb.key(it), rb.value(it), it) {
+				var key string
+				if values {
+					key = rb.key(it)
+				} else {
+					key = keys[it.off : it.off+it.klen]
+				}
+				if !fn(key, rb.value(it), it) {
 					return
 				}
 			}

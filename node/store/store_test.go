@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -670,4 +672,133 @@ func TestConcurrentStress(t *testing.T) {
 			t.Fatalf("bytes %d > max %d", st.Bytes, st.MaxMemory)
 		}
 	})
+}
+
+func TestGetEntry(t *testing.T) {
+	forEachPolicy(t, func(t *testing.T, policy string) {
+		s, clk := newTestStore(t, func(c *Config) { c.Policy = policy })
+		now := clk.Now()
+		_, _ = s.SetWith("v", []byte("value"), SetOptions{Version: 7, ExpireAt: now + 50})
+		_ = s.Set("plain", []byte{}, 0)
+		_, _ = s.SetWith("tomb", nil, SetOptions{Tombstone: true, Version: 9})
+		_, _ = s.SetWith("gone", []byte("x"), SetOptions{Version: 3, ExpireAt: now + 1})
+		clk.Advance(1)
+		cases := []struct{ key, want string }{
+			{"v", fmt.Sprintf("value exp%+d v7", now+50)},
+			{"plain", "exp+0 v0"},
+			{"tomb", "miss"},
+			{"gone", "miss"},
+			{"absent", "miss"},
+		}
+		render := func(v []byte, exp int64, ver uint64, ok bool) string {
+			if !ok {
+				if v != nil || exp != 0 || ver != 0 {
+					return "miss with data"
+				}
+				return "miss"
+			}
+			return strings.TrimSpace(fmt.Sprintf("%s exp%+d v%d", v, exp, ver))
+		}
+		before := s.Stats()
+		buf := []byte("prefix:")
+		for _, tc := range cases {
+			if got := render(s.GetEntry(tc.key)); got != tc.want {
+				t.Errorf("GetEntry(%s) = %s, want %s", tc.key, got, tc.want)
+			}
+			out, exp, ver, ok := s.AppendGetEntry(buf, tc.key)
+			if !bytes.HasPrefix(out, buf) || len(out) > len(buf) && !ok {
+				t.Errorf("AppendGetEntry(%s) returned %q", tc.key, out)
+			}
+			var v []byte
+			if ok {
+				v = out[len(buf):]
+			}
+			if got := render(v, exp, ver, ok); got != tc.want {
+				t.Errorf("AppendGetEntry(%s) = %s, want %s", tc.key, got, tc.want)
+			}
+		}
+		// Counted like Get: two reads of each key, two of them live.
+		after := s.Stats()
+		if after.Hits-before.Hits != 4 || after.Misses-before.Misses != 6 {
+			t.Errorf("hits %d misses %d, want 4 and 6", after.Hits-before.Hits, after.Misses-before.Misses)
+		}
+		// A copy the caller owns; an empty value is non-nil.
+		v, _, _, _ := s.GetEntry("v")
+		v[0] = 'X'
+		if got, _, _ := s.Get("v"); string(got) != "value" {
+			t.Fatal("GetEntry's value aliases the store")
+		}
+		if v, _, _, ok := s.GetEntry("plain"); !ok || v == nil {
+			t.Fatal("GetEntry of an empty value returned nil")
+		}
+		// The read path does not allocate with a reused buffer.
+		buf = make([]byte, 0, 64)
+		if n := testing.AllocsPerRun(100, func() { buf, _, _, _ = s.AppendGetEntry(buf[:0], "v") }); n != 0 {
+			t.Fatalf("AppendGetEntry allocates %.1f times per call", n)
+		}
+	})
+}
+
+// TestGetEntryVersionPairing reads while another goroutine rewrites the key
+// with values that name their version: GetEntry must never pair a value
+// with another write's version.
+func TestGetEntryVersionPairing(t *testing.T) {
+	forEachPolicy(t, func(t *testing.T, policy string) {
+		s, _ := newTestStore(t, func(c *Config) { c.Policy = policy })
+		const writes = 5000
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for v := uint64(1); v <= writes; v++ {
+				// Sizes vary, so that some writes move the entry.
+				val := strconv.FormatUint(v, 10) + strings.Repeat(".", int(v%7))
+				if _, err := s.SetWith("k", []byte(val), SetOptions{Version: v}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		var buf []byte
+		for reads := 0; ; reads++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			var ver uint64
+			var ok bool
+			buf, _, ver, ok = s.AppendGetEntry(buf[:0], "k")
+			if !ok {
+				continue
+			}
+			if got := strings.TrimRight(string(buf), "."); got != strconv.FormatUint(ver, 10) {
+				t.Fatalf("value %q read with version %d", buf, ver)
+			}
+		}
+	})
+}
+
+// TestLRUReadsDoNotEvict reads a store a third full over and over with no
+// sweeper: every LRU hit moves its entry and leaves a hole, and eviction
+// must compact those holes rather than drop live keys.
+func TestLRUReadsDoNotEvict(t *testing.T) {
+	s, _ := newTestStore(t, func(c *Config) { c.Policy = PolicyLRU; c.MaxMemory = 2 << 20; c.Shards = 2 })
+	const n = 5000
+	val := make([]byte, 100)
+	for i := range n {
+		if err := s.Set("k"+strconv.Itoa(i), val, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	var buf []byte
+	for i := range 20 * n {
+		var ok bool
+		if buf, _, ok = s.AppendGet(buf[:0], "k"+strconv.Itoa(rng.IntN(n))); !ok {
+			t.Fatalf("read %d missed; %+v", i, s.Stats())
+		}
+	}
+	if st := s.Stats(); st.Evictions != 0 || st.Entries != n || st.Bytes > st.MaxMemory {
+		t.Fatalf("after reads only: %+v", st)
+	}
 }

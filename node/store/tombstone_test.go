@@ -408,6 +408,20 @@ func TestUpdate(t *testing.T) {
 				"tomb v1 exp+0", true, nil, "tomb v1 exp+0"},
 		}
 		for i, tc := range cases {
+			// UpdateNoCopy must do the same, only return no entry.
+			t.Run(tc.name+"/UpdateNoCopy", func(t *testing.T) {
+				k := "n" + strconv.Itoa(i)
+				if tc.setup != nil {
+					tc.setup(k)
+				}
+				wrote, err := s.UpdateNoCopy(k, tc.fn)
+				if !errors.Is(err, tc.err) || wrote != tc.wrote {
+					t.Fatalf("UpdateNoCopy: wrote=%v err=%v; want %v %v", wrote, err, tc.wrote, tc.err)
+				}
+				if got := lookupString(s, k); got != tc.after {
+					t.Fatalf("afterwards %s, want %s", got, tc.after)
+				}
+			})
 			t.Run(tc.name, func(t *testing.T) {
 				k := "u" + strconv.Itoa(i)
 				if tc.setup != nil {
