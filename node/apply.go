@@ -265,7 +265,7 @@ func (n *Node) applyReplica(req *transport.Request) *transport.Response {
 	if in.Tombstone {
 		in.Value = nil
 	}
-	_, wrote, err := n.store.Update(req.Key, func(cur entry, found bool) (entry, bool) {
+	wrote, err := n.store.UpdateNoCopy(req.Key, func(cur entry, found bool) (entry, bool) {
 		if found && cur.Version >= in.Version {
 			return entry{}, false
 		}

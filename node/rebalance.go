@@ -237,7 +237,7 @@ func (n *Node) flushHandoff(ctx context.Context, v *view, chunk []handoffItem) (
 // lost with it.
 func (n *Node) dropIfUnchanged(key string, version uint64) bool {
 	gone := false
-	_, _, _ = n.store.Update(key, func(cur entry, found bool) (entry, bool) {
+	_, _ = n.store.UpdateNoCopy(key, func(cur entry, found bool) (entry, bool) {
 		if !found {
 			gone = true
 			return entry{}, false
