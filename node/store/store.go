@@ -223,15 +223,26 @@ type SetResult struct {
 	HadOld bool
 }
 
+// checkWrite applies the size limits to a write and returns the value to
+// store: none for a tombstone.
+func (s *Store) checkWrite(key string, value []byte, opt SetOptions) ([]byte, error) {
+	if err := s.checkKey(key); err != nil {
+		return nil, err
+	}
+	if opt.Tombstone {
+		return nil, nil
+	}
+	if err := s.checkValue(len(value)); err != nil {
+		return nil, err
+	}
+	return value, nil
+}
+
 // SetWith is the general conditional write behind SET and replication.
 func (s *Store) SetWith(key string, value []byte, opt SetOptions) (SetResult, error) {
 	var res SetResult
-	if err := s.checkKey(key); err != nil {
-		return res, err
-	}
-	if opt.Tombstone {
-		value = nil
-	} else if err := s.checkValue(len(value)); err != nil {
+	value, err := s.checkWrite(key, value, opt)
+	if err != nil {
 		return res, err
 	}
 	h := s.hash(key)
@@ -489,12 +500,8 @@ func (s *Store) Append(key string, value []byte) (newLen int, err error) {
 // expiry and the other conditions (opt.Tombstone swaps in a tombstone). It
 // reports whether the write was applied.
 func (s *Store) CompareAndSwap(key string, oldVersion uint64, value []byte, opt SetOptions) (bool, error) {
-	if err := s.checkKey(key); err != nil {
-		return false, err
-	}
-	if opt.Tombstone {
-		value = nil
-	} else if err := s.checkValue(len(value)); err != nil {
+	value, err := s.checkWrite(key, value, opt)
+	if err != nil {
 		return false, err
 	}
 	h := s.hash(key)
