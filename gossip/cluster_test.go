@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -33,7 +34,7 @@ func TestClusterJoinSeesEveryone(t *testing.T) {
 			if m.GossipAddr != owner.Addr() {
 				t.Errorf("%s sees %s at %q, want %q", n.name, m.Name, m.GossipAddr, owner.Addr())
 			}
-			if want := (Meta{DataAddr: dataAddrOf(m.Name), Proto: 1}); m.Meta != want {
+			if want := (Meta{DataAddr: dataAddrOf(m.Name), Proto: 1}); !reflect.DeepEqual(m.Meta, want) {
 				t.Errorf("%s sees %s with Meta %+v, want %+v", n.name, m.Name, m.Meta, want)
 			}
 			if m.State != StateAlive {
@@ -76,7 +77,7 @@ func TestUpdateMetaIsSeenByOthers(t *testing.T) {
 	if err := nodes[1].UpdateMeta(ctxTimeout(t, waitTimeout), want); err != nil {
 		t.Fatalf("UpdateMeta: %v", err)
 	}
-	if got := nodes[1].LocalMember().Meta; got != want {
+	if got := nodes[1].LocalMember().Meta; !reflect.DeepEqual(got, want) {
 		t.Errorf("LocalMember().Meta = %+v, want %+v", got, want)
 	}
 	for _, n := range nodes {
@@ -84,13 +85,13 @@ func TestUpdateMetaIsSeenByOthers(t *testing.T) {
 		// meanwhile (the fast preset on a starved CPU).
 		waitUntil(t, n.name+" to get the update", func() bool {
 			_, ok := n.col.findWhere(since, func(e Event) bool {
-				return e.Kind != EventLeave && e.Member.Name == "node-1" && e.Member.Meta == want
+				return e.Kind != EventLeave && e.Member.Name == "node-1" && reflect.DeepEqual(e.Member.Meta, want)
 			})
 			return ok
 		})
 		waitUntil(t, n.name+" to list the new Meta", func() bool {
 			m, _ := member(n.Gossip, "node-1")
-			return m.Meta == want
+			return reflect.DeepEqual(m.Meta, want)
 		})
 	}
 }
@@ -485,7 +486,7 @@ func TestUndecodableMetaIsExposedEmpty(t *testing.T) {
 		return ok
 	})
 	m, ok := member(good.Gossip, "garbage")
-	if !ok || m.Meta != (Meta{}) || m.GossipAddr == "" {
+	if !ok || !reflect.DeepEqual(m.Meta, Meta{}) || m.GossipAddr == "" {
 		t.Errorf("garbage member = %+v, %v; want listed with an empty Meta", m, ok)
 	}
 	waitUntil(t, "a warning about the metadata", func() bool {
@@ -622,7 +623,7 @@ func TestUnreadEventsAreKeptInOrder(t *testing.T) {
 		members := deaf.Members()
 		match := len(members) == len(replayed)
 		for _, m := range members {
-			match = match && replayed[m.Name] == m
+			match = match && reflect.DeepEqual(replayed[m.Name], m)
 		}
 		if match && saw("join:o3:alive") && saw("update:o3:leaving") && saw("leave:o3:left") {
 			break

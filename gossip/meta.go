@@ -35,6 +35,10 @@ type Meta struct {
 	// A member whose Boot changed was restarted, even if gossip never saw
 	// it leave: it has lost its memory and must be sent its keys again.
 	Boot uint64
+	// Groups names the read-through groups whose loaders run on this node,
+	// so a node without a group's loader can send loads to one that has it.
+	// Names count against MetaMaxSize.
+	Groups []string
 }
 
 // wireMeta is the encoded form of Meta. It carries, besides the public
@@ -43,12 +47,13 @@ type Meta struct {
 // failed (Node.State is never filled in), so the flag in the node's last
 // metadata is how the others tell the two apart.
 type wireMeta struct {
-	DataAddr string `msgpack:"d,omitempty"`
-	RespAddr string `msgpack:"r,omitempty"`
-	HTTPAddr string `msgpack:"h,omitempty"`
-	Proto    int64  `msgpack:"p,omitempty"` // wider than uint8, so out-of-range values are caught, not wrapped
-	Leaving  bool   `msgpack:"l,omitempty"`
-	Boot     uint64 `msgpack:"b,omitempty"`
+	DataAddr string   `msgpack:"d,omitempty"`
+	RespAddr string   `msgpack:"r,omitempty"`
+	HTTPAddr string   `msgpack:"h,omitempty"`
+	Proto    int64    `msgpack:"p,omitempty"` // wider than uint8, so out-of-range values are caught, not wrapped
+	Leaving  bool     `msgpack:"l,omitempty"`
+	Boot     uint64   `msgpack:"b,omitempty"`
+	Groups   []string `msgpack:"g,omitempty"`
 }
 
 // validate checks that every address present is a host:port with a usable
@@ -83,6 +88,7 @@ func encodeMeta(m Meta, leaving bool) ([]byte, error) {
 		Proto:    int64(m.Proto),
 		Leaving:  true,
 		Boot:     m.Boot,
+		Groups:   m.Groups,
 	}
 	b, err := marshalWire(&w)
 	if err != nil {
@@ -134,7 +140,7 @@ func decodeMeta(b []byte) (Meta, bool, error) {
 	if w.Proto < 0 || w.Proto > math.MaxUint8 {
 		return Meta{}, false, fmt.Errorf("%w: protocol version %d out of range", ErrBadMeta, w.Proto)
 	}
-	m := Meta{DataAddr: w.DataAddr, RespAddr: w.RespAddr, HTTPAddr: w.HTTPAddr, Proto: uint8(w.Proto), Boot: w.Boot}
+	m := Meta{DataAddr: w.DataAddr, RespAddr: w.RespAddr, HTTPAddr: w.HTTPAddr, Proto: uint8(w.Proto), Boot: w.Boot, Groups: w.Groups}
 	if err := m.validate(); err != nil {
 		return Meta{}, false, fmt.Errorf("%w: %w", ErrBadMeta, err)
 	}

@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func TestMetaRoundTrip(t *testing.T) {
 				t.Fatalf("encodeMeta(%+v, %v): %v", m, leaving, err)
 			}
 			got, gotLeaving, err := decodeMeta(b)
-			if err != nil || got != m || gotLeaving != leaving {
+			if err != nil || !reflect.DeepEqual(got, m) || gotLeaving != leaving {
 				t.Errorf("decodeMeta(encodeMeta(%+v, %v)) = %+v, %v, %v", m, leaving, got, gotLeaving, err)
 			}
 		}
@@ -48,7 +49,7 @@ func TestDecodeMetaIgnoresUnknownFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, _, err := decodeMeta(b)
-	if err != nil || m != (Meta{DataAddr: "10.0.0.1:7001", Proto: 2}) {
+	if err != nil || !reflect.DeepEqual(m, Meta{DataAddr: "10.0.0.1:7001", Proto: 2}) {
 		t.Errorf("decodeMeta = %+v, %v", m, err)
 	}
 }
@@ -121,7 +122,7 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("decoded %+v does not re-encode: %v", m, err)
 		}
 		m2, leaving2, err := decodeMeta(enc)
-		if err != nil || m2 != m || leaving2 != leaving {
+		if err != nil || !reflect.DeepEqual(m2, m) || leaving2 != leaving {
 			t.Fatalf("round trip: %+v %v -> %+v %v %v", m, leaving, m2, leaving2, err)
 		}
 	})
@@ -141,7 +142,7 @@ func TestDecodeMetaOddButValid(t *testing.T) {
 		"last duplicate key won": {[]byte{0x82, 0xa1, 'd', 0xa3, 'a', ':', '1', 0xa1, 'd', 0xa3, 'b', ':', '2'}, Meta{DataAddr: "b:2"}, true},
 	} {
 		got, _, err := decodeMeta(tc.in)
-		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+		if (err == nil) != tc.ok || (tc.ok && !reflect.DeepEqual(got, tc.want)) {
 			t.Errorf("%s: decodeMeta = %+v, %v; want %+v, ok=%v", name, got, err, tc.want, tc.ok)
 		}
 	}

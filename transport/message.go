@@ -58,6 +58,12 @@ const (
 	// tombstone; CodeNotFound if it holds nothing. A new owner fetching a
 	// key mid-hand-off uses it, so it can tell "deleted" from "absent".
 	OpLookup
+	// OpLoad reads Key through a read-through group: Value holds the
+	// group's name. On a miss the node owning Key calls the group's loader
+	// once, however many callers wait for it, and stores the result. A
+	// node that does not host the group forwards the load to one that
+	// does.
+	OpLoad
 )
 
 // String returns the operation's name, for logs and errors.
@@ -99,6 +105,8 @@ func (o Op) String() string {
 		return "leave"
 	case OpLookup:
 		return "lookup"
+	case OpLoad:
+		return "load"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
