@@ -67,7 +67,7 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 	}
 	if req.Op.Keyed() {
 		// A write that reached here by mistake still gets the full path.
-		resp, _, _ := n.coordinate(req)
+		resp, _, _ := n.coordinate(req, new(transport.Response))
 		return resp
 	}
 	return errResponse(fmt.Errorf("%w: %s", transport.ErrUnknownOp, req.Op))
@@ -96,8 +96,10 @@ func (n *Node) primaryKeys() int64 {
 // current state, computes the new one, stamps it with a fresh version and
 // stores it, all under the key's shard lock, so concurrent writes to one
 // key serialize and replicas receive whole states in version order. It
-// returns the reply, and the entry to replicate if anything was written.
-func (n *Node) coordinate(req *transport.Request) (*transport.Response, entry, bool) {
+// returns the reply, built in resp (zeroed, supplied by the caller so a
+// pooled batch can supply it) unless an error replaces it, and the entry
+// to replicate if anything was written.
+func (n *Node) coordinate(req *transport.Request, resp *transport.Response) (*transport.Response, entry, bool) {
 	n.stats.local.Add(1)
 	if req.Op == transport.OpSet && req.Flags&(transport.FlagIfAbsent|transport.FlagIfPresent|transport.FlagKeepTTL|transport.FlagGetOld) == 0 {
 		// The common case needs no read of the old state.
@@ -105,11 +107,11 @@ func (n *Node) coordinate(req *transport.Request) (*transport.Response, entry, b
 		if _, err := n.store.SetWith(req.Key, req.Value, store.SetOptions{ExpireAt: e.ExpireAt, Version: e.Version}); err != nil {
 			return errResponse(storeError(err)), entry{}, false
 		}
-		return &transport.Response{Int: 1, Version: e.Version}, e, true
+		resp.Int, resp.Version = 1, e.Version
+		return resp, e, true
 	}
 
 	var (
-		resp    = &transport.Response{}
 		opErr   error
 		now     = time.Now().UnixNano()
 		version = n.clock.Now()

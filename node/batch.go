@@ -22,13 +22,140 @@ type batch struct {
 	reqs  []*transport.Request
 	resps []*transport.Response
 
-	fwd      []*fwdItem // requests served by another owner
-	fallback []int      // requests that must first fetch the key from a previous owner
-	waitRepl bool       // a write in the batch waits for replica acknowledgements
+	fwd      []fwdItem // requests served by another owner
+	fallback []int     // requests that must first fetch the key from a previous owner
+	waitRepl bool      // a write in the batch waits for replica acknowledgements
 
 	mu   sync.Mutex // guards repl, which fallbacks extend concurrently
 	repl []replItem // copies of this batch's writes, for other owners
+
+	// Storage kept across uses of a pooled batch, so that serving a
+	// request allocates no batch bookkeeping at steady state.
+	one     [1]*transport.Request
+	oneResp [1]*transport.Response
+	reqBuf  []*transport.Request
+	respBuf []*transport.Response
+	groups  []fwdGroup
+
+	// ar, when set, is where answers and read values are built: the
+	// batch's own arena on the transport server's path, where replies are
+	// encoded before the batch is freed, or the caller's on DoArena's.
+	// Do's caller keeps the replies for as long as it likes, so Do leaves
+	// it nil and every answer is allocated.
+	ar  *Arena
+	own Arena
 }
+
+// Arena holds the answers of one pipeline and the values they read, so a
+// front end that keeps one per connection serves local GETs and SETs
+// without allocating. Replies built in an arena are valid until its next
+// Reset. An Arena must not be used by two calls at once.
+type Arena struct {
+	resps []transport.Response
+	vals  []byte
+}
+
+// Reset makes the arena's storage available again. Replies from earlier
+// calls must no longer be in use.
+func (a *Arena) Reset() {
+	clear(a.resps)
+	a.resps = a.resps[:0]
+	if cap(a.vals) > maxValArena || cap(a.resps) > maxPooledBatch {
+		*a = Arena{} // a rare huge pipeline: let its memory go
+		return
+	}
+	a.vals = a.vals[:0]
+}
+
+// newResp returns a zeroed response for one of the batch's requests.
+func (b *batch) newResp() *transport.Response {
+	a := b.ar
+	if a == nil {
+		return new(transport.Response)
+	}
+	if len(a.resps) == cap(a.resps) {
+		// A fresh array: responses already handed out keep pointing into
+		// the old one, which stays alive as long as they do.
+		a.resps = make([]transport.Response, 0, max(8, 2*cap(a.resps)))
+	}
+	a.resps = a.resps[:len(a.resps)+1]
+	return &a.resps[len(a.resps)-1]
+}
+
+// getLocal serves a plain GET from this node's store, copying the value
+// into the batch's arena when it has one.
+func (b *batch) getLocal(req *transport.Request) *transport.Response {
+	n := b.n
+	n.stats.local.Add(1)
+	var (
+		val      []byte
+		expireAt int64
+		ver      uint64
+		ok       bool
+	)
+	if a := b.ar; a != nil {
+		if len(a.vals) > maxValArena {
+			a.vals = nil // the old array stays with the replies using it
+		}
+		start := len(a.vals)
+		a.vals, expireAt, ver, ok = n.store.AppendGetEntry(a.vals, req.Key)
+		val = a.vals[start:len(a.vals):len(a.vals)]
+	} else {
+		val, expireAt, ver, ok = n.store.GetEntry(req.Key)
+	}
+	resp := b.newResp()
+	if !ok {
+		resp.Code = transport.CodeNotFound
+		return resp
+	}
+	resp.Value, resp.TTL, resp.Version = val, remainingMillis(expireAt), ver
+	return resp
+}
+
+// maxValArena bounds the value arena a pooled batch keeps.
+const maxValArena = 1 << 20
+
+// fwdGroup is the forwarded requests bound for one address in one round.
+type fwdGroup struct {
+	addr  string
+	items []*fwdItem
+}
+
+// newBatch takes a batch from the node's pool, bound to the current view.
+func (n *Node) newBatch() *batch {
+	b, _ := n.batches.Get().(*batch)
+	if b == nil {
+		b = &batch{n: n}
+	}
+	b.v = n.view.Load()
+	return b
+}
+
+// freeBatch returns b to the pool once nothing refers to it any more: its
+// replies are sent (or handed to Do's caller, who owns resps) and no
+// goroutine it started is still running. Slices keep their capacity but
+// drop their pointers, so a pooled batch pins no requests or values.
+func (n *Node) freeBatch(b *batch) {
+	clear(b.reqBuf)
+	clear(b.respBuf)
+	clear(b.repl)
+	for i := range b.groups {
+		clear(b.groups[i].items)
+		b.groups[i].items = b.groups[i].items[:0]
+	}
+	b.one[0], b.oneResp[0] = nil, nil
+	b.v, b.reqs, b.resps = nil, nil, nil
+	b.fwd, b.fallback, b.repl = b.fwd[:0], b.fallback[:0], b.repl[:0]
+	b.waitRepl, b.ar = false, nil
+	b.own.Reset()
+	if cap(b.reqBuf) > maxPooledBatch || cap(b.repl) > maxPooledBatch {
+		return // a rare huge pipeline: let it go rather than pin its memory
+	}
+	n.batches.Put(b)
+}
+
+// maxPooledBatch bounds the pipelines whose batches are reused.
+const maxPooledBatch = 1024
 
 // fwdItem is one request on its way to another node, with the owners it
 // may fail over to, in preference order.
@@ -98,9 +225,8 @@ func (b *batch) plan(i int, req *transport.Request) *transport.Response {
 }
 
 func (b *batch) addForward(i int, flags transport.Flags, owners []string) {
-	it := &fwdItem{i: i, flags: flags | transport.FlagForwarded, count: len(owners)}
-	copy(it.owners[:], owners)
-	b.fwd = append(b.fwd, it)
+	b.fwd = append(b.fwd, fwdItem{i: i, flags: flags | transport.FlagForwarded, count: len(owners)})
+	copy(b.fwd[len(b.fwd)-1].owners[:], owners)
 }
 
 // serveHere executes req against this node's store, as its owner (or as
@@ -113,9 +239,12 @@ func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFal
 		return nil
 	}
 	if !isWrite(req) {
+		if req.Op == transport.OpGet {
+			return b.getLocal(req)
+		}
 		return n.serveLocal(req)
 	}
-	resp, e, wrote := n.coordinate(req)
+	resp, e, wrote := n.coordinate(req, b.newResp())
 	if !wrote {
 		return resp
 	}
@@ -167,9 +296,15 @@ func (b *batch) runRemote(ctx context.Context) {
 		wg.Go(func() { b.forwardAll(ctx) })
 	}
 	for _, i := range b.fallback {
-		wg.Go(func() { b.resps[i] = b.fetchThenServe(ctx, i) })
+		wg.Go(func() { b.fetch(ctx, i) })
 	}
 	wg.Wait()
+	// Served one after another, once every fetch is done: serving uses the
+	// batch's arena, which is not safe for concurrent use.
+	for _, i := range b.fallback {
+		var buf [maxReplicas]string
+		b.resps[i] = b.serveHere(i, b.reqs[i], b.v.ring.AppendOwners(buf[:0], b.reqs[i].Key, b.n.cfg.Replicas), false)
+	}
 	if len(b.repl) == 0 {
 		return
 	}
@@ -201,21 +336,33 @@ func (b *batch) runRemote(ctx context.Context) {
 // reached: a crashed node costs one failed round trip, not a wait for
 // gossip to notice.
 func (b *batch) forwardAll(ctx context.Context) {
-	pending := b.fwd
-	for len(pending) > 0 {
-		groups := map[string][]*fwdItem{}
-		for _, it := range pending {
-			addr := b.pickOwner(it)
-			groups[addr] = append(groups[addr], it)
+	if len(b.fwd) == 1 { // the common case: one request, one owner
+		it := &b.fwd[0]
+		for {
+			one := [1]*fwdItem{it}
+			if len(b.forwardGroup(ctx, b.pickOwner(it), one[:])) == 0 {
+				return
+			}
+			if ctx.Err() != nil {
+				b.resps[it.i] = errResponse(ctx.Err())
+				return
+			}
 		}
+	}
+	pending := make([]*fwdItem, len(b.fwd))
+	for j := range b.fwd {
+		pending[j] = &b.fwd[j]
+	}
+	for len(pending) > 0 {
+		groups := b.group(pending)
 		var (
 			mu    sync.Mutex
 			retry []*fwdItem
 			wg    sync.WaitGroup
 		)
-		for addr, items := range groups {
+		for _, g := range groups {
 			wg.Go(func() {
-				failed := b.forwardGroup(ctx, addr, items)
+				failed := b.forwardGroup(ctx, g.addr, g.items)
 				mu.Lock()
 				retry = append(retry, failed...)
 				mu.Unlock()
@@ -232,6 +379,31 @@ func (b *batch) forwardAll(ctx context.Context) {
 	}
 }
 
+// group sorts pending items by the address each goes to next, reusing the
+// batch's group slices. Owners are few, so a linear scan beats a map.
+func (b *batch) group(pending []*fwdItem) []fwdGroup {
+	groups := b.groups[:0]
+outer:
+	for _, it := range pending {
+		addr := b.pickOwner(it)
+		for k := range groups {
+			if groups[k].addr == addr {
+				groups[k].items = append(groups[k].items, it)
+				continue outer
+			}
+		}
+		if len(groups) < cap(groups) {
+			groups = groups[:len(groups)+1]
+			groups[len(groups)-1].addr = addr
+			groups[len(groups)-1].items = append(groups[len(groups)-1].items[:0], it)
+		} else {
+			groups = append(groups, fwdGroup{addr: addr, items: []*fwdItem{it}})
+		}
+	}
+	b.groups = groups
+	return groups
+}
+
 // pickOwner returns the address of the first candidate owner not known to
 // be down, advancing it.next past the ones skipped; the last candidate is
 // tried even if it looks down.
@@ -246,22 +418,37 @@ func (b *batch) pickOwner(it *fwdItem) string {
 // their responses and returns the items worth retrying on another owner.
 func (b *batch) forwardGroup(ctx context.Context, addr string, items []*fwdItem) []*fwdItem {
 	n := b.n
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-	defer cancel()
-	reqs := make([]*transport.Request, len(items))
-	fwd := make([]transport.Request, len(items))
-	for j, it := range items {
-		fwd[j] = *b.reqs[it.i]
-		fwd[j].ID = 0
-		fwd[j].Flags = it.flags
-		reqs[j] = &fwd[j]
+	if d, ok := ctx.Deadline(); ok && time.Until(d) > n.cfg.ForwardTimeout {
+		// Without a deadline the client's CallTimeout (ForwardTimeout) applies;
+		// a later one must still be capped.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+		defer cancel()
 	}
 	n.stats.forwarded.Add(int64(len(items)))
 	var out []*transport.Response
 	var err error
-	if addr == "" {
+	switch {
+	case addr == "":
 		err = errors.New("no address known for the owner")
-	} else {
+	case len(items) == 1:
+		// One request needs no batch: Call spares the slices.
+		fwd := *b.reqs[items[0].i]
+		fwd.ID, fwd.Flags = 0, items[0].flags
+		var resp *transport.Response
+		if resp, err = n.client.Call(ctx, addr, &fwd); err == nil {
+			b.resps[items[0].i] = resp
+			return nil
+		}
+	default:
+		reqs := make([]*transport.Request, len(items))
+		fwd := make([]transport.Request, len(items))
+		for j, it := range items {
+			fwd[j] = *b.reqs[it.i]
+			fwd[j].ID = 0
+			fwd[j].Flags = it.flags
+			reqs[j] = &fwd[j]
+		}
 		out, err = n.client.CallBatch(ctx, addr, reqs)
 	}
 	if err != nil {
@@ -306,11 +493,11 @@ func failoverable(err error) bool {
 		errors.Is(err, context.DeadlineExceeded)
 }
 
-// fetchThenServe handles a request for a key this node owns but has not
-// received yet during a hand-off: it asks every previous owner for the
-// key's full state (tombstones included) in parallel, keeps the newest,
-// then serves the request as usual.
-func (b *batch) fetchThenServe(ctx context.Context, i int) *transport.Response {
+// fetch prepares a request for a key this node owns but has not received
+// yet during a hand-off: it asks every previous owner for the key's full
+// state (tombstones included) in parallel and applies the newest, so the
+// request can then be served as usual.
+func (b *batch) fetch(ctx context.Context, i int) {
 	n, req := b.n, b.reqs[i]
 	if b.v.prev != nil {
 		var buf [maxReplicas]string
@@ -352,8 +539,6 @@ func (b *batch) fetchThenServe(ctx context.Context, i int) *transport.Response {
 			n.stats.fallbackHits.Add(1)
 		}
 	}
-	var buf [maxReplicas]string
-	return b.serveHere(i, req, b.v.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas), false)
 }
 
 // ownedBefore reports whether this node was already an owner of key in

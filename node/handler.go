@@ -18,21 +18,27 @@ var _ transport.Handler = (*Node)(nil)
 // pipelined behind it.
 func (n *Node) ServeRequest(ctx context.Context, req *transport.Request, w transport.ResponseWriter) {
 	n.awaitReady()
-	b := &batch{n: n, v: n.view.Load(), reqs: []*transport.Request{req}, resps: make([]*transport.Response, 1)}
+	b := n.newBatch()
+	b.ar = &b.own // w.Reply encodes the answer before the batch is freed
+	b.one[0] = req
+	b.reqs, b.resps = b.one[:], b.oneResp[:]
 	b.runLocal()
 	if b.remoteIdle() {
 		b.reply(w)
+		n.freeBatch(b)
 		return
 	}
 	if !n.track() {
 		b.resps[0] = errResponse(fmt.Errorf("%w: %w", transport.ErrUnavailable, ErrShutdown))
 		b.reply(w)
+		n.freeBatch(b)
 		return
 	}
 	go func() {
 		defer n.reqWG.Done()
 		b.runRemote(n.ctx)
 		b.reply(w)
+		n.freeBatch(b)
 	}()
 }
 
@@ -47,10 +53,16 @@ func (n *Node) ServeBatch(ctx context.Context, reqs []*transport.Request, w tran
 		n.ServeRequest(ctx, reqs[0], w)
 		return
 	}
-	b := &batch{n: n, v: n.view.Load(), reqs: slices.Clone(reqs), resps: make([]*transport.Response, len(reqs))}
+	b := n.newBatch()
+	b.ar = &b.own
+	// The transport may reuse reqs once we return; the batch keeps its own.
+	b.reqBuf = append(b.reqBuf[:0], reqs...)
+	b.respBuf = slices.Grow(b.respBuf[:0], len(reqs))[:len(reqs)]
+	b.reqs, b.resps = b.reqBuf, b.respBuf
 	b.runLocal()
 	if b.remoteIdle() {
 		b.replyAll(w)
+		n.freeBatch(b)
 		return
 	}
 	if !n.track() {
@@ -60,12 +72,14 @@ func (n *Node) ServeBatch(ctx context.Context, reqs []*transport.Request, w tran
 			}
 		}
 		b.replyAll(w)
+		n.freeBatch(b)
 		return
 	}
 	go func() {
 		defer n.reqWG.Done()
 		b.runRemote(n.ctx)
 		b.replyAll(w)
+		n.freeBatch(b)
 	}()
 }
 
@@ -102,12 +116,22 @@ func (n *Node) Handle(ctx context.Context, req *transport.Request) *transport.Re
 // one round trip per command is what makes forwarding slow. Replication of
 // the batch's local writes is grouped the same way.
 func (n *Node) Do(ctx context.Context, reqs []*transport.Request, resps []*transport.Response) {
+	n.DoArena(ctx, reqs, resps, nil)
+}
+
+// DoArena is Do with the answers and the values they read built in a, when
+// a is not nil, instead of allocated one by one: a front end that keeps an
+// Arena per connection and resets it once the replies are written serves
+// local GETs and SETs without allocating.
+func (n *Node) DoArena(ctx context.Context, reqs []*transport.Request, resps []*transport.Response, a *Arena) {
 	n.awaitReady()
-	b := &batch{n: n, v: n.view.Load(), reqs: reqs, resps: resps}
+	b := n.newBatch()
+	b.reqs, b.resps, b.ar = reqs, resps, a
 	b.runLocal()
 	if !b.remoteIdle() {
 		b.runRemote(ctx)
 	}
+	n.freeBatch(b)
 }
 
 // Broadcast sends req to every member this node sees, itself included, and

@@ -46,6 +46,8 @@ type Node struct {
 	store  *store.Store
 	client *transport.Client
 
+	batches sync.Pool // *batch, reused across requests
+
 	// view is the current ring and member addresses. Request paths load it
 	// without locking; the membership loop swaps in a rebuilt one.
 	view atomic.Pointer[view]
@@ -141,6 +143,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	tcfg := cfg.Transport
 	tcfg.Logger = log
+	// The client's own per-call timer (reused, unlike a context deadline's)
+	// bounds forwarded calls made without a deadline of their own.
+	tcfg.CallTimeout = cfg.ForwardTimeout
 	cl, err := transport.NewClient(tcfg)
 	if err != nil {
 		st.Close()
