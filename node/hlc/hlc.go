@@ -14,7 +14,7 @@
 package hlc
 
 import (
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,8 +31,10 @@ type Clock struct {
 	tag uint64
 	now func() time.Time
 
-	mu   sync.Mutex
-	last uint64 // the highest version issued or observed, without the tag
+	// last is the highest version issued or observed, without the tag.
+	// Updated by compare-and-swap: every write on the node takes a version,
+	// so a mutex here would be a global lock on the write path.
+	last atomic.Uint64
 }
 
 // New returns a clock whose versions carry tag (only its low 8 bits are
@@ -48,15 +50,17 @@ func New(tag uint8, now func() time.Time) *Clock {
 // Now returns a version greater than every version this clock has issued
 // or observed.
 func (c *Clock) Now() uint64 {
-	wall := physical(c.now())
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	next := c.last + 1<<tagBits // same millisecond, next counter
-	if w := wall << (counterBits + tagBits); w > next {
-		next = w
+	w := physical(c.now()) << (counterBits + tagBits)
+	for {
+		last := c.last.Load()
+		next := last + 1<<tagBits // same millisecond, next counter
+		if w > next {
+			next = w
+		}
+		if c.last.CompareAndSwap(last, next) {
+			return next | c.tag
+		}
 	}
-	c.last = next
-	return next | c.tag
 }
 
 // Observe moves the clock past a version seen from another node, so that
@@ -64,11 +68,12 @@ func (c *Clock) Now() uint64 {
 // clock runs ahead.
 func (c *Clock) Observe(v uint64) {
 	v &^= 1<<tagBits - 1
-	c.mu.Lock()
-	if v > c.last {
-		c.last = v
+	for {
+		last := c.last.Load()
+		if v <= last || c.last.CompareAndSwap(last, v) {
+			return
+		}
 	}
-	c.mu.Unlock()
 }
 
 // Time returns the wall-clock time a version was issued at, to the
