@@ -5,6 +5,12 @@
 #
 #   bench/resp.sh                 # defaults below
 #   N=200000 C=50 D=100 R=100000 PIPELINES="1 16" bench/resp.sh
+#   NATIVE=0 bench/resp.sh        # skip the native (msgpack) table
+#
+# A second table runs `starling bench` (the Go client on the msgpack
+# protocol) against the same nodes: owner-direct ("smart") against the
+# 3-node cluster, forwarded through one node, and the single node; the
+# ratio column compares each with the single node.
 #
 # Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools).
 # Everything listens on 127.0.0.1; every process started here is stopped
@@ -13,6 +19,7 @@ set -euo pipefail
 
 N=${N:-200000} C=${C:-50} D=${D:-100} R=${R:-100000}
 PIPELINES=${PIPELINES:-"1 16"}
+NATIVE=${NATIVE:-1}
 REPLICAS=${REPLICAS:-2}
 BASE=${BASE_PORT:-17400}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -85,4 +92,36 @@ for line in "${results[@]}"; do
   if [[ $label == redis ]]; then base_set[$p]=$sr; base_get[$p]=$gr; fi
   printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9.2f %9.2f\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
     "$(awk -v a="$sr" -v b="${base_set[$p]}" 'BEGIN{print a/b}')" "$(awk -v a="$gr" -v b="${base_get[$p]}" 'BEGIN{print a/b}')"
+done
+
+[[ $NATIVE == 1 ]] || exit 0
+
+# native LABEL SMART P RATIO ADDR: prints "label P ops/s p50_us p99_us" for a
+# preloaded starling bench run (C clients, pipeline P, D-byte values, R keys).
+native() {
+  local label=$1 smart=$2 p=$3 ratio=$4 addr=$5
+  "$work/starling" bench --addr "$addr" --smart="$smart" --clients "$C" --pipeline "$p" \
+    --requests "$N" --keys "$R" --value-size "$D" --ratio "$ratio" --preload --replicas "$REPLICAS" --json 2>/dev/null |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]; l=r["latency"]
+print(sys.argv[1], sys.argv[2], "%.0f" % r["ops_per_sec"], "%.0f" % (l["p50_ns"]/1e3), "%.0f" % (l["p99_ns"]/1e3), r["errors"])' "$label" "$p"
+}
+
+nres=()
+for p in $PIPELINES; do
+  for mix in get:1:0 set:0:1; do
+    op=${mix%%:*} ratio=${mix#*:}
+    nres+=("$(native "$op/1-node" true "$p" "$ratio" "127.0.0.1:$((BASE + 10))")")
+    nres+=("$(native "$op/3-smart" true "$p" "$ratio" "127.0.0.1:$((BASE + 11))")")
+    nres+=("$(native "$op/3-forward" false "$p" "$ratio" "127.0.0.1:$((BASE + 11))")")
+  done
+done
+echo
+echo "starling bench --clients $C --requests $N --keys $R --value-size $D --preload (msgpack protocol, Go client)"
+printf '%-14s %3s %11s %8s %8s %7s %9s\n' run P ops/s p50_us p99_us errors x1-node
+declare -A single
+for line in "${nres[@]}"; do
+  read -r label p ops p50 p99 errs <<<"$line"
+  [[ $label == */1-node ]] && single[${label%%/*}$p]=$ops
+  printf '%-14s %3s %11s %8s %8s %7s %9.2f\n' "$label" "$p" "$ops" "$p50" "$p99" "$errs" \
+    "$(awk -v a="$ops" -v b="${single[${label%%/*}$p]}" 'BEGIN{print a/b}')"
 done
