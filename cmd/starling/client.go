@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/starlingcache/starling/client"
-	"github.com/starlingcache/starling/node"
-	"github.com/starlingcache/starling/transport"
 	"github.com/urfave/cli/v2"
 )
 
@@ -94,96 +90,6 @@ func delCommand() *cli.Command {
 				}
 				fmt.Println("OK")
 				return nil
-			})
-		},
-	}
-}
-
-func membersCommand() *cli.Command {
-	return &cli.Command{
-		Name: "members", Usage: "list the members a node sees",
-		Flags: clientFlags(&cli.BoolFlag{Name: "json", Usage: "print JSON"}),
-		Action: func(c *cli.Context) error {
-			return withClient(c, 0, "[--addr HOST:PORT] [--json]", func(ctx context.Context, cl *client.Client) error {
-				ms, err := cl.Members(ctx)
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					enc := json.NewEncoder(os.Stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(ms)
-				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tGOSSIP ADDRESS\tDATA ADDRESS\tSTATE\tRESP ADDRESS")
-				for _, m := range ms {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.GossipAddr, m.DataAddr, m.State, orDash(m.RespAddr))
-				}
-				return tw.Flush()
-			})
-		},
-	}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func statsCommand() *cli.Command {
-	return &cli.Command{
-		Name: "stats", Usage: "show every node's counters and the cluster totals",
-		Flags: clientFlags(&cli.BoolFlag{Name: "json", Usage: "print JSON"}),
-		Action: func(c *cli.Context) error {
-			return withClient(c, 0, "[--addr HOST:PORT] [--json]", func(ctx context.Context, cl *client.Client) error {
-				nodes, err := cl.Stats(ctx)
-				if err != nil {
-					return err
-				}
-				var total transport.Stats
-				for _, n := range nodes {
-					s := n.Stats
-					total.Entries += s.Entries
-					total.Bytes += s.Bytes
-					total.MaxMemory += s.MaxMemory
-					total.Hits += s.Hits
-					total.Misses += s.Misses
-					total.Evictions += s.Evictions
-					total.Expirations += s.Expirations
-					total.Forwarded += s.Forwarded
-					total.Local += s.Local
-					total.Replicated += s.Replicated
-					total.KeysMoved += s.KeysMoved
-					total.BytesMoved += s.BytesMoved
-					total.UnderReplicated += s.UnderReplicated
-					total.HandoffMillis = max(total.HandoffMillis, s.HandoffMillis)
-				}
-				if c.Bool("json") {
-					enc := json.NewEncoder(os.Stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(struct {
-						Nodes []client.NodeStats `json:"nodes"`
-						Total transport.Stats    `json:"total"`
-					}{nodes, total})
-				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-				fmt.Fprintln(tw, "NODE\tKEYS\tMEMORY\tMAX MEMORY\tHITS\tMISSES\tEVICTED\tEXPIRED\tLOCAL\tFORWARDED\tREPLICATED\tKEYS MOVED\tBYTES MOVED\tLAST HANDOFF\tUNDER-REPLICATED\t")
-				row := func(name string, s transport.Stats, errText string) {
-					if errText != "" {
-						fmt.Fprintf(tw, "%s\t(%s)\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", name, errText)
-						return
-					}
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%dms\t%d\t\n", name, s.Entries,
-						node.FormatSize(s.Bytes), node.FormatSize(s.MaxMemory), s.Hits, s.Misses, s.Evictions, s.Expirations,
-						s.Local, s.Forwarded, s.Replicated, s.KeysMoved, node.FormatSize(s.BytesMoved), s.HandoffMillis, s.UnderReplicated)
-				}
-				for _, n := range nodes {
-					row(n.Name, n.Stats, n.Err)
-				}
-				row("TOTAL", total, "")
-				return tw.Flush()
 			})
 		},
 	}

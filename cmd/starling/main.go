@@ -1,5 +1,6 @@
 // Command starling runs a cache node (`starling start`) and is also its
-// command-line client (`get`, `set`, `del`, `members`).
+// command-line client (`get`, `set`, `del`, `leave`) and operator's view
+// of a cluster (`members`, `ring`, `stats`).
 package main
 
 import (
@@ -23,11 +24,12 @@ func main() {
 		Name:  "starling",
 		Usage: "a leaderless, peer-to-peer in-memory cache cluster",
 		Commands: []*cli.Command{
-			startCommand(),
+			withConfigFile(startCommand()),
 			getCommand(),
 			setCommand(),
 			delCommand(),
 			membersCommand(),
+			ringCommand(),
 			statsCommand(),
 			leaveCommand(),
 			benchCommand(),
