@@ -19,7 +19,16 @@ var benchHandler = HandlerFunc(func(_ context.Context, req *Request, w ResponseW
 })
 
 func benchSetup(b *testing.B) (*Client, string) {
+	c, addr, _ := benchSetupCounting(b)
+	return c, addr
+}
+
+// benchSetupCounting is benchSetup over a network that counts writes, so
+// a benchmark can report how well writes coalesce.
+func benchSetupCounting(b *testing.B) (*Client, string, *countingNetwork) {
 	cfg := DefaultConfig()
+	cn := &countingNetwork{Network: TCPNetwork{}}
+	cfg.Network = cn
 	_, addr := startServer(b, cfg, benchHandler)
 	c, err := NewClient(cfg)
 	if err != nil {
@@ -32,7 +41,7 @@ func benchSetup(b *testing.B) (*Client, string) {
 			b.Fatal(err)
 		}
 	}
-	return c, addr
+	return c, addr, cn
 }
 
 // BenchmarkRoundTrip is one caller doing sequential GETs over TCP loopback:
@@ -50,11 +59,13 @@ func BenchmarkRoundTrip(b *testing.B) {
 }
 
 // BenchmarkRoundTripParallel64 is 64 concurrent callers on one client, so
-// requests pipeline and writes coalesce on the pooled connections.
+// requests pipeline and writes coalesce on the pooled connections: it
+// reports client and server writes per request (1 would be no coalescing).
 func BenchmarkRoundTripParallel64(b *testing.B) {
-	c, addr := benchSetup(b)
+	c, addr, cn := benchSetupCounting(b)
 	ctx := context.Background()
 	b.ReportAllocs()
+	cw, sw := cn.clientWrites.Load(), cn.serverWrites.Load()
 	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 	b.RunParallel(func(pb *testing.PB) {
 		req := &Request{Op: OpGet, Key: "key:000000001234"}
@@ -65,6 +76,8 @@ func BenchmarkRoundTripParallel64(b *testing.B) {
 			}
 		}
 	})
+	b.ReportMetric(float64(cn.clientWrites.Load()-cw)/float64(b.N), "client-writes/op")
+	b.ReportMetric(float64(cn.serverWrites.Load()-sw)/float64(b.N), "server-writes/op")
 }
 
 // BenchmarkCallBatch16 forwards 16 pipelined commands as one batch;

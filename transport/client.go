@@ -1,7 +1,10 @@
 package transport
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,9 +21,9 @@ import (
 // leave in one write. It is safe for concurrent use.
 //
 // The error a call returns is only ever a transport failure (ErrUnreachable,
-// ErrConnLost, ErrTimeout, ErrClosed, ErrFrameTooLarge, or the context's
-// error); what the peer answered, including its errors, is in the
-// Response (see Response.Error).
+// ErrConnLost, ErrTimeout, ErrClosed, ErrFrameTooLarge, ErrAuth, or the
+// context's error); what the peer answered, including its errors, is in
+// the Response (see Response.Error).
 type Client struct {
 	cfg      Config
 	log      *slog.Logger
@@ -43,6 +46,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.Secret = bytes.Clone(cfg.Secret)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg:      cfg,
@@ -73,7 +77,8 @@ const maxSendAttempts = 3
 // broke (ErrConnLost; the request may have been applied), with ErrTimeout
 // (and context.DeadlineExceeded) that time ran out, with ErrClosed that the
 // Client was closed, with ErrFrameTooLarge that req exceeds
-// Config.MaxFrameSize (nothing was sent).
+// Config.MaxFrameSize (nothing was sent), with ErrAuth that the peer
+// refused the connection or failed to authenticate (nothing was applied).
 func (c *Client) Call(ctx context.Context, addr string, req *Request) (*Response, error) {
 	if ctx.Err() != nil {
 		return nil, expired(ctx, addr) // do not send what nobody will wait for
@@ -109,8 +114,11 @@ func (c *Client) Call(ctx context.Context, addr string, req *Request) (*Response
 			return resp, err
 		}
 		cc.releaseSlot()
-		if attempt == maxSendAttempts {
+		if err := cc.failure(); errors.Is(err, ErrAuth) || attempt == maxSendAttempts {
 			c.putCall(cl)
+			if errors.Is(err, ErrAuth) {
+				return nil, err // a fresh connection would be refused too
+			}
 			return nil, fmt.Errorf("transport: %s: %w", addr, ErrConnLost)
 		}
 	}
@@ -179,6 +187,10 @@ func (c *Client) CallBatch(ctx context.Context, addr string, reqs []*Request) ([
 			sent++
 		}
 		if sent > 0 || err != nil || attempt == maxSendAttempts {
+			break
+		}
+		if ferr := cc.failure(); errors.Is(ferr, ErrAuth) {
+			err = ferr
 			break
 		}
 	}
@@ -260,7 +272,7 @@ func (c *Client) peer(addr string) (*peer, error) {
 		return nil, ErrClosed
 	}
 	if p = c.peers[addr]; p == nil {
-		p = &peer{c: c, addr: addr, slots: make([]connSlot, c.cfg.ConnsPerPeer)}
+		p = &peer{c: c, addr: addr, tls: clientTLS(c.cfg.TLS, addr), slots: make([]connSlot, c.cfg.ConnsPerPeer)}
 		c.peers[addr] = p
 	}
 	return p, nil
@@ -314,8 +326,10 @@ func expired(ctx context.Context, addr string) error {
 
 // peer is the pool of connections to one address.
 type peer struct {
-	c     *Client
-	addr  string
+	c    *Client
+	addr string
+	// tls is Config.TLS for this address (see clientTLS); nil: plaintext.
+	tls   *tls.Config
 	next  atomic.Uint32
 	slots []connSlot
 }
@@ -398,19 +412,29 @@ func (p *peer) dial(s *connSlot, ds *dialState) {
 	c := p.c
 	defer c.wg.Done()
 	ctx, cancel := context.WithTimeout(c.dialCtx, c.cfg.DialTimeout)
-	conn, err := c.network.Dial(ctx, p.addr)
+	raw, err := c.network.Dial(ctx, p.addr)
 	cancel()
+	var conn net.Conn
+	var fr *frameReader
+	if err == nil {
+		conn, fr, err = p.handshake(raw)
+		if err != nil {
+			raw.Close()
+		}
+	}
 	switch {
 	case err != nil && c.dialCtx.Err() != nil:
 		ds.err = ErrClosed
+	case errors.Is(err, ErrAuth):
+		ds.err = fmt.Errorf("transport: connect to %s: %w", p.addr, err)
 	case err != nil:
 		ds.err = fmt.Errorf("transport: dial %s: %w: %w", p.addr, ErrUnreachable, err)
 	default:
-		cc := newClientConn(p, s, conn)
+		cc := newClientConn(p, s, raw, conn, fr)
 		c.mu.RLock()
 		if c.closed {
 			ds.err = ErrClosed
-			conn.Close()
+			raw.Close()
 		} else {
 			s.cc.Store(cc)
 			c.wg.Add(1)
@@ -424,11 +448,63 @@ func (p *peer) dial(s *connSlot, ds *dialState) {
 	close(ds.done)
 }
 
+// handshake runs the TLS and secret handshakes on a fresh connection, as
+// configured, within HandshakeTimeout. It returns the connection requests
+// travel on (raw, or TLS over it) and its frame reader. A refusal, on
+// either side, is an ErrAuth error; a failure of the connection itself is
+// returned as it is.
+func (p *peer) handshake(raw net.Conn) (net.Conn, *frameReader, error) {
+	c := p.c
+	if p.tls == nil && len(c.cfg.Secret) == 0 {
+		return raw, newFrameReader(raw, c.cfg.MaxFrameSize), nil
+	}
+	// Close aborts a handshake in progress; the deadline bounds it.
+	stop := context.AfterFunc(c.dialCtx, func() { raw.Close() })
+	defer stop()
+	if err := raw.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout)); err != nil {
+		return nil, nil, err
+	}
+	conn := raw
+	var binding []byte
+	if p.tls != nil {
+		tc := tls.Client(raw, p.tls)
+		if err := tc.HandshakeContext(c.dialCtx); err != nil {
+			if !isIOError(err) {
+				err = fmt.Errorf("%w: TLS handshake (are TLS settings the same on both sides?): %w", ErrAuth, err)
+			}
+			return nil, nil, err
+		}
+		var err error
+		if binding, err = tlsBinding(tc); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrAuth, err)
+		}
+		conn = tc
+	}
+	fr := newFrameReader(conn, c.cfg.MaxFrameSize)
+	if len(c.cfg.Secret) > 0 {
+		if err := clientAuth(conn, fr, c.cfg.Secret, binding, rand.Reader); err != nil {
+			if !errors.Is(err, ErrAuth) && isRemoteTLSAlert(err) {
+				// TLS 1.3: the server refused our certificate after our
+				// side of the TLS handshake had completed.
+				err = fmt.Errorf("%w: TLS: %w", ErrAuth, err)
+			}
+			return nil, nil, err
+		}
+	}
+	if err := raw.SetDeadline(time.Time{}); err != nil {
+		return nil, nil, err
+	}
+	return conn, fr, nil
+}
+
 // clientConn is one pooled connection: callers write requests into it
 // (batched, see outbuf) and its read goroutine hands replies back.
 type clientConn struct {
 	p    *peer
 	slot *connSlot
+	// raw is the dialled connection and conn what requests travel on: raw
+	// itself, or TLS over it. Closing is done on raw (see serverConn).
+	raw  net.Conn
 	conn net.Conn
 	fr   *frameReader
 	// sem holds one token per request in flight, bounding them.
@@ -446,12 +522,13 @@ type clientConn struct {
 	err     error // why the connection is unusable; set once
 }
 
-func newClientConn(p *peer, s *connSlot, conn net.Conn) *clientConn {
+func newClientConn(p *peer, s *connSlot, raw, conn net.Conn, fr *frameReader) *clientConn {
 	cc := &clientConn{
 		p:       p,
 		slot:    s,
+		raw:     raw,
 		conn:    conn,
-		fr:      newFrameReader(conn, p.c.cfg.MaxFrameSize),
+		fr:      fr,
 		sem:     make(chan struct{}, p.c.cfg.MaxInflightPerConn),
 		dead:    make(chan struct{}),
 		pending: make(map[uint64]*call),
@@ -592,6 +669,12 @@ func (cc *clientConn) readLoop() {
 			cc.fail(cc.lostErr(err))
 			return
 		}
+		if kind == kindAuthFail {
+			// The server wants a handshake this client did not make (it
+			// has a Secret, or TLS, and we do not).
+			cc.fail(fmt.Errorf("transport: connection to %s: %w", cc.p.addr, refusedBy(body)))
+			return
+		}
 		if kind != kindResponse {
 			continue // a kind from a newer protocol: not for us
 		}
@@ -626,7 +709,14 @@ func (cc *clientConn) deliver(id uint64, resp *Response, err error) {
 }
 
 // lostErr wraps the cause of a broken connection for the calls it fails.
+// A TLS alert from the server is a refusal (ErrAuth), not a lost
+// connection: under TLS 1.3 that is how a server rejects a client
+// certificate, after the client believes the handshake complete, so no
+// request on the connection was served.
 func (cc *clientConn) lostErr(cause error) error {
+	if isRemoteTLSAlert(cause) {
+		return fmt.Errorf("transport: connection to %s: %w: TLS: %w", cc.p.addr, ErrAuth, cause)
+	}
 	return fmt.Errorf("transport: connection to %s: %w: %w", cc.p.addr, ErrConnLost, cause)
 }
 
@@ -663,7 +753,7 @@ func (cc *clientConn) failLocked(err error) {
 // teardown is fail's part after the lock.
 func (cc *clientConn) teardown() {
 	close(cc.dead)
-	cc.conn.Close()
+	cc.raw.Close()
 	cc.slot.cc.CompareAndSwap(cc, nil)
 }
 

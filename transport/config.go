@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -18,6 +19,10 @@ const MinFrameSize = maxValueSize + 64<<10
 // maxFrameLimit is the largest MaxFrameSize Validate accepts: a frame's
 // length field is 32 bits, and nothing in a cache needs more than 1 GiB.
 const maxFrameLimit = 1 << 30
+
+// MinSecretSize is the shortest Config.Secret Validate accepts. A shorter
+// secret could be guessed offline from one recorded handshake.
+const MinSecretSize = 16
 
 // Config tunes a Client and a Server. Both sides of a cluster should use the
 // same MaxFrameSize and IdleTimeout: a client retires pooled connections
@@ -43,8 +48,9 @@ type Config struct {
 	ConnsPerPeer int
 
 	// IdleTimeout closes a server connection that has carried no request
-	// and had none in flight for this long. Clients retire their own idle
-	// connections after half of it.
+	// and had none in flight for this long; a request must also arrive
+	// whole within it, so a peer trickling a frame byte by byte is closed
+	// too. Clients retire their own idle connections after half of it.
 	IdleTimeout time.Duration
 
 	// WriteTimeout bounds each write to a connection. A peer that stops
@@ -62,6 +68,37 @@ type Config struct {
 	// client call waits for a free slot. This is what bounds memory when a
 	// peer is slow.
 	MaxInflightPerConn int
+
+	// Secret, if not empty, is the shared cluster secret. A Server with a
+	// Secret refuses every connection that does not prove knowledge of it
+	// in a challenge-response handshake at connection start (see the
+	// package documentation); a Client with one runs the handshake when it
+	// dials, and also checks that the peer knows the secret. Client and
+	// Server must agree: either side with a Secret refuses a peer without
+	// one, with ErrAuth. The secret itself never crosses the wire. It
+	// authenticates connection set-up only and neither encrypts nor
+	// protects the traffic after it: combine it with TLS on an untrusted
+	// network. At least MinSecretSize bytes; NewClient and NewServer keep
+	// a copy.
+	Secret []byte
+
+	// TLS, if not nil, makes every connection use TLS. A Server wraps the
+	// connections it accepts with it (it needs Certificates; set
+	// ClientAuth to tls.RequireAndVerifyClientCert and ClientCAs for mutual
+	// TLS); a Client dials with it (RootCAs to verify peers, Certificates
+	// to present a client certificate). When ServerName is empty the
+	// Client verifies the host part of the address it dials, so peers'
+	// certificates need a SAN for the address they are reached at. LoadTLS
+	// builds both from PEM files. A plaintext peer is refused with ErrAuth.
+	// The transport does not modify it; it must not be modified after
+	// NewClient or NewServer.
+	TLS *tls.Config
+
+	// HandshakeTimeout bounds the TLS and secret handshakes at the start of
+	// a connection, on both sides. A server closes a connection that has
+	// not completed them in time, so a peer that connects and then stalls
+	// or trickles bytes holds a connection slot no longer than this.
+	HandshakeTimeout time.Duration
 
 	// Network dials and listens. Nil means TCP (TCPNetwork); tests use an
 	// InmemNetwork to inject faults.
@@ -83,6 +120,7 @@ func DefaultConfig() Config {
 		WriteTimeout:       5 * time.Second,
 		MaxConns:           4096,
 		MaxInflightPerConn: 1024,
+		HandshakeTimeout:   5 * time.Second,
 		Network:            TCPNetwork{},
 	}
 }
@@ -107,6 +145,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: MaxConns must be at least 1", ErrInvalidConfig)
 	case c.MaxInflightPerConn < 1:
 		return fmt.Errorf("%w: MaxInflightPerConn must be at least 1", ErrInvalidConfig)
+	case c.HandshakeTimeout <= 0:
+		return fmt.Errorf("%w: HandshakeTimeout must be positive", ErrInvalidConfig)
+	case len(c.Secret) > 0 && len(c.Secret) < MinSecretSize:
+		return fmt.Errorf("%w: Secret is %d bytes, at least %d needed", ErrInvalidConfig, len(c.Secret), MinSecretSize)
 	}
 	return nil
 }

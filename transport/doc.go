@@ -15,6 +15,37 @@
 // connection carries many requests at once and replies may come back in any
 // order.
 //
+// # Connection set-up: TLS and the cluster secret
+//
+// With Config.TLS set, every connection is TLS (1.3 with LoadTLS), and with
+// ClientAuth tls.RequireAndVerifyClientCert mutual: LoadTLS builds both
+// sides from the PEM files behind --tls-cert, --tls-key and --tls-ca.
+//
+// With Config.Secret set, the client then runs a challenge-response
+// handshake before its first request, in frames of kinds of their own:
+//
+//	client -> server  hello      version 1 | client nonce (32 random bytes)
+//	server -> client  challenge  server nonce (32 random bytes)
+//	client -> server  proof      HMAC-SHA256(secret, "starling transport auth v1 client" | 0 | cnonce | snonce | binding)
+//	server -> client  ok         HMAC-SHA256(secret, "starling transport auth v1 server" | 0 | cnonce | snonce | binding)
+//
+// binding is empty over plain TCP and 32 bytes of the TLS session's
+// exported keying material over TLS. Both sides prove the secret, proofs
+// are compared in constant time, fresh nonces make a recorded proof
+// useless on another connection, and the secret never crosses the wire.
+// Instead of the challenge or the ok, a server that refuses sends a "fail"
+// frame with the reason (no or wrong secret, or a hello although it has no
+// secret itself) and closes the connection; a client that sent requests
+// without a hello gets the same frame in reply. A TLS server answers a
+// plaintext client with the same frame, and a plaintext server answers a
+// TLS client with a TLS handshake_failure alert, so every mismatch fails at
+// once with a reason instead of a timeout. Request and response frames are
+// unchanged. The secret authenticates the connection's set-up only: use
+// TLS where the network itself cannot be trusted.
+//
+// Config.HandshakeTimeout bounds both handshakes together, from the
+// server's accept; a connection counts against MaxConns from then on.
+//
 // # Server
 //
 // Server runs one read goroutine per connection. It decodes each request and
@@ -23,8 +54,12 @@
 // in one batch when the read goroutine runs out of buffered input, or at
 // once when they come from another goroutine while the read goroutine is
 // waiting. A connection stops reading when MaxInflightPerConn requests await
-// replies (backpressure), is closed after IdleTimeout without traffic, and
-// after WriteTimeout if its peer stops reading.
+// replies (backpressure), is closed after IdleTimeout without traffic (a
+// frame must arrive whole within it: trickling bytes does not reset it),
+// and after WriteTimeout if its peer stops reading; meanwhile replies wait
+// for the blocked write rather than pile up, so such a peer costs about
+// 128 KiB plus one reply. Connections beyond MaxConns are closed as soon as
+// they are accepted.
 //
 // # Client
 //
@@ -42,8 +77,15 @@
 // Response.Error and CodeOf). Transport failures are typed: ErrUnreachable
 // (refused or failed dial, broken connection: fail over to a replica),
 // ErrConnLost (the connection broke with the request in flight; also
-// ErrUnreachable), ErrTimeout (also context.DeadlineExceeded), ErrClosed and
-// ErrFrameTooLarge.
+// ErrUnreachable), ErrTimeout (also context.DeadlineExceeded), ErrClosed,
+// ErrFrameTooLarge and ErrAuth.
+//
+// ErrAuth (a refused or failed TLS or secret handshake, or a TLS/plaintext
+// mismatch) is deliberately not ErrUnreachable: the peer is up, no
+// request was applied, and failing over or marking the peer down would
+// hide a misconfiguration that every replica is likely to share. I/O
+// failures during a handshake (the peer hung up or stalled, or refused the
+// connection over MaxConns) remain ErrUnreachable.
 //
 // # Testing
 //

@@ -39,6 +39,21 @@ var (
 	ErrMalformed = errors.New("malformed message")
 	// ErrInvalidConfig wraps every problem Config.Validate finds.
 	ErrInvalidConfig = errors.New("invalid transport config")
+	// ErrAuth reports that a connection was refused at its start, before
+	// any request on it was served: a peer refused this side's credentials
+	// (Config.Secret missing or wrong, TLS client certificate missing or
+	// untrusted), failed to prove its own (wrong secret, untrusted server
+	// certificate), or the two ends disagree on whether to use TLS or a
+	// secret at all. The request was not applied.
+	//
+	// It deliberately does not match ErrUnreachable: the peer is alive and
+	// answering, so it must not be marked down or failed over from as if it
+	// had crashed. The cause is a configuration mismatch that retrying or
+	// another replica will not fix (usually every peer refuses alike), and
+	// hiding it behind failover would turn a loud misconfiguration into a
+	// quiet, partial outage. Callers that prefer availability can test
+	// errors.Is(err, ErrAuth) and fail over themselves.
+	ErrAuth = errors.New("authentication failed")
 )
 
 // timeoutError is ErrTimeout's type. It matches context.DeadlineExceeded

@@ -31,6 +31,19 @@ const (
 	kindRequest frameKind = iota + 1
 	// kindResponse frames carry one msgpack Response, server to client.
 	kindResponse
+	// kindAuthHello opens the secret handshake, client to server (see
+	// auth.go for this and the next four kinds' bodies).
+	kindAuthHello
+	// kindAuthChallenge carries the server's nonce.
+	kindAuthChallenge
+	// kindAuthProof carries the client's proof.
+	kindAuthProof
+	// kindAuthOK accepts the connection and carries the server's proof.
+	kindAuthOK
+	// kindAuthFail says, in text, why the server refuses the connection;
+	// the server closes it next. A client that sent no hello can receive
+	// it too, as the answer to its first request.
+	kindAuthFail
 )
 
 // bufferSize is the read buffer of every connection. Frames that fit are
@@ -78,6 +91,16 @@ func (f *frameReader) buffered() bool {
 		return true
 	}
 	return uint64(n) >= frameHeaderSize+uint64(size)
+}
+
+// peekHeader returns the header of the frame next() failed on, if it is
+// still buffered (next refuses a bad header without consuming it).
+func (f *frameReader) peekHeader() []byte {
+	if f.br.Buffered() < frameHeaderSize {
+		return nil
+	}
+	hdr, _ := f.br.Peek(frameHeaderSize)
+	return hdr
 }
 
 // next returns the next frame. body is owned by the caller when owned is

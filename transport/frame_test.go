@@ -27,7 +27,7 @@ func TestFrameReaderSplitsStream(t *testing.T) {
 	var stream []byte
 	stream = append(stream, requestFrame(&Request{ID: 1, Op: OpGet, Key: "a"})...)
 	stream = append(stream, requestFrame(&Request{ID: 2, Op: OpSet, Key: "b", Value: big})...)
-	stream = append(stream, frame(7, []byte("future kind"))...)
+	stream = append(stream, frame(200, []byte("future kind"))...)
 	stream = append(stream, requestFrame(&Request{ID: 3, Op: OpPing})...)
 
 	fr := newFrameReader(bytes.NewReader(stream), MinFrameSize)
@@ -40,9 +40,9 @@ func TestFrameReaderSplitsStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if kind == 7 {
+		if kind == 200 {
 			if string(body) != "future kind" {
-				t.Fatalf("kind 7 body %q", body)
+				t.Fatalf("kind 200 body %q", body)
 			}
 			continue
 		}

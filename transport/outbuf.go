@@ -30,6 +30,7 @@ type outbuf struct {
 	writing bool      // a goroutine is inside flushLocked's write loop
 	err     error     // first write error; nothing is written after it
 	armedTo time.Time // current write deadline
+	peak    int       // the largest len(buf) seen, for tests of the bound
 	// written is signalled after every write; its L must be the owning
 	// connection's mutex.
 	written sync.Cond

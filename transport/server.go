@@ -1,7 +1,10 @@
 package transport
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -98,6 +101,10 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil Handler", ErrInvalidConfig)
 	}
+	if !validServerTLS(cfg.TLS) {
+		return nil, fmt.Errorf("%w: TLS config without a certificate", ErrInvalidConfig)
+	}
+	cfg.Secret = bytes.Clone(cfg.Secret)
 	ctx, kill := context.WithCancel(context.Background())
 	return &Server{
 		cfg:       cfg,
@@ -256,7 +263,7 @@ func (s *Server) forceClose() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		c.conn.Close()
+		c.raw.Close()
 	}
 }
 
@@ -267,11 +274,16 @@ func (s *Server) removeConn(c *serverConn) {
 	s.wg.Done()
 }
 
-// serverConn is one accepted connection. Its read goroutine decodes
-// requests and calls the handler; replies are written by whoever produces
-// them (see outbuf), batched.
+// serverConn is one accepted connection. Its read goroutine runs the
+// handshakes, then decodes requests and calls the handler; replies are
+// written by whoever produces them (see outbuf), batched.
 type serverConn struct {
-	srv     *Server
+	srv *Server
+	// raw is the accepted connection and conn what requests travel on:
+	// raw itself, or a TLS connection over it. Deadlines are set and the
+	// connection closed on raw: closing a TLS connection could block
+	// sending an alert to a peer that does not read.
+	raw     net.Conn
 	conn    net.Conn
 	fr      *frameReader
 	ctx     context.Context
@@ -307,10 +319,15 @@ type serverConn struct {
 	closed  bool
 }
 
-func newServerConn(s *Server, conn net.Conn) *serverConn {
+func newServerConn(s *Server, raw net.Conn) *serverConn {
 	ctx, cancel := context.WithCancel(s.baseCtx)
+	conn := raw
+	if s.cfg.TLS != nil {
+		conn = tls.Server(raw, s.cfg.TLS) // the handshake runs in serve
+	}
 	c := &serverConn{
 		srv:     s,
+		raw:     raw,
 		conn:    conn,
 		fr:      newFrameReader(conn, s.cfg.MaxFrameSize),
 		ctx:     ctx,
@@ -325,11 +342,14 @@ func newServerConn(s *Server, conn net.Conn) *serverConn {
 	return c
 }
 
-// serve is the connection's read loop.
+// serve is the connection's goroutine: handshakes, then the read loop.
 func (c *serverConn) serve() {
-	graceful := c.readLoop()
-	if graceful && c.endBatch() {
-		c.drain()
+	graceful := false
+	if c.handshake() {
+		graceful = c.readLoop()
+		if graceful && c.endBatch() {
+			c.drain()
+		}
 	}
 	c.mu.Lock()
 	if graceful {
@@ -338,10 +358,106 @@ func (c *serverConn) serve() {
 	}
 	c.closed = true
 	c.out.buf, c.out.spare = nil, nil
+	c.out.written.Broadcast() // release senders waiting for room
 	c.mu.Unlock()
-	c.conn.Close()
+	c.raw.Close()
 	c.cancel()
 	c.srv.removeConn(c)
+}
+
+// maxLinger bounds how long a refused connection is kept open for its peer
+// to read why (see linger), and maxLingerBytes what is read from it
+// meanwhile.
+const (
+	maxLinger      = time.Second
+	maxLingerBytes = 1 << 20
+)
+
+// handshake runs the TLS handshake and the secret handshake, as
+// configured, within HandshakeTimeout of the accept. It reports whether
+// the connection may carry requests. A refused peer is told why (a TLS
+// alert or a kindAuthFail frame) before the connection is closed.
+func (c *serverConn) handshake() bool {
+	cfg := &c.srv.cfg
+	tc, isTLS := c.conn.(*tls.Conn)
+	if !isTLS && len(cfg.Secret) == 0 {
+		return true
+	}
+	if !c.setDeadline(time.Now().Add(cfg.HandshakeTimeout)) {
+		return false
+	}
+	remote := c.raw.RemoteAddr()
+	var binding []byte
+	if isTLS {
+		if err := tc.HandshakeContext(c.ctx); err != nil {
+			var rhe tls.RecordHeaderError
+			switch {
+			case errors.As(err, &rhe) && rhe.Conn != nil:
+				c.log.Warn("connection refused: plaintext client on a TLS server", "remote", remote)
+				c.refuse(rhe.Conn, "this server requires TLS")
+			case isIOError(err):
+				c.log.Debug("TLS handshake cut short", "remote", remote, "err", err)
+			default:
+				c.log.Warn("connection refused: TLS handshake failed", "remote", remote, "err", err)
+				c.linger() // let the peer read the alert
+			}
+			return false
+		}
+		var err error
+		if binding, err = tlsBinding(tc); err != nil {
+			c.log.Warn("connection refused: no TLS keying material", "remote", remote, "err", err)
+			return false
+		}
+	} else if hdr, err := c.fr.br.Peek(frameHeaderSize); err == nil && looksLikeTLS(hdr) {
+		c.refuseTLSClient()
+		return false
+	}
+	if len(cfg.Secret) > 0 {
+		if err := serverAuth(c.conn, c.fr, cfg.Secret, binding, rand.Reader); err != nil {
+			if errors.Is(err, ErrAuth) {
+				c.log.Warn("connection refused", "remote", remote, "err", err)
+				c.linger()
+			} else {
+				c.log.Debug("secret handshake cut short", "remote", remote, "err", err)
+			}
+			return false
+		}
+	}
+	// From here on IdleTimeout and WriteTimeout bound each read and write.
+	return c.setDeadline(time.Time{})
+}
+
+// refuse tells the peer, over w, why its connection is refused, and
+// lingers (see linger) for it to read that.
+func (c *serverConn) refuse(w io.Writer, reason string) {
+	if c.setDeadline(time.Now().Add(min(c.srv.cfg.HandshakeTimeout, c.srv.cfg.WriteTimeout))) {
+		_ = refuse(w, reason)
+		c.linger()
+	}
+}
+
+// refuseTLSClient answers a TLS client on a plaintext server with a TLS
+// alert, so that it fails at once and knows why.
+func (c *serverConn) refuseTLSClient() {
+	c.log.Warn("connection refused: TLS client on a plaintext server", "remote", c.raw.RemoteAddr())
+	if c.setDeadline(time.Now().Add(min(c.srv.cfg.HandshakeTimeout, c.srv.cfg.WriteTimeout))) {
+		_, _ = c.raw.Write(tlsHandshakeFailure)
+		c.linger()
+	}
+}
+
+// linger lets a refused peer read why before the connection goes: it
+// half-closes the connection, then reads and discards what the peer still
+// sends until it hangs up, for a bounded time and amount. Closing with
+// unread input would make TCP reset the connection, which can destroy the
+// refusal on its way.
+func (c *serverConn) linger() {
+	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	if c.setReadDeadline(time.Now().Add(min(c.srv.cfg.HandshakeTimeout, maxLinger))) {
+		_, _ = io.CopyN(io.Discard, c.raw, maxLingerBytes)
+	}
 }
 
 // readLoop reads and dispatches requests until the connection ends. It
@@ -362,6 +478,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 		}
 	}
 	defer dispatch() // requests already counted in flight still get served
+	first := true    // no frame read yet
 	for {
 		if c.inflight.Load() >= c.maxInfl {
 			dispatch()
@@ -400,6 +517,10 @@ func (c *serverConn) readLoop() (graceful bool) {
 				// the handlers' work rather than wait for it.
 				return false
 			}
+			if first && errors.Is(err, ErrFrameTooLarge) && c.srv.cfg.TLS == nil && looksLikeTLS(c.fr.peekHeader()) {
+				c.refuseTLSClient()
+				return false
+			}
 			if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrMalformed) {
 				c.log.Warn("closing connection on bad input", "remote", c.conn.RemoteAddr(), "err", err)
 			} else {
@@ -407,6 +528,18 @@ func (c *serverConn) readLoop() (graceful bool) {
 			}
 			return false
 		}
+		if kind >= kindAuthHello && kind <= kindAuthFail {
+			// Handshake frames are valid only at the start, and only when
+			// both sides use a secret (then handshake consumed them).
+			if kind == kindAuthHello && first && len(c.srv.cfg.Secret) == 0 {
+				c.log.Warn("connection refused: client uses a cluster secret, this server none", "remote", c.conn.RemoteAddr())
+				c.refuse(c.conn, "this server does not use a cluster secret")
+			} else {
+				c.log.Warn("closing connection on unexpected handshake frame", "remote", c.conn.RemoteAddr(), "kind", kind)
+			}
+			return false
+		}
+		first = false
 		if !batching {
 			c.beginBatch()
 			batching = true
@@ -510,12 +643,29 @@ func (c *serverConn) endBatch() bool {
 // armRead sets the idle deadline for the next read, unless the connection
 // is stopping.
 func (c *serverConn) armRead() bool {
+	return c.setReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+}
+
+// setReadDeadline sets the read deadline unless the connection is
+// stopping, whose deadline in the past must stay.
+func (c *serverConn) setReadDeadline(t time.Time) bool {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.stopping {
 		return false
 	}
-	_ = c.conn.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+	_ = c.raw.SetReadDeadline(t)
+	return true
+}
+
+// setDeadline is setReadDeadline for both directions.
+func (c *serverConn) setDeadline(t time.Time) bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.stopping {
+		return false
+	}
+	_ = c.raw.SetDeadline(t)
 	return true
 }
 
@@ -529,7 +679,7 @@ func (c *serverConn) stopReading() {
 	}
 	c.stopping = true
 	close(c.stop)
-	_ = c.conn.SetReadDeadline(time.Unix(1, 0))
+	_ = c.raw.SetReadDeadline(time.Unix(1, 0))
 }
 
 func (c *serverConn) isStopping() bool {
@@ -557,14 +707,21 @@ func (c *serverConn) Reply(resp *Response) {
 }
 
 // send encodes resp into the write buffer and, unless the read loop will,
-// writes it out.
+// writes it out. While the buffer is past its high-water mark and being
+// written, it waits before adding to it: a peer that stops reading then
+// costs at most about outbufHigh plus one reply, however many handlers
+// reply meanwhile, until WriteTimeout closes its connection.
 func (c *serverConn) send(resp *Response) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for c.out.overHigh() && c.out.writing && c.out.err == nil && !c.closed {
+		c.out.written.Wait()
+	}
 	if c.closed || c.out.err != nil {
 		return
 	}
 	c.out.buf = c.appendReply(c.out.buf, resp)
+	c.out.peak = max(c.out.peak, len(c.out.buf))
 	var err error
 	switch {
 	case c.out.overHigh():
@@ -576,7 +733,7 @@ func (c *serverConn) send(resp *Response) {
 	}
 	if err != nil {
 		// Wake the read loop so the connection is torn down.
-		c.conn.Close()
+		c.raw.Close()
 	}
 }
 

@@ -710,6 +710,8 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.WriteTimeout = 0 },
 		func(c *Config) { c.MaxConns = 0 },
 		func(c *Config) { c.MaxInflightPerConn = 0 },
+		func(c *Config) { c.HandshakeTimeout = 0 },
+		func(c *Config) { c.Secret = []byte("short") },
 	}
 	for i, mod := range bad {
 		cfg := DefaultConfig()
