@@ -24,6 +24,9 @@ type batch struct {
 
 	fwd      []fwdItem // requests served by another owner
 	fallback []int     // requests that must first fetch the key from a previous owner
+	resync   bool      // after a pause: reads first fetch from the other owners
+	start    time.Time // when the batch began, for its latency
+	loads    []int     // OpLoad requests, answered by serveLoad (group.go)
 	waitRepl bool      // a write in the batch waits for replica acknowledgements
 
 	mu   sync.Mutex // guards repl, which fallbacks extend concurrently
@@ -128,6 +131,8 @@ func (n *Node) newBatch() *batch {
 		b = &batch{n: n}
 	}
 	b.v = n.view.Load()
+	b.resync = n.resyncing()
+	b.start = time.Now()
 	return b
 }
 
@@ -146,6 +151,7 @@ func (n *Node) freeBatch(b *batch) {
 	b.one[0], b.oneResp[0] = nil, nil
 	b.v, b.reqs, b.resps = nil, nil, nil
 	b.fwd, b.fallback, b.repl = b.fwd[:0], b.fallback[:0], b.repl[:0]
+	b.loads = b.loads[:0]
 	b.waitRepl, b.ar = false, nil
 	b.own.Reset()
 	if cap(b.reqBuf) > maxPooledBatch || cap(b.repl) > maxPooledBatch {
@@ -174,7 +180,7 @@ type replItem struct {
 }
 
 func (b *batch) remoteIdle() bool {
-	return len(b.fwd) == 0 && len(b.fallback) == 0 && len(b.repl) == 0
+	return len(b.fwd) == 0 && len(b.fallback) == 0 && len(b.repl) == 0 && len(b.loads) == 0
 }
 
 // runLocal decides every request's fate and serves what it can here.
@@ -191,6 +197,9 @@ func (b *batch) plan(i int, req *transport.Request) *transport.Response {
 	switch {
 	case req.Op == transport.OpReplicate:
 		return n.applyReplica(req)
+	case req.Op == transport.OpLoad:
+		b.loads = append(b.loads, i) // may wait for a load: never inline
+		return nil
 	case !req.Op.Keyed():
 		return n.serveLocal(req)
 	}
@@ -234,7 +243,7 @@ func (b *batch) addForward(i int, flags transport.Flags, owners []string) {
 // this node does not hold yet is first fetched from its previous owners.
 func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFallback bool) *transport.Response {
 	n := b.n
-	if mayFallback && needsOldState(req) && n.inHandoff(b.v) && !n.ownedBefore(b.v, req.Key) && !n.holds(req.Key) {
+	if mayFallback && needsOldState(req) && (b.resync || n.inHandoff(b.v) && !n.ownedBefore(b.v, req.Key) && !n.holds(req.Key)) {
 		b.fallback = append(b.fallback, i)
 		return nil
 	}
@@ -297,6 +306,9 @@ func (b *batch) runRemote(ctx context.Context) {
 	}
 	for _, i := range b.fallback {
 		wg.Go(func() { b.fetch(ctx, i) })
+	}
+	for _, i := range b.loads {
+		wg.Go(func() { b.resps[i] = b.n.serveLoad(ctx, b.reqs[i]) })
 	}
 	wg.Wait()
 	// Served one after another, once every fetch is done: serving uses the
@@ -499,9 +511,21 @@ func failoverable(err error) bool {
 // request can then be served as usual.
 func (b *batch) fetch(ctx context.Context, i int) {
 	n, req := b.n, b.reqs[i]
+	var buf [2 * maxReplicas]string
+	prev := buf[:0]
 	if b.v.prev != nil {
-		var buf [maxReplicas]string
-		prev := b.v.prev.AppendOwners(buf[:0], req.Key, n.cfg.Replicas)
+		prev = b.v.prev.AppendOwners(prev, req.Key, n.cfg.Replicas)
+	}
+	if b.resync {
+		// After a pause the current owners may hold newer copies than ours.
+		var cur [maxReplicas]string
+		for _, o := range b.v.ring.AppendOwners(cur[:0], req.Key, n.cfg.Replicas) {
+			if !slices.Contains(prev, o) {
+				prev = append(prev, o)
+			}
+		}
+	}
+	if len(prev) > 0 {
 		found := make([]*transport.Response, len(prev))
 		var wg sync.WaitGroup
 		for j, o := range prev {

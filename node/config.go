@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/starlingcache/starling/gossip"
+	"github.com/starlingcache/starling/node/admin"
 	"github.com/starlingcache/starling/node/resp"
 	"github.com/starlingcache/starling/node/store"
 	"github.com/starlingcache/starling/ring"
@@ -43,6 +45,19 @@ type Config struct {
 	// RESP configures the Redis-protocol front end. It is disabled unless
 	// RESP.Addr is set.
 	RESP resp.Config
+
+	// HTTP configures the operator's HTTP endpoints: Prometheus /metrics,
+	// /healthz, /readyz and the status page. Disabled unless HTTP.Addr is
+	// set.
+	HTTP admin.Config
+
+	// ServerTLS, if set, secures the connections this node accepts on its
+	// data port (from peers and clients); ClientTLS those it dials to
+	// peers. transport.LoadTLS builds both from PEM files, for mutual TLS
+	// between nodes. Transport.Secret is the other half of peer
+	// authentication: with it set, only holders of the cluster secret may
+	// talk to the node.
+	ServerTLS, ClientTLS *tls.Config
 
 	// Store bounds and tunes the local storage engine.
 	Store store.Config
@@ -96,6 +111,17 @@ type Config struct {
 	// bounds the memory and bytes in flight per peer during a rebalance.
 	HandoffBatch int
 
+	// PauseThreshold is how long the process may go without running (a
+	// SIGSTOP, a frozen VM) before the node distrusts its own store: its
+	// peers may have taken writes for its keys meanwhile. Shorter stalls
+	// are repaired by hints, as for a slow replica.
+	PauseThreshold time.Duration
+
+	// ResyncWindow is how long after such a pause every read of a key this
+	// node owns first asks the key's other owners for their copy, newest
+	// version winning, while hand-off and hints catch the node up.
+	ResyncWindow time.Duration
+
 	// ForwardTimeout bounds one forwarded request when the caller's context
 	// has no earlier deadline. It must stay well below gossip's failure
 	// detection time: a request must not hang on a dead owner that gossip
@@ -114,6 +140,7 @@ func DefaultConfig() Config {
 		Gossip:         gossip.DefaultLANConfig(),
 		Transport:      transport.DefaultConfig(),
 		RESP:           resp.DefaultConfig(),
+		HTTP:           admin.DefaultConfig(),
 		Store:          store.DefaultConfig(),
 		Ring:           ring.DefaultConfig(),
 		ForwardTimeout: 2 * time.Second,
@@ -126,6 +153,8 @@ func DefaultConfig() Config {
 		RebalanceInterval: 10 * time.Second,
 		HandoffGrace:      30 * time.Second,
 		HandoffBatch:      256,
+		PauseThreshold:    2 * time.Second,
+		ResyncWindow:      30 * time.Second,
 	}
 }
 
@@ -140,6 +169,8 @@ func DefaultLocalConfig() Config {
 	c.PeerBackoff = 500 * time.Millisecond
 	c.RebalanceInterval = time.Second
 	c.HandoffGrace = 10 * time.Second
+	c.PauseThreshold = time.Second
+	c.ResyncWindow = 10 * time.Second
 	return c
 }
 
@@ -216,6 +247,7 @@ func (c *Config) Validate() error {
 	}{
 		{"replica timeout", c.ReplicaTimeout}, {"peer backoff", c.PeerBackoff}, {"tombstone TTL", c.TombstoneTTL},
 		{"rebalance interval", c.RebalanceInterval}, {"handoff grace", c.HandoffGrace},
+		{"pause threshold", c.PauseThreshold}, {"resync window", c.ResyncWindow},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%w: %s must be positive", ErrInvalidConfig, d.name)

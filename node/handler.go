@@ -85,6 +85,7 @@ func (n *Node) ServeBatch(ctx context.Context, reqs []*transport.Request, w tran
 
 // replyAll sends every answer of a batch, stamped with the ring version.
 func (b *batch) replyAll(w transport.ResponseWriter) {
+	b.record()
 	rv := b.v.ring.Version()
 	for i, resp := range b.resps {
 		resp.ID = b.reqs[i].ID
@@ -96,6 +97,7 @@ func (b *batch) replyAll(w transport.ResponseWriter) {
 // reply sends a single-request batch's answer, stamped with this node's
 // ring version so smart clients notice when their ring is out of date.
 func (b *batch) reply(w transport.ResponseWriter) {
+	b.record()
 	resp := b.resps[0]
 	resp.ID = b.reqs[0].ID
 	resp.RingVersion = b.v.ring.Version()
@@ -131,6 +133,7 @@ func (n *Node) DoArena(ctx context.Context, reqs []*transport.Request, resps []*
 	if !b.remoteIdle() {
 		b.runRemote(ctx)
 	}
+	b.record()
 	n.freeBatch(b)
 }
 

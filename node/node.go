@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/starlingcache/starling/gossip"
+	"github.com/starlingcache/starling/node/admin"
 	"github.com/starlingcache/starling/node/hlc"
+	"github.com/starlingcache/starling/node/metrics"
 	"github.com/starlingcache/starling/node/resp"
 	"github.com/starlingcache/starling/node/store"
 	"github.com/starlingcache/starling/ring"
@@ -79,15 +81,23 @@ type Node struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
+	// Pause detection (pause.go), in monotonic time since created.
+	created     time.Time
+	lastTick    atomic.Int64
+	resyncUntil atomic.Int64
+
 	rejoinMu  sync.Mutex
 	rejoined  []string    // members seen restarting (new Boot) since the last pass
 	misplaced atomic.Bool // a pass left keys behind: run another
+
+	rt readThrough // read-through groups and their loads in flight (group.go)
 
 	stats struct {
 		forwarded      atomic.Int64 // requests sent on to their owner
 		local          atomic.Int64 // keyed requests served from this node's store
 		replicated     atomic.Int64 // copies acknowledged by replicas
 		fallbackHits   atomic.Int64 // keys fetched from a previous owner mid-hand-off
+		pauses         atomic.Int64 // process pauses noticed (see pause.go)
 		keysMoved      atomic.Int64 // keys handed to new owners
 		bytesMoved     atomic.Int64
 		lastHandoff    atomic.Int64 // duration of the last pass that moved keys, ns
@@ -101,10 +111,15 @@ type Node struct {
 
 	// Set once by Start and read-only afterwards.
 	srv      *transport.Server
-	resp     *resp.Server // nil when RESP is disabled
+	resp     *resp.Server  // nil when RESP is disabled
+	http     *admin.Server // nil when HTTP is disabled
 	gossip   *gossip.Gossip
 	dataAddr string
 	respAddr string
+	httpAddr string
+
+	rec    *metrics.Recorder // request counts and latencies, for /metrics
+	passes atomic.Int64      // rebalance passes running
 
 	mu       sync.Mutex
 	started  bool
@@ -146,6 +161,7 @@ func New(cfg Config) (*Node, error) {
 	// The client's own per-call timer (reused, unlike a context deadline's)
 	// bounds forwarded calls made without a deadline of their own.
 	tcfg.CallTimeout = cfg.ForwardTimeout
+	tcfg.TLS = cfg.ClientTLS
 	cl, err := transport.NewClient(tcfg)
 	if err != nil {
 		st.Close()
@@ -164,6 +180,8 @@ func New(cfg Config) (*Node, error) {
 		hints:       newHintSet(maxHintsPerPeer),
 		ringChanged: make(chan struct{}, 1),
 		ready:       make(chan struct{}),
+		created:     time.Now(),
+		rec:         metrics.NewRecorder(),
 		boot:        rand.Uint64() | 1,
 
 		leaveRequested: make(chan struct{}),
@@ -201,6 +219,7 @@ func (n *Node) Start(ctx context.Context) error {
 
 	scfg := n.cfg.Transport
 	scfg.Logger = n.log
+	scfg.TLS = n.cfg.ServerTLS
 	srv, err := transport.NewServer(scfg, n)
 	if err != nil {
 		ln.Close()
@@ -224,9 +243,21 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 
+	if n.cfg.HTTP.Addr != "" {
+		if err := n.startHTTP(); err != nil {
+			n.cancel()
+			_ = srv.Close()
+			if n.resp != nil {
+				_ = n.resp.Shutdown(expired())
+			}
+			n.wg.Wait()
+			return err
+		}
+	}
+
 	gcfg := n.cfg.Gossip
 	gcfg.Name = n.cfg.Name
-	gcfg.Meta = gossip.Meta{DataAddr: n.dataAddr, RespAddr: n.respAddr, Proto: ProtocolVersion, Boot: n.boot}
+	gcfg.Meta = gossip.Meta{DataAddr: n.dataAddr, RespAddr: n.respAddr, HTTPAddr: n.httpAddr, Proto: ProtocolVersion, Boot: n.boot, Groups: n.groupNames()}
 	if n.cfg.Advertise != "" && gcfg.AdvertiseAddr == "" {
 		gcfg.AdvertiseAddr = n.cfg.Advertise
 	}
@@ -237,6 +268,9 @@ func (n *Node) Start(ctx context.Context) error {
 		_ = srv.Close()
 		if n.resp != nil {
 			_ = n.resp.Shutdown(expired())
+		}
+		if n.http != nil {
+			_ = n.http.Shutdown(expired())
 		}
 		n.wg.Wait()
 		return fmt.Errorf("node: gossip: %w", err)
@@ -259,9 +293,11 @@ func (n *Node) Start(ctx context.Context) error {
 			n.markReady()
 		}()
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.membershipLoop()
 	go n.rebalanceLoop(n.view.Load().ring)
+	n.lastTick.Store(int64(n.monotonic()))
+	go n.pauseLoop()
 	n.started = true
 	n.log.Info("node started", "data_addr", n.dataAddr, "resp_addr", n.respAddr, "gossip_addr", g.Addr(), "seeds", gcfg.Seeds)
 	return nil
@@ -591,12 +627,20 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 		if err := n.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("transport shutdown: %w", err))
 		}
+		if n.http != nil {
+			if err := n.http.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
+			}
+		}
 		// Acknowledged writes may still be replicating in the background:
 		// let them finish before the context they run under is cancelled.
 		n.drainRequests(ctx)
 	case started:
 		if n.resp != nil {
 			_ = n.resp.Shutdown(expired())
+		}
+		if n.http != nil {
+			_ = n.http.Shutdown(expired())
 		}
 		_ = n.srv.Close()
 	}

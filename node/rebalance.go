@@ -88,6 +88,8 @@ type handoffItem struct {
 // owns is deleted only after every target acknowledged it, and only if it
 // was not written meanwhile.
 func (n *Node) pass(ctx context.Context, v *view, prev, cur *ring.Ring) passResult {
+	n.passes.Add(1)
+	defer n.passes.Add(-1)
 	start := time.Now()
 	n.stats.handoffRunning.Add(1)
 	defer n.stats.handoffRunning.Add(-1)

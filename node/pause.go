@@ -1,0 +1,65 @@
+package node
+
+import (
+	"time"
+)
+
+// A node whose process was paused — SIGSTOP, a frozen VM, a debugger —
+// wakes believing its store is current. It is not: while it slept its
+// peers may have declared it dead and taken writes for its keys, or
+// skipped it as a replica. Until the hand-off and hints that repair it
+// have had time to arrive, serving a read from its own store would return
+// stale data. So the node watches for pauses, and for ResyncWindow after
+// one it answers every read of a key it owns only after asking the key's
+// other owners for their copy (read repair: newest version wins).
+
+// monotonic returns the time since the node was created, from the
+// monotonic clock, which keeps counting while the process is stopped.
+func (n *Node) monotonic() time.Duration { return time.Since(n.created) }
+
+// pauseLoop ticks every quarter of PauseThreshold. A tick that arrives
+// later than PauseThreshold means the process did not run for that long.
+func (n *Node) pauseLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.PauseThreshold / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			n.resyncing()
+			n.lastTick.Store(int64(n.monotonic()))
+		}
+	}
+}
+
+// resyncing reports whether the node is within ResyncWindow of a pause,
+// noticing the pause first if the ticker has not run since: after SIGCONT
+// the requests queued in socket buffers may run before the ticker does.
+// Requests only read lastTick, so the request path writes no shared
+// memory here.
+func (n *Node) resyncing() bool {
+	now := n.monotonic()
+	if last := time.Duration(n.lastTick.Load()); now-last > n.cfg.PauseThreshold {
+		n.enterResync(now, now-last)
+	}
+	return now < time.Duration(n.resyncUntil.Load())
+}
+
+// enterResync opens (or extends) the resync window after a pause of gap.
+func (n *Node) enterResync(now, gap time.Duration) {
+	until := now + n.cfg.ResyncWindow
+	for {
+		old := n.resyncUntil.Load()
+		if time.Duration(old) >= until-n.cfg.PauseThreshold {
+			return // already open for this pause
+		}
+		if n.resyncUntil.CompareAndSwap(old, int64(until)) {
+			break
+		}
+	}
+	n.stats.pauses.Add(1)
+	n.log.Warn("process was paused; reading through the other replicas until they have caught this node up",
+		"paused", gap.Round(time.Millisecond), "window", n.cfg.ResyncWindow)
+}
