@@ -189,3 +189,29 @@ func (s adminSource) ClusterStatus(ctx context.Context) ([]admin.NodeStatus, err
 	wg.Wait()
 	return out, nil
 }
+
+// warnInsecure logs, loudly, every listener bound beyond loopback with
+// nothing to keep strangers out: anyone who can reach such a port can read
+// and overwrite the whole cache, or join the cluster.
+func (n *Node) warnInsecure() {
+	exposed := func(addr string) bool {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return false
+		}
+		ip := net.ParseIP(host)
+		return host != "localhost" && (ip == nil || !ip.IsLoopback())
+	}
+	if exposed(n.cfg.Addr) && len(n.cfg.Transport.Secret) == 0 && n.cfg.ServerTLS == nil {
+		n.log.Warn("INSECURE: the data port is reachable beyond this machine and accepts anyone; set a cluster secret and/or TLS",
+			"addr", n.cfg.Addr)
+	}
+	if n.cfg.RESP.Addr != "" && exposed(n.cfg.RESP.Addr) && n.cfg.RESP.RequirePass == "" {
+		n.log.Warn("INSECURE: the RESP port is reachable beyond this machine without a password; set requirepass",
+			"addr", n.cfg.RESP.Addr)
+	}
+	if exposed(n.cfg.Gossip.BindAddr) && len(n.cfg.Gossip.SecretKey) == 0 {
+		n.log.Warn("INSECURE: gossip is reachable beyond this machine unencrypted; anyone can join the cluster; set a gossip key",
+			"addr", n.cfg.Gossip.BindAddr)
+	}
+}

@@ -211,6 +211,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 
+	n.warnInsecure()
 	ln, err := net.Listen("tcp", n.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("node: listen on %s: %w", n.cfg.Addr, err)

@@ -24,7 +24,7 @@ func benchCommand() *cli.Command {
 			"sends each request straight to its key's owner; --smart=false sends everything through\n" +
 			"--addr, which forwards. A live progress line goes to stderr when it is a terminal;\n" +
 			"the summary (or --json) goes to stdout. Exits 4 if any request failed.",
-		Flags: []cli.Flag{
+		Flags: append(securityFlags(),
 			&cli.StringSliceFlag{Name: "addr", Usage: "data address of any node; repeat for fallbacks", Value: cli.NewStringSlice("127.0.0.1:7001"), EnvVars: env("CLIENT_ADDR")},
 			&cli.IntFlag{Name: "clients", Usage: "concurrent workers", Value: d.Clients},
 			&cli.IntFlag{Name: "pipeline", Usage: "requests each worker sends at once", Value: d.Pipeline},
@@ -43,7 +43,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "conns", Usage: "connections per node", Value: client.DefaultConfig().Transport.ConnsPerPeer},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up on a request after this long", Value: 5 * time.Second, EnvVars: env("TIMEOUT")},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
-		},
+		),
 		Action: runBench,
 	}
 }
@@ -81,6 +81,11 @@ func runBench(c *cli.Context) error {
 	ccfg.Replicas = c.Int("replicas")
 	ccfg.Timeout = c.Duration("timeout")
 	ccfg.Transport.ConnsPerPeer = c.Int("conns")
+	sec, err := loadSecurity(c)
+	if err != nil {
+		return err
+	}
+	ccfg.Transport.Secret, ccfg.Transport.TLS = sec.secret, sec.clientTLS
 	cl, err := client.New(ccfg)
 	if err != nil {
 		return cli.Exit(err, exitUsage)

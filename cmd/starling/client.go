@@ -15,7 +15,7 @@ func clientFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "addr", Usage: "data address of any node; repeat for fallbacks", Value: cli.NewStringSlice("127.0.0.1:7001"), EnvVars: env("CLIENT_ADDR")},
 		&cli.DurationFlag{Name: "timeout", Usage: "give up after this long", Value: 5 * time.Second, EnvVars: env("TIMEOUT")},
-	}, extra...)
+	}, append(securityFlags(), extra...)...)
 }
 
 // withClient connects to the cluster named by the flags, runs fn, and maps
@@ -27,6 +27,11 @@ func withClient(c *cli.Context, nargs int, usage string, fn func(ctx context.Con
 	cfg := client.DefaultConfig()
 	cfg.Addrs = splitList(c.StringSlice("addr"))
 	cfg.Timeout = c.Duration("timeout")
+	sec, err := loadSecurity(c)
+	if err != nil {
+		return err
+	}
+	cfg.Transport.Secret, cfg.Transport.TLS = sec.secret, sec.clientTLS
 	cl, err := client.New(cfg)
 	if err != nil {
 		return cli.Exit(err, exitUsage)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/starlingcache/starling/gossip"
 	"github.com/starlingcache/starling/node"
 	"github.com/urfave/cli/v2"
 )
@@ -20,12 +22,19 @@ func startCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "start",
 		Usage: "run a node; without --join it starts a new cluster",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "name", Usage: "unique, stable node name", EnvVars: env("NAME"), Required: true},
 			&cli.StringFlag{Name: "addr", Usage: "data (msgpack) listen address", Value: "127.0.0.1:7001", EnvVars: env("ADDR")},
 			&cli.StringFlag{Name: "gossip-addr", Usage: "gossip listen address (TCP and UDP)", Value: "127.0.0.1:7946", EnvVars: env("GOSSIP_ADDR")},
 			&cli.StringFlag{Name: "resp-addr", Usage: "Redis-protocol (RESP) listen address; empty disables it", EnvVars: env("RESP_ADDR")},
-			&cli.StringFlag{Name: "requirepass", Usage: "password RESP clients must AUTH with (prefer the env var: argv is visible to other users)", EnvVars: env("REQUIREPASS")},
+			&cli.StringFlag{Name: "requirepass", Usage: "password RESP clients must AUTH with (prefer the env var or --requirepass-file: argv is visible to other users)", EnvVars: env("REQUIREPASS")},
+			&cli.StringFlag{Name: "requirepass-file", Usage: "file holding the RESP password", EnvVars: env("REQUIREPASS_FILE")},
+			&cli.BoolFlag{Name: "resp-tls", Usage: "serve RESP over TLS with --tls-cert and --tls-key (clients need no certificate)", EnvVars: env("RESP_TLS")},
+			&cli.StringFlag{Name: "http-addr", Usage: "HTTP listen address for /metrics, /healthz, /readyz and the status page; empty disables it", EnvVars: env("HTTP_ADDR")},
+			&cli.BoolFlag{Name: "pprof", Usage: "serve /debug/pprof/ on --http-addr", EnvVars: env("PPROF")},
+			&cli.StringFlag{Name: "gossip-key", Usage: "gossip encryption key, base64 of 16, 24 or 32 bytes (prefer the env var or --gossip-key-file)", EnvVars: env("GOSSIP_KEY")},
+			&cli.StringFlag{Name: "gossip-key-file", Usage: "file holding the gossip key (base64 or raw 16/24/32 bytes)", EnvVars: env("GOSSIP_KEY_FILE")},
+			&cli.StringSliceFlag{Name: "gossip-extra-key", Usage: "further gossip keys accepted while rotating (base64); repeat or comma-separate", EnvVars: env("GOSSIP_EXTRA_KEY")},
 			&cli.BoolFlag{Name: "enable-flushall", Usage: "allow FLUSHALL, which empties every node of the cluster", EnvVars: env("ENABLE_FLUSHALL")},
 			&cli.StringFlag{Name: "advertise", Usage: "host other nodes and clients reach this node at (needed when binding 0.0.0.0)", EnvVars: env("ADVERTISE")},
 			&cli.StringSliceFlag{Name: "join", Usage: "seed gossip address HOST:PORT; repeat or comma-separate", EnvVars: env("JOIN")},
@@ -39,7 +48,7 @@ func startCommand() *cli.Command {
 			&cli.DurationFlag{Name: "leave-timeout", Usage: "how long a graceful shutdown may take", Value: 30 * time.Second, EnvVars: env("LEAVE_TIMEOUT")},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: env("LOG_LEVEL")},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: env("LOG_FORMAT")},
-		},
+		}, securityFlags()...),
 		Action: runStart,
 	}
 }
@@ -69,7 +78,33 @@ func runStart(c *cli.Context) error {
 		return cli.Exit(err, exitUsage)
 	}
 	cfg.RESP.Addr = c.String("resp-addr")
-	cfg.RESP.RequirePass = c.String("requirepass")
+	if cfg.RESP.RequirePass, err = secretFlag(c, "requirepass"); err != nil {
+		return err
+	}
+	sec, err := loadSecurity(c)
+	if err != nil {
+		return err
+	}
+	cfg.Transport.Secret, cfg.ServerTLS, cfg.ClientTLS = sec.secret, sec.serverTLS, sec.clientTLS
+	if c.Bool("resp-tls") {
+		if sec.serverTLS == nil {
+			return cli.Exit("--resp-tls needs --tls-cert, --tls-key and --tls-ca", exitUsage)
+		}
+		cfg.RESP.TLS = sec.serverTLS.Clone()
+		cfg.RESP.TLS.ClientAuth = tls.NoClientCert // redis-cli --tls and the like bring no certificate
+	}
+	cfg.HTTP.Addr = c.String("http-addr")
+	cfg.HTTP.EnablePprof = c.Bool("pprof")
+	if cfg.Gossip.SecretKey, err = gossipKey(c); err != nil {
+		return err
+	}
+	for _, k := range splitList(c.StringSlice("gossip-extra-key")) {
+		key, err := gossip.ParseKey(k)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("--gossip-extra-key: %v", err), exitUsage)
+		}
+		cfg.Gossip.ExtraKeys = append(cfg.Gossip.ExtraKeys, key)
+	}
 	cfg.RESP.EnableFlushAll = c.Bool("enable-flushall")
 	cfg.Store.Policy = c.String("eviction")
 	cfg.Store.MaxMemory = node.DefaultMaxMemory()
@@ -111,6 +146,28 @@ func runStart(c *cli.Context) error {
 		return cli.Exit(err, exitError)
 	}
 	return nil
+}
+
+// gossipKey returns the key --gossip-key or --gossip-key-file gives, nil
+// for none.
+func gossipKey(c *cli.Context) (gossip.Key, error) {
+	switch v, file := c.String("gossip-key"), c.String("gossip-key-file"); {
+	case v != "" && file != "":
+		return nil, cli.Exit("--gossip-key and --gossip-key-file are exclusive", exitUsage)
+	case file != "":
+		k, err := gossip.LoadKeyFile(file)
+		if err != nil {
+			return nil, cli.Exit(fmt.Sprintf("--gossip-key-file: %v", err), exitUsage)
+		}
+		return k, nil
+	case v != "":
+		k, err := gossip.ParseKey(v)
+		if err != nil {
+			return nil, cli.Exit(fmt.Sprintf("--gossip-key: %v", err), exitUsage)
+		}
+		return k, nil
+	}
+	return nil, nil
 }
 
 // sizeFlag parses a byte-size flag such as --max-memory 2GiB.
