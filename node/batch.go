@@ -22,12 +22,13 @@ type batch struct {
 	reqs  []*transport.Request
 	resps []*transport.Response
 
-	fwd      []fwdItem // requests served by another owner
-	fallback []int     // requests that must first fetch the key from a previous owner
-	resync   bool      // after a pause: reads first fetch from the other owners
-	start    time.Time // when the batch began, for its latency
-	loads    []int     // OpLoad requests, answered by serveLoad (group.go)
-	waitRepl bool      // a write in the batch waits for replica acknowledgements
+	fwd       []fwdItem  // requests served by another owner
+	fallback  []int      // requests that must first fetch the key from a previous owner
+	selfServe []*fwdItem // forwarded requests whose failover candidate is this node
+	resync    bool       // after a pause: reads first fetch from the other owners
+	start     time.Time  // when the batch began, for its latency
+	loads     []int      // OpLoad requests, answered by serveLoad (group.go)
+	waitRepl  bool       // a write in the batch waits for replica acknowledgements
 
 	mu   sync.Mutex // guards repl, which fallbacks extend concurrently
 	repl []replItem // copies of this batch's writes, for other owners
@@ -151,6 +152,8 @@ func (n *Node) freeBatch(b *batch) {
 	b.one[0], b.oneResp[0] = nil, nil
 	b.v, b.reqs, b.resps = nil, nil, nil
 	b.fwd, b.fallback, b.repl = b.fwd[:0], b.fallback[:0], b.repl[:0]
+	clear(b.selfServe)
+	b.selfServe = b.selfServe[:0]
 	b.loads = b.loads[:0]
 	b.waitRepl, b.ar = false, nil
 	b.own.Reset()
@@ -317,6 +320,12 @@ func (b *batch) runRemote(ctx context.Context) {
 		var buf [maxReplicas]string
 		b.resps[i] = b.serveHere(i, b.reqs[i], b.v.ring.AppendOwners(buf[:0], b.reqs[i].Key, b.n.cfg.Replicas), false)
 	}
+	// Requests whose owners before us failed: we hold a replica, so we
+	// serve them as their coordinator (a write copies to the owners it can
+	// reach and leaves hints for the others).
+	for _, it := range b.selfServe {
+		b.resps[it.i] = b.serveHere(it.i, b.reqs[it.i], it.owners[:it.count], false)
+	}
 	if len(b.repl) == 0 {
 		return
 	}
@@ -351,8 +360,13 @@ func (b *batch) forwardAll(ctx context.Context) {
 	if len(b.fwd) == 1 { // the common case: one request, one owner
 		it := &b.fwd[0]
 		for {
+			addr, self := b.pickOwner(it)
+			if self {
+				b.selfServe = append(b.selfServe, it)
+				return
+			}
 			one := [1]*fwdItem{it}
-			if len(b.forwardGroup(ctx, b.pickOwner(it), one[:])) == 0 {
+			if len(b.forwardGroup(ctx, addr, one[:])) == 0 {
 				return
 			}
 			if ctx.Err() != nil {
@@ -367,6 +381,9 @@ func (b *batch) forwardAll(ctx context.Context) {
 	}
 	for len(pending) > 0 {
 		groups := b.group(pending)
+		if len(groups) == 0 {
+			return // every remaining item falls back to this node
+		}
 		var (
 			mu    sync.Mutex
 			retry []*fwdItem
@@ -397,7 +414,11 @@ func (b *batch) group(pending []*fwdItem) []fwdGroup {
 	groups := b.groups[:0]
 outer:
 	for _, it := range pending {
-		addr := b.pickOwner(it)
+		addr, self := b.pickOwner(it)
+		if self {
+			b.selfServe = append(b.selfServe, it)
+			continue
+		}
 		for k := range groups {
 			if groups[k].addr == addr {
 				groups[k].items = append(groups[k].items, it)
@@ -418,12 +439,17 @@ outer:
 
 // pickOwner returns the address of the first candidate owner not known to
 // be down, advancing it.next past the ones skipped; the last candidate is
-// tried even if it looks down.
-func (b *batch) pickOwner(it *fwdItem) string {
+// tried even if it looks down. self reports that the candidate is this
+// node (a replica, once the owners before it failed): the request is then
+// served here, never sent to our own address.
+func (b *batch) pickOwner(it *fwdItem) (addr string, self bool) {
 	for it.next < it.count-1 && b.n.peers.down(b.v.addrs[it.owners[it.next]]) {
 		it.next++
 	}
-	return b.v.addrs[it.owners[it.next]]
+	if it.owners[it.next] == b.n.cfg.Name {
+		return "", true
+	}
+	return b.v.addrs[it.owners[it.next]], false
 }
 
 // forwardGroup sends items to one owner in one round trip. It fills in

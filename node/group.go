@@ -39,7 +39,20 @@ package node
 // the previous owners, as ordinary reads do; if the old owner's load has
 // not finished yet, the new owner starts one of its own: at most one extra
 // load per key per ring change. A crashed owner breaks its callers'
-// connections; they retry on the next owner, which loads again.
+// connections; they retry on the next owner, which loads again. An owner
+// that is slow is not replaced: its callers wait, up to the load timeout.
+//
+// Stale-while-revalidate. The soft expiry is wall-clock time on the node
+// that ran the load, compared with the owner's clock: skew between them
+// shifts it. A refresh that fails leaves the stale entry in place; the
+// next stale read starts another, so a failing source sees at most one
+// refresh at a time per key, not one per read.
+//
+// Waiting. Loads a node runs as owner or host are request goroutines: a
+// graceful Shutdown waits for them (each bounded by its load timeout), and
+// the loader's context is cancelled when the node stops. A loaded value is
+// stored with the cluster's write acknowledgement (WriteAck) before the
+// waiters get it, so a miss costs a replicated write as well as a load.
 
 import (
 	"bytes"

@@ -87,8 +87,10 @@ type Node struct {
 	resyncUntil atomic.Int64
 
 	rejoinMu  sync.Mutex
-	rejoined  []string    // members seen restarting (new Boot) since the last pass
-	misplaced atomic.Bool // a pass left keys behind: run another
+	rejoined  []string        // members seen restarting (new Boot) since the last pass
+	departed  map[string]bool // members seen leaving or failing; guarded by rejoinMu
+	fullPass  atomic.Bool     // a hand-off failed: push every key to all its owners
+	misplaced atomic.Bool     // a pass left keys behind: run another
 
 	rt readThrough // read-through groups and their loads in flight (group.go)
 
@@ -474,12 +476,35 @@ func (n *Node) noteRestarts(before, after []gossip.Member) {
 	for _, m := range before {
 		boots[m.Name] = m.Meta.Boot
 	}
+	present := make(map[string]bool, len(after))
+	n.rejoinMu.Lock()
+	defer n.rejoinMu.Unlock()
 	for _, m := range after {
-		if old, ok := boots[m.Name]; ok && old != 0 && old != m.Meta.Boot && m.Name != n.cfg.Name {
+		present[m.Name] = true
+		if m.Name == n.cfg.Name {
+			continue
+		}
+		old, seen := boots[m.Name]
+		switch {
+		case seen && old != 0 && old != m.Meta.Boot:
 			n.log.Info("member restarted", "member", m.Name)
-			n.rejoinMu.Lock()
-			n.rejoined = append(n.rejoined, m.Name)
-			n.rejoinMu.Unlock()
+		case !seen && n.departed[m.Name]:
+			// Back from the dead: a healed partition, a frozen process, or
+			// a restart gossip saw as a failure. Either way its copies and
+			// ours may have diverged while it was gone.
+			n.log.Info("member is back", "member", m.Name)
+		default:
+			continue
+		}
+		delete(n.departed, m.Name)
+		n.rejoined = append(n.rejoined, m.Name)
+	}
+	for name := range boots {
+		if !present[name] && name != n.cfg.Name {
+			if n.departed == nil {
+				n.departed = make(map[string]bool)
+			}
+			n.departed[name] = true
 		}
 	}
 }

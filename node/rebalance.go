@@ -49,9 +49,15 @@ func (n *Node) rebalanceOnce(last *ring.Ring) *ring.Ring {
 	restarted := n.rejoined
 	n.rejoined = nil
 	n.rejoinMu.Unlock()
+	full := n.fullPass.Swap(false) // set by an earlier pass that failed
 	switch {
 	case v.ring.Version() != last.Version():
-		n.pass(n.ctx, v, last, v.ring)
+		if res := n.pass(n.ctx, v, last, v.ring); res.failed {
+			// Some owners never got their keys. Later passes only send
+			// what a ring change moves, so they would never be sent: next
+			// time, send every key to all its owners.
+			n.fullPass.Store(true)
+		}
 		// Check again on the next tick for copies this pass could not
 		// place or drop: keys written under the old ring while it ran, or
 		// entries the store moved under the walk.
@@ -60,6 +66,15 @@ func (n *Node) rebalanceOnce(last *ring.Ring) *ring.Ring {
 		if res := n.pass(n.ctx, v, v.ring, v.ring); res.queued > 0 {
 			n.misplaced.Store(true) // until a pass finds no stray left
 		}
+	}
+	if full {
+		// Every key to every owner: as if all the others had just joined.
+		if alone, err := ring.New(n.cfg.Ring, []string{n.cfg.Name}); err == nil {
+			if res := n.pass(n.ctx, v, alone, v.ring); res.failed {
+				n.fullPass.Store(true)
+			}
+		}
+		restarted = nil // covered
 	}
 	if len(restarted) > 0 {
 		// Send restarted members everything they own or replicate, as if

@@ -71,7 +71,8 @@ func NewClient(cfg Config) (*Client, error) {
 const maxSendAttempts = 3
 
 // Call sends req to the peer at addr and waits for the reply. It sets
-// req.ID. It gives up when ctx ends or, if ctx has no deadline, after
+// req.ID, and req.Deadline to when it will stop waiting unless the caller
+// set an earlier one. It gives up when ctx ends or, if ctx has no deadline, after
 // Config.CallTimeout. A non-nil error is a transport failure: errors.Is
 // with ErrUnreachable says the peer could not be reached or the connection
 // broke (ErrConnLost; the request may have been applied), with ErrTimeout
@@ -91,6 +92,7 @@ func (c *Client) Call(ctx context.Context, addr string, req *Request) (*Response
 		return nil, err
 	}
 	cl := c.getCall(ctx)
+	stampDeadline(ctx, req, c.cfg.CallTimeout)
 	for attempt := 1; ; attempt++ {
 		now := time.Now()
 		cc, err := p.pick(ctx, cl, now)
@@ -161,6 +163,9 @@ func (c *Client) CallBatch(ctx context.Context, addr string, reqs []*Request) ([
 	// The first call's timer is the batch deadline.
 	batch := calls[0]
 	batch.arm(ctx, c.cfg.CallTimeout)
+	for _, r := range reqs {
+		stampDeadline(ctx, r, c.cfg.CallTimeout)
+	}
 
 	var cc *clientConn
 	sent := 0
@@ -304,6 +309,18 @@ func (c *Client) putCall(cl *call) {
 	}
 	cl.resp, cl.err = nil, nil
 	c.calls.Put(cl)
+}
+
+// stampDeadline sets req.Deadline to when the caller stops waiting: ctx's
+// deadline, or timeout from now; an earlier deadline already set is kept.
+func stampDeadline(ctx context.Context, req *Request, timeout time.Duration) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(timeout)
+	}
+	if ms := d.UnixMilli() + 1; req.Deadline == 0 || ms < req.Deadline { // +1: round up
+		req.Deadline = ms
+	}
 }
 
 // arm starts the call's own timer if ctx has no deadline.

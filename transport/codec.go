@@ -167,6 +167,9 @@ func appendRequest(b []byte, r *Request) []byte {
 	if r.ExpireAt != 0 {
 		n++
 	}
+	if r.Deadline != 0 {
+		n++
+	}
 	b = append(b, 0x80|byte(n))
 	b = appendUint(appendKey(b, 'i'), r.ID)
 	b = appendUint(appendKey(b, 'o'), uint64(r.Op))
@@ -190,6 +193,9 @@ func appendRequest(b []byte, r *Request) []byte {
 	}
 	if r.ExpireAt != 0 {
 		b = appendInt(appendKey(b, 'x'), r.ExpireAt)
+	}
+	if r.Deadline != 0 {
+		b = appendInt(appendStr(b, "dl"), r.Deadline)
 	}
 	return b
 }
@@ -615,6 +621,8 @@ func decodeRequest(b []byte, r *Request, alias bool) error {
 			r.Version, err = d.uintMax(math.MaxUint64)
 		case "x":
 			r.ExpireAt, err = d.int64v()
+		case "dl":
+			r.Deadline, err = d.int64v()
 		default:
 			err = d.skip(0)
 		}

@@ -42,6 +42,13 @@ type Config struct {
 	// of its own, so a forgotten deadline cannot hang a caller forever.
 	CallTimeout time.Duration
 
+	// MaxClockSkew is how far apart the clocks of two hosts may be. A
+	// Server refuses, unexecuted, a request read more than MaxClockSkew
+	// after its Deadline (by the server's clock): its sender has given up.
+	// Negative turns the check off. The cluster's clocks must be kept in
+	// sync (NTP) anyway: TTLs and last-writer-wins versions rely on it.
+	MaxClockSkew time.Duration
+
 	// ConnsPerPeer is how many connections a Client opens to one address.
 	// Every connection multiplexes many requests; more than one lets the
 	// peer serve them on more than one core.
@@ -115,6 +122,7 @@ func DefaultConfig() Config {
 		MaxFrameSize:       8 << 20,
 		DialTimeout:        time.Second,
 		CallTimeout:        5 * time.Second,
+		MaxClockSkew:       250 * time.Millisecond,
 		ConnsPerPeer:       2,
 		IdleTimeout:        2 * time.Minute,
 		WriteTimeout:       5 * time.Second,

@@ -174,6 +174,13 @@ type Request struct {
 	// ExpireAt is an absolute expiry in Unix nanoseconds (0: none), used by
 	// OpReplicate so every copy expires at the same instant.
 	ExpireAt int64 `msgpack:"x,omitempty"`
+	// Deadline is when the sender stops waiting for the reply, in Unix
+	// milliseconds; 0 means none. Client sets it on every call. A server
+	// that reads the request after it (plus Config.MaxClockSkew) refuses it
+	// unexecuted: the sender has given up and may have retried elsewhere,
+	// so applying a write now — say on a node that was stopped with the
+	// request in its socket buffer — could overwrite newer data.
+	Deadline int64 `msgpack:"dl,omitempty"`
 }
 
 // Code is a response's outcome. The values are part of the wire format:

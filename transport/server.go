@@ -81,6 +81,8 @@ type Server struct {
 	// server cancels it.
 	baseCtx context.Context
 	kill    context.CancelFunc
+	expired atomic.Int64  // requests refused as read after their deadline
+	warned  atomic.Int64  // when expired requests were last logged, Unix ns
 	quit    chan struct{} // closed when shutdown begins
 	done    chan struct{} // closed when every goroutine has exited after shutdown
 	wg      sync.WaitGroup
@@ -565,6 +567,9 @@ func (c *serverConn) readLoop() (graceful bool) {
 			c.send(&Response{ID: req.ID, Code: CodeBadRequest, Err: err.Error()})
 			continue
 		}
+		if c.expired(req) {
+			continue
+		}
 		c.inflight.Add(1)
 		if bh != nil {
 			pending = append(pending, req)
@@ -573,6 +578,31 @@ func (c *serverConn) readLoop() (graceful bool) {
 		c.srv.handler.ServeRequest(c.ctx, req, c)
 	}
 }
+
+// expired refuses req, unexecuted, if its sender stopped waiting for it
+// before we read it (see Request.Deadline), and reports whether it did.
+func (c *serverConn) expired(req *Request) bool {
+	skew := c.srv.cfg.MaxClockSkew
+	if req.Deadline == 0 || skew < 0 {
+		return false
+	}
+	late := time.Now().UnixMilli() - req.Deadline
+	if late <= skew.Milliseconds() {
+		return false
+	}
+	n := c.srv.expired.Add(1)
+	// After a long stall many requests expire at once: log once a second.
+	if now, last := time.Now().UnixNano(), c.srv.warned.Load(); now-last > int64(time.Second) && c.srv.warned.CompareAndSwap(last, now) {
+		c.log.Warn("refused requests read after their sender's deadline (was this process stopped?)",
+			"remote", c.conn.RemoteAddr(), "op", req.Op, "late", time.Duration(late)*time.Millisecond, "expired_total", n)
+	}
+	c.send(&Response{ID: req.ID, Code: CodeUnavailable, Err: fmt.Sprintf("request read %dms after its deadline; not executed", late)})
+	return true
+}
+
+// Expired returns how many requests the server refused because they were
+// read after their sender's deadline (see Request.Deadline).
+func (s *Server) Expired() int64 { return s.expired.Load() }
 
 // waitSlot blocks while the connection is at its in-flight limit. This is
 // the backpressure: no more requests are read, so the peer's writes stall

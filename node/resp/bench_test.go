@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/starlingcache/starling/transport"
 )
@@ -79,7 +80,7 @@ func BenchmarkPipeline16(b *testing.B) {
 				b.Fatal(err)
 			}
 			lc := &loopConn{payload: payload}
-			c := newConn(s, lc)
+			c := newConn(s, lc, lc)
 			lc.n = 1 // warm the connection's buffers up
 			c.serve()
 			b.ReportAllocs()
@@ -102,7 +103,7 @@ func BenchmarkParse(b *testing.B) {
 	payload := pipeline16()
 	cfg := DefaultConfig()
 	lc := &loopConn{payload: payload}
-	rd := newReader(lc, &cfg)
+	rd := newReader(lc, &cfg, nil)
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
 	lc.n = b.N
@@ -119,5 +120,40 @@ func BenchmarkParse(b *testing.B) {
 		if rd.fill() != nil {
 			break
 		}
+	}
+}
+
+// BenchmarkRoundTrip sends one command and waits for its reply, over
+// loopback TCP, as a client that does not pipeline does: every command
+// finds the connection idle. The client reuses its buffers, so allocs/op
+// are the server's (and the fake backend's, for "map").
+func BenchmarkRoundTrip(b *testing.B) {
+	val := strings.Repeat("x", 100)
+	for _, tc := range []struct{ name, req, reply string }{
+		{"get", cmd("GET", "key:000000000001"), "$100\r\n" + val + "\r\n"},
+		{"set", cmd("SET", "key:000000000001", val), "+OK\r\n"},
+		{"ping", cmd("PING"), "+PONG\r\n"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			ts := startServer(b, nil)
+			ts.be.data["key:000000000001"] = &fakeEntry{val: []byte(val)}
+			rc := ts.raw(b)
+			_ = rc.nc.SetDeadline(time.Time{})
+			req, reply := []byte(tc.req), make([]byte, len(tc.reply))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := rc.nc.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(rc.nc, reply); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if string(reply) != tc.reply {
+				b.Fatalf("reply %q, want %q", reply, tc.reply)
+			}
+		})
 	}
 }

@@ -520,3 +520,28 @@ func TestAuthWithoutPassword(t *testing.T) {
 	rc.expect("-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
 		"+OK", "-WRONGPASS invalid username-password pair or user is disabled.")
 }
+
+// TestAuthErrorTexts: the exact error texts of Redis 7 for a wrong
+// password (AUTH with one or two arguments, HELLO ... AUTH, go-redis) and
+// for every kind of command before authentication (queued, run on its own,
+// inline); a failed AUTH after a successful one does not log the client
+// out, as in Redis.
+func TestAuthErrorTexts(t *testing.T) {
+	const noAuth, wrongPass = "-NOAUTH Authentication required.", "-WRONGPASS invalid username-password pair or user is disabled."
+	ts := startServer(t, func(c *Config) { c.RequirePass = "s3cret" })
+	rc := ts.raw(t)
+	rc.send(cmd("SET", "k", "v") + cmd("MGET", "a", "b") + cmd("DBSIZE") + cmd("INFO") + cmd("CLIENT", "ID") + cmd("SELECT", "0") + "GET k\r\n")
+	rc.expect(noAuth, noAuth, noAuth, noAuth, noAuth, noAuth, noAuth)
+	rc.send(cmd("AUTH", "nope") + cmd("AUTH", "default", "nope") + cmd("HELLO", "3", "AUTH", "default", "nope") + "AUTH nope\r\n" + cmd("GET", "k"))
+	rc.expect(wrongPass, wrongPass, wrongPass, wrongPass, noAuth)
+	rc.send(cmd("AUTH", "s3cret") + cmd("AUTH", "nope") + cmd("GET", "k"))
+	rc.expect("+OK", wrongPass, "$-1")
+
+	ctx := context.Background()
+	for _, proto := range []int{2, 3} {
+		bad := ts.client(t, proto, func(o *redis.Options) { o.Password = "nope" })
+		wantErr(t, fmt.Sprintf("RESP%d wrong password", proto), bad.Ping(ctx).Err(), wrongPass[1:])
+	}
+	anon := ts.client(t, 2, nil)
+	wantErr(t, "no password", anon.Get(ctx, "k").Err(), noAuth[1:])
+}

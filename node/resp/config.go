@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,8 +32,34 @@ type Config struct {
 	MaxConns int
 
 	// IdleTimeout closes a connection that sends nothing for this long
-	// (Redis's timeout). 0 keeps idle connections open forever.
+	// (Redis's timeout). 0 keeps idle connections open forever. A client
+	// that trickles a byte now and then is never idle: CommandTimeout is
+	// what bounds it.
 	IdleTimeout time.Duration
+
+	// CommandTimeout bounds the time from the first byte of a command to
+	// its last: a client that has started a command and does not finish it
+	// in time (a slowloris trickling one byte at a time, or a peer that
+	// stalled mid-value) is disconnected, so that it cannot hold a
+	// connection slot and a growing query buffer forever. Time the server
+	// itself spends not reading (executing commands, waiting for a client
+	// to read its replies) does not count. Redis has no such limit. 0
+	// disables it; the default, 30 s, lets the largest default value
+	// (MaxBulkLen, 64 MiB) arrive at about 18 Mbit/s.
+	CommandTimeout time.Duration
+
+	// TLS, if not nil, makes the server speak TLS (Redis's tls-port): every
+	// connection handed to Serve is wrapped with tls.Server and must
+	// complete a handshake before anything else. The listeners given to
+	// Serve must be plain TCP. It needs a certificate (Certificates,
+	// GetCertificate or GetConfigForClient); for client certificates set
+	// ClientAuth and ClientCAs as usual. The server does not modify it.
+	TLS *tls.Config
+
+	// HandshakeTimeout bounds a TLS handshake, so that a client that
+	// connects and stays silent holds a connection slot (see MaxConns) for
+	// at most this long. It must be positive when TLS is set.
+	HandshakeTimeout time.Duration
 
 	// MaxBulkLen is the largest bulk string (key or value) a client may send
 	// (Redis's proto-max-bulk-len). A larger length header gets
@@ -54,7 +81,9 @@ type Config struct {
 	// that is not reading them yet. A client that sends a long pipeline
 	// before reading any reply needs the server to buffer (Redis does);
 	// beyond this bound the server stops reading that client's commands
-	// until it catches up.
+	// until it catches up, so such a client costs at most about
+	// MaxReplyBuffer plus one flush (64 KiB or one reply, if larger) and
+	// never delays other clients.
 	MaxReplyBuffer int
 
 	// MaxPipeline is the most commands gathered into one batch for the
@@ -80,17 +109,20 @@ type Config struct {
 // DefaultConfig returns a configuration with Redis's defaults where they
 // fit a cache node: no password, FLUSHALL refused, 10000 clients, no idle
 // timeout, 64 MiB bulk strings, 256 MiB of unread replies per client and
-// 256 commands per batch. Addr is empty (disabled), so that a node only
+// 256 commands per batch; and two limits Redis lacks: 30 s to receive one
+// command and 10 s for a TLS handshake. TLS is off. Addr is empty (disabled), so that a node only
 // opens a RESP port when asked to.
 func DefaultConfig() Config {
 	return Config{
-		MaxConns:        10000,
-		MaxBulkLen:      64 << 20,
-		MaxMultiBulkLen: 1 << 20,
-		MaxQueryBuffer:  128 << 20,
-		MaxReplyBuffer:  256 << 20,
-		MaxPipeline:     256,
-		Version:         "dev",
+		MaxConns:         10000,
+		MaxBulkLen:       64 << 20,
+		MaxMultiBulkLen:  1 << 20,
+		MaxQueryBuffer:   128 << 20,
+		MaxReplyBuffer:   256 << 20,
+		MaxPipeline:      256,
+		CommandTimeout:   30 * time.Second,
+		HandshakeTimeout: 10 * time.Second,
+		Version:          "dev",
 	}
 }
 
@@ -107,6 +139,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxConns must not be negative", ErrInvalidConfig)
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("%w: IdleTimeout must not be negative", ErrInvalidConfig)
+	case c.CommandTimeout < 0:
+		return fmt.Errorf("%w: CommandTimeout must not be negative", ErrInvalidConfig)
+	case c.HandshakeTimeout < 0:
+		return fmt.Errorf("%w: HandshakeTimeout must not be negative", ErrInvalidConfig)
+	case c.TLS != nil && c.HandshakeTimeout == 0:
+		return fmt.Errorf("%w: HandshakeTimeout must be positive when TLS is set", ErrInvalidConfig)
+	case c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil:
+		return fmt.Errorf("%w: TLS has no certificate", ErrInvalidConfig)
 	case c.MaxBulkLen < 1:
 		return fmt.Errorf("%w: MaxBulkLen must be positive", ErrInvalidConfig)
 	case c.MaxMultiBulkLen < 1:

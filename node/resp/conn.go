@@ -2,13 +2,17 @@ package resp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime/debug"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/starlingcache/starling/transport"
 )
@@ -51,16 +55,31 @@ type pending struct {
 // MaxPipeline), turning each into requests appended to one batch; hand the
 // batch to Backend.Do in one call; write all replies in order; flush only
 // when the read buffer holds no further complete command; read again.
+//
+// An idle connection (one that has sent no part of a next command) holds
+// no buffers: its read and write buffers and its batch go back to the
+// server's pools, and it waits for the socket to become readable without
+// a buffer (see readIdle), so that thousands of idle clients cost little
+// more than their goroutines.
 type conn struct {
-	s   *Server
-	nc  net.Conn
+	s  *Server
+	nc net.Conn // a *tls.Conn over raw with TLS, else raw
+	// raw is the accepted connection, under TLS if any.
+	raw net.Conn
+	// rawc reads a plain socket directly; nil for other connections (TLS,
+	// tests' in-memory connections), which read through nc.
+	rawc syscall.RawConn
+	// readFn is c.readRaw, allocated once; rerr is its outcome.
+	readFn func(fd uintptr) bool
+	rerr   error
+
 	ctx context.Context
-	rd  *reader
-	out *output
+	rd  reader
+	out output
 	wr  writer
-	// imm holds replies known at parse time while requests ahead of them
-	// are still waiting for the batch to execute.
-	imm writer
+	// batch is the state of the commands being served, nil while the
+	// connection is idle.
+	*batch
 
 	id      int64
 	addr    string
@@ -70,18 +89,32 @@ type conn struct {
 	werr    error
 	ncmds   int64
 
-	// The batch: reqs[i] is answered by resps[i]; pool keeps the Request
-	// structs for reuse (reqs[i] == pool[i]).
-	reqs  []*transport.Request
-	resps []*transport.Response
-	pool  []*transport.Request
-	pend  []pending
+	// deadline is the read deadline set on nc; cmdDeadline is when the
+	// command that has begun must be complete (zero if none has begun).
+	deadline, cmdDeadline time.Time
 
 	lower [maxCmdName]byte
 
 	// nameMu guards name, which CLIENT LIST on other connections reads.
 	nameMu sync.Mutex
 	name   string
+}
+
+// batch is the state a connection needs only while it has commands in
+// hand; connections share them through the server's pool.
+type batch struct {
+	// imm holds replies known at parse time while requests ahead of them
+	// are still waiting for the batch to execute.
+	imm writer
+	// The batch: reqs[i] is answered by resps[i]; pool keeps the Request
+	// structs for reuse (reqs[i] == pool[i]).
+	reqs  []*transport.Request
+	resps []*transport.Response
+	pool  []*transport.Request
+	pend  []pending
+	// keys is the chunk that the keys of read requests are copied into
+	// (see keyString). Bytes once appended are never written again.
+	keys []byte
 }
 
 func (c *conn) setName(name string) {
@@ -96,21 +129,28 @@ func (c *conn) getName() string {
 	return c.name
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
+// newConn prepares to serve nc, which is raw or a TLS connection over raw.
+func newConn(s *Server, nc, raw net.Conn) *conn {
 	c := &conn{
 		s:       s,
 		nc:      nc,
+		raw:     raw,
 		ctx:     s.baseCtx,
 		id:      s.nextID.Add(1),
-		addr:    nc.RemoteAddr().String(),
+		addr:    raw.RemoteAddr().String(),
 		created: time.Now(),
 		authed:  s.cfg.RequirePass == "",
-		wr:      writer{b: make([]byte, 0, readBufSize), proto: 2},
-		imm:     writer{proto: 2},
+		wr:      writer{proto: 2},
 	}
-	c.rd = newReader(nc, &s.cfg)
-	c.out = newOutput(nc, s.cfg.MaxReplyBuffer)
+	c.rd.init(nc, &s.cfg, &s.bufs)
 	c.rd.unauth = !c.authed
+	c.out.init(nc, s.cfg.MaxReplyBuffer, nc != raw, &s.bufs)
+	if nc == raw {
+		c.rawc = rawConnOf(nc)
+		if c.rawc != nil {
+			c.readFn = c.readRaw
+		}
+	}
 	return c
 }
 
@@ -118,9 +158,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 // the batch in hand, answers it and closes. Called by Shutdown from another
 // goroutine.
 func (c *conn) stopReading() {
-	// TCP and Unix connections can stop reading for good; a deadline set
-	// here could be pushed back by the idle timeout.
-	if hc, ok := c.nc.(interface{ CloseRead() error }); ok && hc.CloseRead() == nil {
+	// TCP and Unix connections can stop reading for good (under TLS too);
+	// a deadline set here could be pushed back by the connection's own.
+	if hc, ok := c.raw.(interface{ CloseRead() error }); ok && hc.CloseRead() == nil {
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
@@ -134,9 +174,13 @@ func (c *conn) serve() {
 			_ = c.nc.Close()
 		}
 	}()
-	err := c.loop()
+	err := c.handshake()
+	if err == nil {
+		err = c.loop()
+	}
 	c.out.wait()
 	_ = c.nc.Close()
+	c.release()
 	c.s.totalCmds.Add(c.ncmds)
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -147,9 +191,24 @@ func (c *conn) serve() {
 	}
 }
 
+// handshake completes a TLS handshake within HandshakeTimeout, so that a
+// client that never sends one does not keep its connection slot.
+func (c *conn) handshake() error {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	_ = c.nc.SetDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout))
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		return fmt.Errorf("resp: TLS handshake: %w", err)
+	}
+	return c.nc.SetDeadline(time.Time{})
+}
+
 func (c *conn) loop() error {
 	maxPipe := c.s.cfg.MaxPipeline
 	for {
+		parsed := false
 		for {
 			args, ok, err := c.rd.next()
 			if err != nil {
@@ -164,6 +223,7 @@ func (c *conn) loop() error {
 			if !ok {
 				break
 			}
+			parsed = true
 			c.dispatch(args)
 			if c.quit {
 				c.flush()
@@ -185,10 +245,7 @@ func (c *conn) loop() error {
 			c.s.totalCmds.Add(c.ncmds)
 			c.ncmds = 0
 		}
-		if d := c.s.cfg.IdleTimeout; d > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(d))
-		}
-		if err := c.rd.fill(); err != nil {
+		if err := c.read(parsed); err != nil {
 			var pe *protocolError
 			if errors.As(err, &pe) {
 				c.wr.errorString("ERR " + pe.Error())
@@ -197,6 +254,92 @@ func (c *conn) loop() error {
 			return err
 		}
 	}
+}
+
+// read waits for more input once every complete command has been
+// answered. parsed says whether commands were completed since the last
+// read, so that a command still incomplete is the same one as before.
+func (c *conn) read(parsed bool) error {
+	partial := c.rd.partial()
+	c.setDeadline(partial, parsed)
+	if partial {
+		return c.rd.fill()
+	}
+	return c.readIdle()
+}
+
+// setDeadline sets the read deadline: IdleTimeout from now, and
+// CommandTimeout from when the command now incomplete was first seen.
+func (c *conn) setDeadline(partial, parsed bool) {
+	idle, cmd := c.s.cfg.IdleTimeout, c.s.cfg.CommandTimeout
+	if idle == 0 && cmd == 0 {
+		return
+	}
+	now := time.Now()
+	switch {
+	case !partial || cmd == 0:
+		c.cmdDeadline = time.Time{}
+	case parsed || c.cmdDeadline.IsZero():
+		c.cmdDeadline = now.Add(cmd)
+	}
+	dl := c.cmdDeadline
+	if idle > 0 && (dl.IsZero() || now.Add(idle).Before(dl)) {
+		dl = now.Add(idle)
+	}
+	if !dl.Equal(c.deadline) {
+		c.deadline = dl
+		_ = c.nc.SetReadDeadline(dl)
+	}
+}
+
+// readIdle reads the first bytes of a next command. On a plain socket the
+// connection first gives its buffers back and waits for the socket to be
+// readable without one: RawConn.Read calls readRaw, which reads if bytes
+// are there and otherwise releases the buffers and lets the netpoller
+// park the goroutine until they come (on a shallow stack, so that the
+// garbage collector can shrink it).
+func (c *conn) readIdle() error {
+	c.rd.r, c.rd.w = 0, 0
+	if c.rawc == nil {
+		c.acquire()
+		return c.rd.fill()
+	}
+	c.rerr = nil
+	if err := c.rawc.Read(c.readFn); err != nil {
+		return err
+	}
+	return c.rerr
+}
+
+// acquire takes the buffers and batch state an idle connection gave back.
+func (c *conn) acquire() {
+	if c.batch == nil {
+		b, _ := c.s.batches.Get().(*batch)
+		if b == nil {
+			b = new(batch)
+		}
+		b.imm.proto = c.wr.proto
+		c.batch = b
+	}
+	if c.rd.buf == nil {
+		c.rd.buf = c.s.bufs.get()
+	}
+	if c.wr.b == nil {
+		c.wr.b = c.s.bufs.get()[:0]
+	}
+}
+
+// release gives the buffers and batch state back to the server's pools.
+// The connection must have no command begun, and its replies flushed.
+func (c *conn) release() {
+	if c.batch != nil {
+		c.resetBatch()
+		c.s.batches.Put(c.batch)
+		c.batch = nil
+	}
+	c.rd.idle()
+	c.s.bufs.put(c.wr.b)
+	c.wr.b = nil
 }
 
 // dispatch checks one command (name, arity, authentication) and queues it.
@@ -212,7 +355,7 @@ func (c *conn) dispatch(args [][]byte) {
 		return
 	}
 	if !c.authed && !cmd.noAuth {
-		c.immError("NOAUTH Authentication required.")
+		c.immError(errNoAuth)
 		return
 	}
 	if cmd.exec != nil {
@@ -264,9 +407,35 @@ func (c *conn) newReq(op transport.Op, key []byte) *transport.Request {
 		c.pool = append(c.pool, new(transport.Request))
 	}
 	r := c.pool[i]
-	*r = transport.Request{Op: op, Key: string(key)}
+	*r = transport.Request{Op: op, Key: c.keyString(op, key)}
 	c.reqs = append(c.reqs, r)
 	return r
+}
+
+const (
+	// keyChunk is the size of the chunks read keys are copied into, and
+	// maxChunkKey the longest key copied into one.
+	keyChunk    = 4096
+	maxChunkKey = 256
+)
+
+// keyString returns key as a string for a request of type op. The key of
+// a write must be a string of its own, since the store keeps it. The key
+// of a read is only looked up, so reads share allocations: their keys are
+// appended to a chunk that strings are made to point into (unsafe.String)
+// and that is never written again where a key was copied, which is what
+// keeps those strings immutable. A key that something keeps after all
+// keeps its chunk alive, at most keyChunk bytes.
+func (c *conn) keyString(op transport.Op, key []byte) string {
+	if len(key) == 0 || len(key) > maxChunkKey || op != transport.OpGet && op != transport.OpExists && op != transport.OpTTL {
+		return string(key)
+	}
+	if cap(c.keys)-len(c.keys) < len(key) {
+		c.keys = make([]byte, 0, keyChunk)
+	}
+	n := len(c.keys)
+	c.keys = append(c.keys, key...)
+	return unsafe.String(&c.keys[n], len(key))
 }
 
 // await queues the reply of a command whose requests are reqs[first:].
@@ -313,7 +482,7 @@ func (c *conn) run() []*transport.Response {
 
 // execute runs the batch and writes every pending reply in order.
 func (c *conn) execute() {
-	if len(c.pend) == 0 {
+	if c.batch == nil || len(c.pend) == 0 {
 		return
 	}
 	rs := c.run()
@@ -331,12 +500,15 @@ func (c *conn) execute() {
 	c.resetBatch()
 }
 
-// resetBatch forgets the batch, dropping references to response data so
-// it can be collected, and releases buffers one unusually large batch grew.
-// Pooled requests keep their last key and value until reused; newReq
-// resets them.
+// resetBatch forgets the batch, dropping references to request and
+// response data (values alias the read buffer, which may be a large one
+// about to be dropped) so it can be collected, and releases buffers one
+// unusually large batch grew.
 func (c *conn) resetBatch() {
-	clear(c.resps[:len(c.reqs)])
+	clear(c.resps[:min(len(c.reqs), cap(c.resps))])
+	for _, r := range c.reqs {
+		*r = transport.Request{}
+	}
 	c.reqs = c.reqs[:0]
 	c.pend = c.pend[:0]
 	c.imm.b = c.imm.b[:0]
@@ -360,12 +532,13 @@ func (c *conn) flush() {
 		reusable, err := c.out.write(c.wr.b)
 		c.werr = err
 		if !reusable {
-			c.wr.b = make([]byte, 0, readBufSize)
+			// The writer goroutine owns it now.
+			c.wr.b = c.s.bufs.get()
 		}
 	}
 	c.wr.b = c.wr.b[:0]
 	if cap(c.wr.b) > keepWriteBuf {
-		c.wr.b = make([]byte, 0, readBufSize)
+		c.wr.b = c.s.bufs.get()[:0]
 	}
 }
 

@@ -29,7 +29,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 // parseAll runs a reader over src until EOF or a protocol error and
 // returns copies of the commands it produced.
 func parseAll(t *testing.T, src io.Reader, cfg *Config) ([][]string, error) {
-	rd := newReader(src, cfg)
+	rd := newReader(src, cfg, nil)
 	var cmds [][]string
 	for range 1 << 20 {
 		for {

@@ -22,9 +22,16 @@ const inlineWriteWait = 10 * time.Millisecond
 // rest goes to a writer goroutine, which runs until it has caught up, while
 // the connection goroutine keeps reading. At most maxPending bytes wait in
 // the queue; beyond that the connection goroutine waits for the writer.
+//
+// A TLS connection cannot take that path: after a write times out, a
+// tls.Conn fails every later write. Its replies always go through the
+// writer goroutine (queued, so the connection goroutine never blocks on a
+// slow reader), which gives each standard buffer back to bufs once written.
 type output struct {
 	nc         net.Conn
 	maxPending int
+	queueAll   bool
+	bufs       *bufPool
 
 	mu   sync.Mutex
 	cond sync.Cond
@@ -36,10 +43,11 @@ type output struct {
 	err     error
 }
 
-func newOutput(nc net.Conn, maxPending int) *output {
-	o := &output{nc: nc, maxPending: maxPending}
+// init prepares o, which must not be copied afterwards. queueAll sends
+// every write through the writer goroutine (for TLS).
+func (o *output) init(nc net.Conn, maxPending int, queueAll bool, bufs *bufPool) {
+	o.nc, o.maxPending, o.queueAll, o.bufs = nc, maxPending, queueAll, bufs
 	o.cond.L = &o.mu
-	return o
 }
 
 // write sends b to the client, returning whether the caller may reuse b.
@@ -52,7 +60,7 @@ func (o *output) write(b []byte) (reusable bool, err error) {
 		o.mu.Unlock()
 		return true, err
 	}
-	if o.active {
+	if o.active || o.queueAll {
 		o.enqueueLocked(b)
 		err = o.err
 		o.mu.Unlock()
@@ -106,6 +114,9 @@ func (o *output) run() {
 		o.queue = o.queue[1:]
 		o.mu.Unlock()
 		_, err := o.nc.Write(b)
+		if o.queueAll {
+			o.bufs.put(b)
+		}
 		o.mu.Lock()
 		o.pending -= len(b)
 		if err != nil {

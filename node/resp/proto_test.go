@@ -53,7 +53,7 @@ func serveMem(t testing.TB, s *Server, chunks ...string) string {
 	for _, c := range chunks {
 		mc.chunks = append(mc.chunks, []byte(c))
 	}
-	newConn(s, mc).serve()
+	newConn(s, mc, mc).serve()
 	return mc.out.String()
 }
 

@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"io"
+	"sync"
 )
 
 // Protocol limits that Redis hard-codes and clients rely on.
@@ -44,9 +45,12 @@ func protoErr(msg string) error { return &protocolError{msg: msg} }
 // actually arrive: a length header alone never allocates anything.
 type reader struct {
 	src io.Reader
-	// buf[r:w] holds received, not yet consumed bytes.
+	// buf[r:w] holds received, not yet consumed bytes. buf is nil until
+	// the first fill and while the connection is idle (see conn.read).
 	buf  []byte
 	r, w int
+	// bufs supplies buf and takes back a buffer of the standard size.
+	bufs *bufPool
 
 	maxBulk  int
 	maxMulti int
@@ -66,13 +70,44 @@ type reader struct {
 	args [][]byte
 }
 
-func newReader(src io.Reader, cfg *Config) *reader {
-	return &reader{
+func newReader(src io.Reader, cfg *Config, bufs *bufPool) *reader {
+	rd := new(reader)
+	rd.init(src, cfg, bufs)
+	return rd
+}
+
+func (rd *reader) init(src io.Reader, cfg *Config, bufs *bufPool) {
+	*rd = reader{
 		src:      src,
-		buf:      make([]byte, readBufSize),
+		bufs:     bufs,
 		maxBulk:  cfg.MaxBulkLen,
 		maxMulti: cfg.MaxMultiBulkLen,
 		maxBuf:   cfg.MaxQueryBuffer,
+	}
+}
+
+// partial reports whether the buffer holds the beginning of a command.
+// Call it after next has returned ok == false: the buffer then holds no
+// complete command.
+func (rd *reader) partial() bool { return rd.r < rd.w || rd.multi > 0 }
+
+// idle forgets consumed input and gives the buffer back, when no command
+// has begun (partial is false), so that an idle connection holds none.
+// Arguments returned by next are invalid afterwards.
+func (rd *reader) idle() {
+	rd.r, rd.w, rd.multi, rd.pos = 0, 0, 0, 0
+	rd.bufs.put(rd.buf)
+	rd.buf = nil
+	rd.trim()
+}
+
+// trim drops the argument lists a command with very many arguments grew.
+func (rd *reader) trim() {
+	if cap(rd.args) > maxKeptArgs {
+		rd.args = nil
+	}
+	if rd.multi == 0 && cap(rd.spans) > 2*maxKeptArgs {
+		rd.spans = nil
 	}
 }
 
@@ -229,22 +264,20 @@ func (rd *reader) inline() (args [][]byte, ok bool, err error) {
 // dropped, and a buffer that one incomplete command fills is doubled, up
 // to maxBuf. Arguments returned by next are invalid afterwards.
 func (rd *reader) fill() error {
+	if rd.buf == nil {
+		rd.buf = rd.bufs.get()
+	}
 	if rd.r > 0 {
 		rd.compact()
 	}
-	// Drop the argument lists a command with very many arguments grew.
-	if cap(rd.args) > maxKeptArgs {
-		rd.args = nil
-	}
-	if rd.multi == 0 && cap(rd.spans) > 2*maxKeptArgs {
-		rd.spans = nil
-	}
+	rd.trim()
 	if rd.w == len(rd.buf) {
 		if len(rd.buf) >= rd.maxBuf {
 			return protoErr("query buffer limit reached")
 		}
 		nb := make([]byte, min(2*len(rd.buf), rd.maxBuf))
 		copy(nb, rd.buf[:rd.w])
+		rd.bufs.put(rd.buf)
 		rd.buf = nb
 	}
 	n, err := rd.src.Read(rd.buf[rd.w:])
@@ -264,7 +297,7 @@ func (rd *reader) compact() {
 	shift := rd.r
 	rest := rd.w - rd.r
 	if len(rd.buf) > readBufSize && rest <= readBufSize/2 {
-		nb := make([]byte, readBufSize)
+		nb := rd.bufs.get()
 		copy(nb, rd.buf[rd.r:rd.w])
 		rd.buf = nb
 	} else {
@@ -276,6 +309,30 @@ func (rd *reader) compact() {
 		for i := range rd.spans {
 			rd.spans[i] -= shift
 		}
+	}
+}
+
+// bufPool recycles the buffers of the standard size, readBufSize, that
+// connections read into and write replies from, so that only connections
+// with work in hand hold one (a server may have 10,000 idle clients).
+// Buffers a large command or reply grew are left to the garbage collector.
+// The zero value is ready to use; a nil *bufPool allocates every buffer.
+type bufPool struct{ p sync.Pool }
+
+func (bp *bufPool) get() []byte {
+	if bp != nil {
+		if b, _ := bp.p.Get().(*[readBufSize]byte); b != nil {
+			return b[:]
+		}
+	}
+	return make([]byte, readBufSize)
+}
+
+// put takes b back if it is a standard buffer. The caller must hold no
+// other reference to it.
+func (bp *bufPool) put(b []byte) {
+	if bp != nil && cap(b) == readBufSize {
+		bp.p.Put((*[readBufSize]byte)(b[:readBufSize]))
 	}
 }
 

@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -63,8 +64,14 @@ type Server struct {
 	baseCtx context.Context
 	cancel  context.CancelFunc
 
+	// bufs and batches lend connections the memory they need only while
+	// serving commands; an idle connection holds neither.
+	bufs    bufPool
+	batches sync.Pool
+
 	nextID     atomic.Int64
 	clients    atomic.Int64
+	rejecting  atomic.Int64 // goroutines turning TLS clients away
 	totalConns atomic.Int64
 	rejected   atomic.Int64
 	totalCmds  atomic.Int64
@@ -114,7 +121,8 @@ func NewServer(cfg Config, b Backend) (*Server, error) {
 // Serve accepts connections on ln until Shutdown, serving each on its own
 // goroutine. It always closes ln, and returns ErrServerClosed after
 // Shutdown or the listener's error otherwise. Serve may be called with
-// several listeners.
+// several listeners. With Config.TLS, Serve wraps each connection in TLS
+// itself: ln must be a plain listener.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
@@ -168,12 +176,14 @@ func (s *Server) accept(nc net.Conn) {
 	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
 		s.mu.Unlock()
 		s.rejected.Add(1)
-		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = io.WriteString(nc, "-ERR max number of clients reached\r\n")
-		_ = nc.Close()
+		s.reject(nc)
 		return
 	}
-	c := newConn(s, nc)
+	cn := nc
+	if s.cfg.TLS != nil {
+		cn = tls.Server(nc, s.cfg.TLS)
+	}
+	c := newConn(s, cn, nc)
 	s.conns[c] = struct{}{}
 	s.clients.Add(1)
 	s.wg.Add(1)
@@ -185,6 +195,37 @@ func (s *Server) accept(nc net.Conn) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 		s.clients.Add(-1)
+	}()
+}
+
+// maxRejecting bounds the goroutines that turn TLS clients away.
+const maxRejecting = 64
+
+const errMaxClients = "-ERR max number of clients reached\r\n"
+
+// reject tells a client the server is full and closes its connection. A
+// fresh socket takes the few bytes at once; over TLS the handshake needs a
+// round trip, so it runs on a goroutine of its own, with a deadline, and
+// beyond maxRejecting of them connections are closed without a word: the
+// accept loop must never wait on a client.
+func (s *Server) reject(nc net.Conn) {
+	if s.cfg.TLS == nil {
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(nc, errMaxClients)
+		_ = nc.Close()
+		return
+	}
+	if s.rejecting.Add(1) > maxRejecting {
+		s.rejecting.Add(-1)
+		_ = nc.Close()
+		return
+	}
+	go func() {
+		defer s.rejecting.Add(-1)
+		tc := tls.Server(nc, s.cfg.TLS)
+		_ = tc.SetDeadline(time.Now().Add(min(s.cfg.HandshakeTimeout, time.Second)))
+		_, _ = io.WriteString(tc, errMaxClients)
+		_ = tc.Close()
 	}()
 }
 
