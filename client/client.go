@@ -89,11 +89,14 @@ type Config struct {
 	// other versions, and one refresh per interval is enough.
 	MinRefreshInterval time.Duration
 
-	// AttemptTimeout, if positive, bounds one read at one replica when
+	// AttemptTimeout, if positive, bounds one read, or one write that is
+	// safe to repeat (a plain SET, DELETE, EXPIRE), at one replica when
 	// another replica remains to try, so a node that accepts connections
-	// but does not answer costs this long rather than the whole deadline.
-	// 0 lets an attempt use all the time left. A refused or broken
-	// connection fails over at once either way.
+	// but does not answer (stopped, overloaded) costs this long rather
+	// than the whole deadline. A write that timed out is not applied late:
+	// it carries its attempt's deadline, and a node that reads it after
+	// that refuses it. 0 lets an attempt use all the time left. A refused
+	// or broken connection fails over at once either way.
 	AttemptTimeout time.Duration
 
 	// DownBackoff is how long a node that could not be reached is tried
@@ -118,6 +121,7 @@ func DefaultConfig() Config {
 		Ring:               ring.DefaultConfig(),
 		RefreshInterval:    10 * time.Second,
 		MinRefreshInterval: 250 * time.Millisecond,
+		AttemptTimeout:     500 * time.Millisecond,
 		DownBackoff:        time.Second,
 		Transport:          transport.DefaultConfig(),
 	}

@@ -102,7 +102,7 @@ func (c *Client) call(ctx context.Context, req *transport.Request) (*transport.R
 			}
 			derived = true
 		}
-		actx, cancel := c.attempt(ctx, readOnly(req.Op) && rt.next < rt.n)
+		actx, cancel := c.attempt(ctx, (readOnly(req.Op) || idempotent(req)) && rt.next < rt.n)
 		resp, err := c.tc.Call(actx, m.addr, req)
 		if cancel != nil {
 			cancel()
@@ -330,7 +330,7 @@ func (c *Client) failed(ctx context.Context, m *member, err error) error {
 // retryable reports whether a request that failed with err may be sent to
 // its next candidate: the caller still has time, and either it is a read,
 // or it never left (the dial failed), or it is a write that may safely be
-// applied twice.
+// applied twice (after a broken connection or a timed-out attempt).
 func retryable(ctx context.Context, req *transport.Request, err error) bool {
 	if ctx.Err() != nil {
 		return false
@@ -338,6 +338,11 @@ func retryable(ctx context.Context, req *transport.Request, err error) bool {
 	unreachable := errors.Is(err, transport.ErrUnreachable)
 	if readOnly(req.Op) {
 		return unreachable || errors.Is(err, transport.ErrTimeout)
+	}
+	if errors.Is(err, transport.ErrTimeout) {
+		// The slow node refuses the request if it reads it late (it
+		// carries its deadline), and applying it twice changes nothing.
+		return idempotent(req)
 	}
 	if !unreachable {
 		return false

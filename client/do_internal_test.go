@@ -34,7 +34,9 @@ func TestRetryable(t *testing.T) {
 		{live, get, tooLarge, false},
 		{live, set, refused, true},
 		{live, set, lost, true},
-		{live, set, timeout, false}, // may still be applied: not resent
+		{live, set, timeout, true}, // refused if read late; a repeat changes nothing
+		{live, setNX, timeout, false},
+		{live, incr, timeout, false}, // may still be applied: not resent
 		{live, del, lost, true},
 		{live, setNX, refused, true}, // never left
 		{live, setNX, lost, false},
