@@ -39,9 +39,9 @@ func (n *Node) rebalanceLoop(initial *ring.Ring) {
 	}
 }
 
-// rebalanceOnce runs the passes that are due: one for a ring change since
-// last, one for members that restarted without gossip noticing, and one
-// for stray copies. It returns the ring it brought the store up to date
+// rebalanceOnce runs the pass that is due: a full one when what other
+// members hold is in doubt, one for a ring change since last, or one for
+// stray copies. It returns the ring it brought the store up to date
 // with.
 func (n *Node) rebalanceOnce(last *ring.Ring) *ring.Ring {
 	v := n.view.Load()
@@ -49,13 +49,29 @@ func (n *Node) rebalanceOnce(last *ring.Ring) *ring.Ring {
 	restarted := n.rejoined
 	n.rejoined = nil
 	n.rejoinMu.Unlock()
-	full := n.fullPass.Swap(false) // set by an earlier pass that failed
 	switch {
+	case n.fullPass.Swap(false) || len(restarted) > 0:
+		// What the other owners hold is unknown: a member restarted empty
+		// or came back from the dead (a healed partition, a frozen process)
+		// with copies that diverged from ours, or an earlier pass failed
+		// part way. A pass from the last ring would trust that co-owners
+		// under both rings have the key, and might drop our copy after
+		// sending it to the new owners only. Send every key to all its
+		// owners instead, as if every other member had just joined; last
+		// writer wins sorts out the duplicates.
+		alone, err := ring.New(n.cfg.Ring, []string{n.cfg.Name})
+		if err != nil {
+			n.log.Error("rebalance: cannot build a ring of this node alone", "err", err)
+			break
+		}
+		if res := n.pass(n.ctx, v, alone, v.ring); res.failed {
+			n.fullPass.Store(true)
+		}
+		n.misplaced.Store(true)
 	case v.ring.Version() != last.Version():
 		if res := n.pass(n.ctx, v, last, v.ring); res.failed {
-			// Some owners never got their keys. Later passes only send
-			// what a ring change moves, so they would never be sent: next
-			// time, send every key to all its owners.
+			// Some owners never got their keys, and a later pass would
+			// not know: next time, send every key to all its owners.
 			n.fullPass.Store(true)
 		}
 		// Check again on the next tick for copies this pass could not
@@ -65,23 +81,6 @@ func (n *Node) rebalanceOnce(last *ring.Ring) *ring.Ring {
 	case n.misplaced.Swap(false):
 		if res := n.pass(n.ctx, v, v.ring, v.ring); res.queued > 0 {
 			n.misplaced.Store(true) // until a pass finds no stray left
-		}
-	}
-	if full {
-		// Every key to every owner: as if all the others had just joined.
-		if alone, err := ring.New(n.cfg.Ring, []string{n.cfg.Name}); err == nil {
-			if res := n.pass(n.ctx, v, alone, v.ring); res.failed {
-				n.fullPass.Store(true)
-			}
-		}
-		restarted = nil // covered
-	}
-	if len(restarted) > 0 {
-		// Send restarted members everything they own or replicate, as if
-		// they had just joined.
-		names := slices.DeleteFunc(v.ring.Members(), func(m string) bool { return slices.Contains(restarted, m) })
-		if without, err := ring.New(n.cfg.Ring, names); err == nil {
-			n.pass(n.ctx, v, without, v.ring)
 		}
 	}
 	return v.ring
