@@ -13,6 +13,7 @@
 #   STARLING_DATA_PORT     data port of node 1; node I uses +I-1 (default: 7001)
 #   STARLING_GOSSIP_PORT   gossip port of node 1; node I uses +I-1 (default: 7946)
 #   STARLING_RESP_PORT     RESP (Redis protocol) port of node 1; node I uses +I-1 (default: 6380)
+#   STARLING_HTTP_PORT     HTTP (metrics, status page) port of node 1; node I uses +I-1 (default: 8001)
 #   STARLING_GOSSIP_PROFILE  lan or local (default: local — sub-second failure detection)
 #   STARLING_WAIT          seconds to wait for convergence      (default: 60)
 set -euo pipefail
@@ -22,6 +23,7 @@ dir=${STARLING_CLUSTER_DIR:-$repo/.cluster}
 data_base=${STARLING_DATA_PORT:-7001}
 gossip_base=${STARLING_GOSSIP_PORT:-7946}
 resp_base=${STARLING_RESP_PORT:-6380}
+http_base=${STARLING_HTTP_PORT:-8001}
 profile=${STARLING_GOSSIP_PROFILE:-local}
 wait_secs=${STARLING_WAIT:-60}
 bin=$dir/starling
@@ -31,6 +33,7 @@ die() { echo "cluster.sh: $*" >&2; exit 1; }
 data_addr()   { echo "127.0.0.1:$((data_base + $1 - 1))"; }
 gossip_addr() { echo "127.0.0.1:$((gossip_base + $1 - 1))"; }
 resp_addr()   { echo "127.0.0.1:$((resp_base + $1 - 1))"; }
+http_addr()   { echo "127.0.0.1:$((http_base + $1 - 1))"; }
 
 # alive I: true if node I's recorded PID is a running starling we started.
 alive() {
@@ -60,7 +63,7 @@ start_node() {
     seeds+="${seeds:+,}$(gossip_addr "$j")"
   done
   "$bin" start --name "node$i" --addr "$(data_addr "$i")" --gossip-addr "$(gossip_addr "$i")" \
-    --resp-addr "$(resp_addr "$i")" \
+    --resp-addr "$(resp_addr "$i")" --http-addr "$(http_addr "$i")" \
     ${seeds:+--join "$seeds"} --gossip-profile "$profile" >>"$dir/node$i.log" 2>&1 &
   echo $! >"$dir/node$i.pid"
   echo "node$i started (pid $!)"
@@ -88,11 +91,11 @@ wait_converged() {
 print_table() {
   local n i state
   n=$(size)
-  printf '%-8s %-8s %-18s %-18s %-18s %s\n' NODE PID DATA RESP GOSSIP STATE
+  printf '%-8s %-8s %-18s %-18s %-18s %-18s %s\n' NODE PID DATA RESP GOSSIP HTTP STATE
   for ((i = 1; i <= n; i++)); do
     if alive "$i"; then state=up; else state=down; fi
-    printf '%-8s %-8s %-18s %-18s %-18s %s\n' "node$i" "$(cat "$dir/node$i.pid" 2>/dev/null || echo -)" \
-      "$(data_addr "$i")" "$(resp_addr "$i")" "$(gossip_addr "$i")" "$state"
+    printf '%-8s %-8s %-18s %-18s %-18s %-18s %s\n' "node$i" "$(cat "$dir/node$i.pid" 2>/dev/null || echo -)" \
+      "$(data_addr "$i")" "$(resp_addr "$i")" "$(gossip_addr "$i")" "$(http_addr "$i")" "$state"
   done
 }
 
@@ -114,6 +117,7 @@ cmd_up() {
   echo "try: $bin set --addr $(data_addr 1) --ttl 30s greeting hello"
   echo "     $bin get --addr $(data_addr "$n") greeting"
   echo "     redis-cli -p ${resp_base} set k v   # any Redis client or tool, any node"
+  echo "     open http://$(http_addr 1)/           # live status page; /metrics for Prometheus"
 }
 
 cmd_down() {
