@@ -28,7 +28,8 @@ type Config struct {
 
 	// MaxConns bounds concurrent client connections (Redis's maxclients).
 	// Connections beyond it get "-ERR max number of clients reached" and are
-	// closed. 0 means no limit.
+	// closed (over TLS, after a handshake bounded by one second; past 64
+	// such handshakes at once, without a word). 0 means no limit.
 	MaxConns int
 
 	// IdleTimeout closes a connection that sends nothing for this long

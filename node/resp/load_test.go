@@ -47,7 +47,8 @@ const idleChildEnv = "STARLING_RESP_IDLE_CHILD"
 // descriptors are not Go memory and are not counted.
 //
 // Latency: the same set of active clients (raw connections, one GET at a
-// time) runs before the idle clients connect and while they are connected;
+// time) runs, after a warm-up round, before the idle clients connect and
+// while they are connected;
 // the test logs both p99s and their ratio but asserts nothing about time
 // (the target is a ratio of at most 2).
 func TestTenThousandIdleConnections(t *testing.T) {
@@ -59,24 +60,23 @@ func TestTenThousandIdleConnections(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.MaxConns = idle + 100 })
 	ts.be.data["k"] = &fakeEntry{val: []byte(strings.Repeat("v", 100))}
 
+	latencies(t, ts.addr) // warm-up
 	quiet := latencies(t, ts.addr)
 	waitFor(t, func() bool { return ts.srv.ConnectedClients() == 0 }, "the active clients to be gone")
-	before := heapAndStacks()
+	heap0, stack0 := heapAndStacks()
 
 	start := time.Now()
 	startIdleClients(t, ts.addr, idle)
 	waitFor(t, func() bool { return ts.srv.ConnectedClients() == idle }, "10,000 connections on the server")
 	t.Logf("%d idle connections open and served after %v", idle, time.Since(start).Round(time.Millisecond))
-	after := heapAndStacks()
-	perConn := (float64(after) - float64(before)) / idle
-	t.Logf("server memory per idle connection: %.0f B (HeapInuse+StackInuse %d -> %d; target < 8192)", perConn, before, after)
+	heap1, stack1 := heapAndStacks()
+	heap, stack := (float64(heap1)-float64(heap0))/idle, (float64(stack1)-float64(stack0))/idle
+	t.Logf("server memory per idle connection: %.0f B (heap %.0f B, goroutine stacks %.0f B; target < 8192)", heap+stack, heap, stack)
 
 	busy := latencies(t, ts.addr)
 	t.Logf("p99 of one GET at a time: %v without idle connections, %v with %d idle; ratio %.2f (target <= 2)",
 		quiet, busy, idle, float64(busy)/float64(quiet))
-	if n := ts.srv.ConnectedClients(); n != idle {
-		t.Fatalf("%d connections after the active clients left, want the %d idle ones", n, idle)
-	}
+	waitFor(t, func() bool { return ts.srv.ConnectedClients() == idle }, "the idle connections alone to remain")
 }
 
 // TestIdleClientsChild is the client side of TestTenThousandIdleConnections
@@ -276,14 +276,15 @@ func latencies(t *testing.T, addr string) time.Duration {
 }
 
 // heapAndStacks returns the Go heap and goroutine stacks in use after
-// garbage has been collected and the sync.Pools emptied.
-func heapAndStacks() uint64 {
+// garbage has been collected and the sync.Pools emptied (and idle
+// goroutines' stacks shrunk, which takes a GC per halving).
+func heapAndStacks() (heap, stacks uint64) {
 	for range 3 {
 		runtime.GC()
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse + ms.StackInuse
+	return ms.HeapInuse, ms.StackInuse
 }
 
 // raiseNoFile raises the soft RLIMIT_NOFILE to at least need (Go already

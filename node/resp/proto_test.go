@@ -342,13 +342,15 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("default config: %v", err)
 	}
 	for name, mutate := range map[string]func(*Config){
-		"bad addr":        func(c *Config) { c.Addr = "nope" },
-		"no bulk":         func(c *Config) { c.MaxBulkLen = 0 },
-		"no multibulk":    func(c *Config) { c.MaxMultiBulkLen = 0 },
-		"no pipeline":     func(c *Config) { c.MaxPipeline = 0 },
-		"small buffer":    func(c *Config) { c.MaxQueryBuffer = c.MaxBulkLen },
-		"negative conns":  func(c *Config) { c.MaxConns = -1 },
-		"newline in name": func(c *Config) { c.NodeName = "a\nb" },
+		"bad addr":                   func(c *Config) { c.Addr = "nope" },
+		"no bulk":                    func(c *Config) { c.MaxBulkLen = 0 },
+		"no multibulk":               func(c *Config) { c.MaxMultiBulkLen = 0 },
+		"no pipeline":                func(c *Config) { c.MaxPipeline = 0 },
+		"small buffer":               func(c *Config) { c.MaxQueryBuffer = c.MaxBulkLen },
+		"negative conns":             func(c *Config) { c.MaxConns = -1 },
+		"negative command timeout":   func(c *Config) { c.CommandTimeout = -1 },
+		"negative handshake timeout": func(c *Config) { c.HandshakeTimeout = -1 },
+		"newline in name":            func(c *Config) { c.NodeName = "a\nb" },
 	} {
 		c := DefaultConfig()
 		mutate(&c)

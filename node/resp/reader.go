@@ -46,7 +46,7 @@ func protoErr(msg string) error { return &protocolError{msg: msg} }
 type reader struct {
 	src io.Reader
 	// buf[r:w] holds received, not yet consumed bytes. buf is nil until
-	// the first fill and while the connection is idle (see conn.read).
+	// the first fill and while the connection is idle (see conn.readIdle).
 	buf  []byte
 	r, w int
 	// bufs supplies buf and takes back a buffer of the standard size.

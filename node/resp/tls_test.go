@@ -86,7 +86,10 @@ func TestTLS(t *testing.T) {
 	anon := ts.client(t, 2, func(o *redis.Options) { o.TLSConfig = clientTLS })
 	wantErr(t, "GET without AUTH over TLS", anon.Get(ctx, "k").Err(), "NOAUTH Authentication required.")
 
-	plain := ts.client(t, 2, func(o *redis.Options) { o.Password = "s3cret"; o.DialTimeout, o.ReadTimeout = 5*time.Second, 5*time.Second })
+	plain := ts.client(t, 2, func(o *redis.Options) {
+		o.Password = "s3cret"
+		o.DialTimeout, o.ReadTimeout = 5*time.Second, 5*time.Second
+	})
 	err := plain.Ping(ctx).Err()
 	var ne net.Error
 	if err == nil || errors.As(err, &ne) && ne.Timeout() {
