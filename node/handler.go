@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/starlingcache/starling/node/resp"
 	"github.com/starlingcache/starling/transport"
 )
 
@@ -119,6 +120,18 @@ func (n *Node) Handle(ctx context.Context, req *transport.Request) *transport.Re
 // the batch's local writes is grouped the same way.
 func (n *Node) Do(ctx context.Context, reqs []*transport.Request, resps []*transport.Response) {
 	n.DoArena(ctx, reqs, resps, nil)
+}
+
+var _ resp.ScratchBackend = (*Node)(nil)
+
+// NewScratch implements resp.ScratchBackend: a RESP connection's answers
+// are built in an Arena.
+func (n *Node) NewScratch() resp.Scratch { return new(Arena) }
+
+// DoScratch implements resp.ScratchBackend with DoArena.
+func (n *Node) DoScratch(ctx context.Context, reqs []*transport.Request, resps []*transport.Response, s resp.Scratch) {
+	a, _ := s.(*Arena)
+	n.DoArena(ctx, reqs, resps, a)
 }
 
 // DoArena is Do with the answers and the values they read built in a, when

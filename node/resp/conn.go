@@ -115,6 +115,9 @@ type batch struct {
 	// keys is the chunk that the keys of read requests are copied into
 	// (see keyString). Bytes once appended are never written again.
 	keys []byte
+	// scratch is where a ScratchBackend builds the answers; nil until the
+	// first batch of a backend that is one.
+	scratch Scratch
 }
 
 func (c *conn) setName(name string) {
@@ -489,7 +492,14 @@ func (c *conn) run() []*transport.Response {
 		c.resps = make([]*transport.Response, n, max(n, 2*cap(c.resps)))
 	}
 	rs := c.resps[:n]
-	c.s.backend.Do(c.ctx, c.reqs, rs)
+	if sb, ok := c.s.backend.(ScratchBackend); ok {
+		if c.scratch == nil {
+			c.scratch = sb.NewScratch()
+		}
+		sb.DoScratch(c.ctx, c.reqs, rs, c.scratch)
+	} else {
+		c.s.backend.Do(c.ctx, c.reqs, rs)
+	}
 	for i, r := range rs {
 		if r == nil {
 			rs[i] = &transport.Response{Code: transport.CodeInternal, Err: "backend returned no response"}
@@ -524,6 +534,9 @@ func (c *conn) execute() {
 // unusually large batch grew.
 func (c *conn) resetBatch() {
 	clear(c.resps[:min(len(c.reqs), cap(c.resps))])
+	if c.scratch != nil {
+		c.scratch.Reset() // every reply of the batch is encoded by now
+	}
 	for _, r := range c.reqs {
 		*r = transport.Request{}
 	}

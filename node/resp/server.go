@@ -43,6 +43,26 @@ type Backend interface {
 	Stats() transport.Stats
 }
 
+// ScratchBackend is a Backend that can build a pipeline's answers, and the
+// values they carry, in storage the connection lends it and reuses from
+// one pipeline to the next, so that serving a pipeline allocates nothing
+// at steady state.
+type ScratchBackend interface {
+	Backend
+	// NewScratch returns storage for DoScratch.
+	NewScratch() Scratch
+	// DoScratch is Do with the answers built in s. They stay valid until
+	// s.Reset, which the server calls once their replies are encoded.
+	DoScratch(ctx context.Context, reqs []*transport.Request, resps []*transport.Response, s Scratch)
+}
+
+// Scratch is a ScratchBackend's storage for one connection's answers.
+type Scratch interface {
+	// Reset makes the storage available again; answers built in it
+	// before must no longer be in use.
+	Reset()
+}
+
 // Server accepts RESP client connections and serves Redis commands through
 // a Backend. Create it with NewServer, hand it listeners with Serve and
 // stop it with Shutdown.
