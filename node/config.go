@@ -111,6 +111,12 @@ type Config struct {
 	// bounds the memory and bytes in flight per peer during a rebalance.
 	HandoffBatch int
 
+	// JoinWait bounds how long a starting node holds requests while it
+	// tries to reach its seeds: answering before it knows the cluster could
+	// serve misses for keys it does not own. Seeds that do not answer in
+	// time leave it serving as a cluster of one, joining when they appear.
+	JoinWait time.Duration
+
 	// PauseThreshold is how long the process may go without running (a
 	// SIGSTOP, a frozen VM) before the node distrusts its own store: its
 	// peers may have taken writes for its keys meanwhile. Shorter stalls
@@ -153,6 +159,7 @@ func DefaultConfig() Config {
 		RebalanceInterval: 10 * time.Second,
 		HandoffGrace:      30 * time.Second,
 		HandoffBatch:      256,
+		JoinWait:          5 * time.Second,
 		PauseThreshold:    2 * time.Second,
 		ResyncWindow:      30 * time.Second,
 	}
@@ -171,6 +178,7 @@ func DefaultLocalConfig() Config {
 	c.HandoffGrace = 10 * time.Second
 	c.PauseThreshold = time.Second
 	c.ResyncWindow = 10 * time.Second
+	c.JoinWait = 2 * time.Second
 	return c
 }
 
@@ -247,7 +255,7 @@ func (c *Config) Validate() error {
 	}{
 		{"replica timeout", c.ReplicaTimeout}, {"peer backoff", c.PeerBackoff}, {"tombstone TTL", c.TombstoneTTL},
 		{"rebalance interval", c.RebalanceInterval}, {"handoff grace", c.HandoffGrace},
-		{"pause threshold", c.PauseThreshold}, {"resync window", c.ResyncWindow},
+		{"pause threshold", c.PauseThreshold}, {"resync window", c.ResyncWindow}, {"join wait", c.JoinWait},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%w: %s must be positive", ErrInvalidConfig, d.name)

@@ -288,7 +288,7 @@ func (n *Node) Start(ctx context.Context) error {
 			defer n.wg.Done()
 			// Seeds that never answer leave us a cluster of one, which must
 			// serve too: wait for them only so long.
-			ctx, cancel := context.WithTimeout(n.ctx, joinWait)
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.JoinWait)
 			defer cancel()
 			if err := g.WaitJoined(ctx); err == nil {
 				n.rebuild()
@@ -509,9 +509,6 @@ func (n *Node) noteRestarts(before, after []gossip.Member) {
 	}
 }
 
-// joinWait bounds how long requests wait at start for the seeds.
-const joinWait = 5 * time.Second
-
 func (n *Node) markReady() { n.readyOnce.Do(func() { close(n.ready) }) }
 
 // awaitReady holds a request until the node knows its cluster, so that a
@@ -523,7 +520,7 @@ func (n *Node) awaitReady() {
 		return
 	default:
 	}
-	t := time.NewTimer(joinWait)
+	t := time.NewTimer(n.cfg.JoinWait)
 	defer t.Stop()
 	select {
 	case <-n.ready:
