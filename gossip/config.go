@@ -37,9 +37,11 @@ type Config struct {
 	AdvertiseAddr string
 
 	// Seeds are gossip addresses (host:port) to join. A DNS name resolving
-	// to several addresses joins them all; names are resolved again on every
-	// attempt. This node's own address is skipped, so every node of a
-	// cluster can be given the same list. Empty starts a new cluster.
+	// to several addresses (a Kubernetes headless service, a compose
+	// service) joins them all, in parallel; names are resolved again on
+	// every attempt, by Resolver (memberlist's own lookup is bypassed). This
+	// node's own address is skipped, so every node of a cluster can be given
+	// the same list. Empty starts a new cluster.
 	Seeds []string
 
 	// Meta is published to the other members; see Meta. Its encoding must
@@ -104,7 +106,9 @@ type Config struct {
 	JoinRetryMax time.Duration
 
 	// RejoinInterval is how often, once joined, the node joins its seeds
-	// again. Each join is a full state sync, so it repairs missed join and
+	// again: up to three seed addresses picked at random, so a seed name
+	// behind which every node runs does not make every node sync with all
+	// of them. Each join is a full state sync, so it repairs missed join and
 	// leave events and merges the two sides of a healed partition. 0
 	// disables it.
 	RejoinInterval time.Duration
@@ -112,6 +116,28 @@ type Config struct {
 	// BroadcastTimeout bounds how long UpdateMeta and Leave wait for their
 	// broadcast to go out when their context has no deadline.
 	BroadcastTimeout time.Duration
+
+	// RepairDelay turns on member-list repair: gossip loses an event now
+	// and then (a few of 100 members miss a join until the next push/pull,
+	// tens of seconds later), so each node compares a digest of its member
+	// list with its peers' and, when two lists that have both been
+	// unchanged for RepairDelay still differ, syncs with that peer at once.
+	// It must exceed the time gossip normally takes to spread an event, or
+	// nodes sync while the event is still on its way. 0 disables it. See
+	// repair.go.
+	RepairDelay time.Duration
+
+	// SecretKey, if set, encrypts and authenticates every gossip packet and
+	// stream (AES-GCM) with this key; it must be 16, 24 or 32 bytes (AES-128,
+	// -192, -256). Nodes without the key, or with another, cannot join, and
+	// a node with it ignores gossip that is not encrypted. Empty gossips in
+	// clear text. See ParseKey and LoadKeyFile, and InstallKey for rotation.
+	SecretKey Key
+
+	// ExtraKeys are further keys accepted for decryption while SecretKey
+	// encrypts: the other keys of a rotation in progress. They require
+	// SecretKey and are validated like it.
+	ExtraKeys []Key
 
 	// Resolver resolves seed and advertise DNS names. Nil uses
 	// net.DefaultResolver.
@@ -125,10 +151,13 @@ type Config struct {
 
 // DefaultLANConfig returns memberlist's LAN timings (probe every 1 s, crash
 // detected in roughly 5-10 s) for nodes on separate machines of one data
-// centre. It departs from memberlist's LAN profile in three places: push/pull
+// centre. It departs from memberlist's LAN profile in four places: push/pull
 // every 10 s instead of 30 s (missed events heal sooner; the cost is one small
 // TCP sync per node per interval), DeadNodeReclaimTime 5 s instead of never
-// (a node restarted at a new address can rejoin), and a 30 s seed re-join.
+// (a node restarted at a new address can rejoin), a 30 s seed re-join, and
+// member-list repair after 500 ms (RepairDelay: gossip spreads a join to 100
+// nodes in about 600 ms, and the few members it misses catch up within about
+// a second instead of at the next push/pull; see docs/gossip-scale.md).
 // BindAddr is 127.0.0.1:7946, reachable from this host only: set it (or
 // AdvertiseAddr) for a real cluster.
 func DefaultLANConfig() Config {
@@ -152,13 +181,14 @@ func DefaultLANConfig() Config {
 		JoinRetryMax:            10 * time.Second,
 		RejoinInterval:          30 * time.Second,
 		BroadcastTimeout:        5 * time.Second,
+		RepairDelay:             500 * time.Millisecond,
 	}
 }
 
 // DefaultFastConfig returns timings for tests and single-host clusters:
 // probe 100 ms, probe timeout 50 ms, gossip 20 ms, suspicion 2, push/pull
-// 1 s, so a join is seen in tens of milliseconds and a crash in under half a
-// second. It binds 127.0.0.1 on a free port. It costs CPU (about 44% of a
+// 1 s, repair 100 ms, so a join is seen in tens of milliseconds and a crash
+// in under half a second. It binds 127.0.0.1 on a free port. It costs CPU (about 44% of a
 // core idle at 100 nodes in one process), and on a CPU-starved machine
 // (a loaded 2-core box running -race tests) a live node that cannot refute
 // a suspicion within 200 ms is declared dead and then rejoins: raise
@@ -178,6 +208,7 @@ func DefaultFastConfig() Config {
 	c.JoinRetryMax = 250 * time.Millisecond
 	c.RejoinInterval = time.Second
 	c.BroadcastTimeout = time.Second
+	c.RepairDelay = 100 * time.Millisecond
 	return c
 }
 
@@ -231,6 +262,18 @@ func (c *Config) Validate() error {
 	if len(c.Label) > memberlist.LabelMaxSize {
 		bad("Label is %d bytes, limit %d", len(c.Label), memberlist.LabelMaxSize)
 	}
+	if len(c.SecretKey) > 0 {
+		if err := checkKey(c.SecretKey); err != nil {
+			bad("SecretKey: %v", err)
+		}
+	} else if len(c.ExtraKeys) > 0 {
+		bad("ExtraKeys require a SecretKey")
+	}
+	for i, k := range c.ExtraKeys {
+		if err := checkKey(k); err != nil {
+			bad("ExtraKeys[%d]: %v", i, err)
+		}
+	}
 
 	positive := []struct {
 		name string
@@ -257,6 +300,7 @@ func (c *Config) Validate() error {
 		{"PushPullInterval", c.PushPullInterval},
 		{"DeadNodeReclaimTime", c.DeadNodeReclaimTime},
 		{"RejoinInterval", c.RejoinInterval},
+		{"RepairDelay", c.RepairDelay},
 	}
 	for _, p := range nonNegative {
 		if p.d < 0 {

@@ -65,6 +65,14 @@ func TestValidate(t *testing.T) {
 		{"zero suspicion", func(c *Config) { c.SuspicionMult = 0 }, "SuspicionMult"},
 		{"zero gossip nodes", func(c *Config) { c.GossipNodes = 0 }, "GossipNodes"},
 		{"zero broadcast timeout", func(c *Config) { c.BroadcastTimeout = 0 }, "BroadcastTimeout"},
+		{"repair off", func(c *Config) { c.RepairDelay = 0 }, ""},
+		{"negative repair delay", func(c *Config) { c.RepairDelay = -1 }, "RepairDelay"},
+		{"key 16", func(c *Config) { c.SecretKey = make(Key, 16) }, ""},
+		{"key 24 and extra 32", func(c *Config) { c.SecretKey = make(Key, 24); c.ExtraKeys = []Key{make(Key, 32)} }, ""},
+		{"empty key is no key", func(c *Config) { c.SecretKey = Key{} }, ""},
+		{"key 20", func(c *Config) { c.SecretKey = make(Key, 20) }, "SecretKey"},
+		{"extra key 8", func(c *Config) { c.SecretKey = make(Key, 16); c.ExtraKeys = []Key{make(Key, 16), make(Key, 8)} }, "ExtraKeys[1]"},
+		{"extra without primary", func(c *Config) { c.ExtraKeys = []Key{make(Key, 16)} }, "require a SecretKey"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,10 @@
 package gossip
 
-import "github.com/hashicorp/memberlist"
+import (
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
 
 // The adapters below are how memberlist calls back into a Gossip. memberlist
 // may call them concurrently (Delegate) or under its node lock (the event
@@ -8,11 +12,12 @@ import "github.com/hashicorp/memberlist"
 var (
 	_ memberlist.Delegate      = (*metaDelegate)(nil)
 	_ memberlist.EventDelegate = (*eventDelegate)(nil)
+	_ memberlist.PingDelegate  = (*pingDelegate)(nil)
 )
 
-// metaDelegate hands memberlist this node's encoded metadata, and the user
-// state that confirms leaving flags (see pushLeaving). Gossip sends no user
-// messages or broadcasts.
+// metaDelegate hands memberlist this node's encoded metadata, the user
+// state that confirms leaving flags (see pushLeaving), and the member-list
+// digests of repair.go, the only user messages gossip sends.
 type metaDelegate struct {
 	g *Gossip
 }
@@ -28,11 +33,25 @@ func (d *metaDelegate) NodeMeta(limit int) []byte {
 	return d.g.metaRaw
 }
 
-// NotifyMsg ignores user messages; gossip sends none.
-func (d *metaDelegate) NotifyMsg([]byte) {}
+// NotifyMsg reads a peer's member-list digest. Anything else, malformed
+// or of a kind this version does not know, is ignored.
+func (d *metaDelegate) NotifyMsg(b []byte) {
+	if digest, age, name, err := decodeDigest(b); err == nil {
+		d.g.checkPeer(name, "", digest, age)
+	}
+}
 
-// GetBroadcasts has no user broadcasts to add.
-func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+// GetBroadcasts adds this node's digest to the gossip it sends while its
+// member list has recently settled (see digestMessage). memberlist calls it
+// once per packet, so the digest rides along with memberlist's own
+// broadcasts when there are any.
+func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte {
+	msg := d.g.digestMessage(true)
+	if msg == nil || len(msg)+overhead > limit {
+		return nil
+	}
+	return [][]byte{msg}
+}
 
 // LocalState returns the user state sent with every push/pull.
 func (d *metaDelegate) LocalState(join bool) []byte { return d.g.localState() }
@@ -54,3 +73,24 @@ func (d *eventDelegate) NotifyLeave(n *memberlist.Node) { d.g.observe(EventLeave
 
 // NotifyUpdate queues an EventUpdate.
 func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) { d.g.observe(EventUpdate, n) }
+
+// pingDelegate carries member-list digests on probe acks: every ack this
+// node sends has its digest, and every ack it receives is compared with its
+// own (see checkPeer), so lists are compared about once per ProbeInterval
+// per node at no extra packets.
+type pingDelegate struct {
+	g *Gossip
+}
+
+// AckPayload returns this node's digest.
+func (d *pingDelegate) AckPayload() []byte { return d.g.digestMessage(false) }
+
+// NotifyPingComplete compares the digest in a probed member's ack. n is
+// memberlist's and is not kept.
+func (d *pingDelegate) NotifyPingComplete(n *memberlist.Node, _ time.Duration, payload []byte) {
+	digest, age, name, err := decodeDigest(payload)
+	if err != nil || name != n.Name {
+		return
+	}
+	d.g.checkPeer(name, n.Address(), digest, age)
+}

@@ -9,7 +9,7 @@
 // event; a goroutine delivers the queue on Events(). Members() is that view,
 // never memberlist's own node structs, which memberlist keeps writing to.
 //
-// Three things memberlist v0.7.0 does not give and this package adds:
+// Four things memberlist v0.7.0 does not give and this package adds:
 //   - left versus dead: memberlist never fills in Node.State, so before a
 //     graceful leave a node raises a leaving flag in its metadata and pushes
 //     it to every member over TCP; a departure whose last metadata carries
@@ -18,7 +18,12 @@
 //     periodically to repair missed events and partitions;
 //   - safe metadata: sizes are checked before memberlist could panic, and a
 //     member whose metadata cannot be decoded is listed with the zero Meta
-//     (no DataAddr, so node/ leaves it out of the ring) and a warning logged.
+//     (no DataAddr, so node/ leaves it out of the ring) and a warning logged;
+//   - member-list repair (repair.go): a member that missed a join or a
+//     departure notices within a second or so, not at the next push/pull.
+//
+// Gossip can be encrypted with a shared key (Config.SecretKey), rotated at
+// run time without downtime (see InstallKey).
 //
 // Suspicion is not exposed by memberlist: suspect members are listed as
 // alive until declared dead.
@@ -35,6 +40,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -59,6 +65,18 @@ var (
 	// confirm its broadcast went out in time. The broadcast stays queued
 	// and usually goes out shortly after.
 	ErrBroadcastTimeout = errors.New("gossip: broadcast not confirmed in time")
+	// ErrBadKey is returned for an encryption key that is not base64 or not
+	// 16, 24 or 32 bytes long.
+	ErrBadKey = errors.New("gossip: bad encryption key")
+	// ErrNotEncrypted is returned by the key rotation calls on a node
+	// started without a SecretKey.
+	ErrNotEncrypted = errors.New("gossip: encryption not enabled")
+	// ErrKeyNotInstalled is returned by UseKey for a key that InstallKey
+	// has not added.
+	ErrKeyNotInstalled = errors.New("gossip: key not installed")
+	// ErrPrimaryKey is returned by RemoveKey for the key in use: make
+	// another one primary first.
+	ErrPrimaryKey = errors.New("gossip: cannot remove the primary key")
 )
 
 // Gossip is this node's membership in the cluster: a running memberlist
@@ -70,8 +88,9 @@ type Gossip struct {
 	log       *slog.Logger
 	resolver  Resolver
 	ml        *memberlist.Memberlist
-	addr      string // bound host:port
-	advertise string // advertised host:port, what the others see
+	keyring   *memberlist.Keyring // nil without encryption
+	addr      string              // bound host:port
+	advertise string              // advertised host:port, what the others see
 	bindIP    netip.Addr
 
 	out        chan Event    // Events(); closed by the pump on Shutdown
@@ -103,13 +122,25 @@ type Gossip struct {
 	left      bool
 	leaveAcks map[string]bool // member name -> confirmed; nil unless leaving
 
-	// viewMu guards this node's copy of the member list and the events not
-	// yet delivered. memberlist callbacks hold it briefly; it is never held
-	// while calling into memberlist or sending on a channel.
-	viewMu  sync.Mutex
-	members map[string]Member
-	pending []queuedEvent
-	stopped bool // no more events are queued
+	// viewMu guards this node's copy of the member list, its digest and
+	// the events not yet delivered. memberlist callbacks hold it briefly;
+	// it is never held while calling into memberlist or sending on a
+	// channel.
+	viewMu      sync.Mutex
+	members     map[string]Member
+	digest      viewDigest // of the names in members
+	viewChanged time.Time  // when a name was last added to or removed from members
+	pending     []queuedEvent
+	stopped     bool // no more events are queued
+
+	// repairMu guards the rate limit of member-list repairs (checkPeer).
+	repairMu      sync.Mutex
+	repairedFrom  viewDigest    // this node's digest at the last repair
+	repairNext    time.Time     // no repair from the same digest before
+	repairBackoff time.Duration // doubles while repairs leave the list unchanged
+
+	repairCh chan repairRequest // capacity 1: the next repair to run
+	repairs  atomic.Int64       // repairs started, for tests and the simulation
 }
 
 // queuedEvent is an event waiting for the pump, with the metadata decode
@@ -126,10 +157,18 @@ type queuedEvent struct {
 // backoff until one answers, and re-joins every RejoinInterval. Use
 // WaitJoined to wait for the join.
 func Start(cfg Config) (*Gossip, error) {
+	return start(cfg, nil)
+}
+
+// start is Start with a hook that may wrap the network transport, so tests
+// can drop packets.
+func start(cfg Config, wrap func(*memberlist.NetTransport) memberlist.Transport) (*Gossip, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	secret, extra := cfg.SecretKey, cfg.ExtraKeys
 	cfg.Seeds = slices.Clone(cfg.Seeds)
+	cfg.SecretKey, cfg.ExtraKeys = nil, nil // only the keyring holds them
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -142,19 +181,26 @@ func Start(cfg Config) (*Gossip, error) {
 	if err != nil {
 		return nil, err
 	}
+	keyring, err := newKeyring(secret, extra)
+	if err != nil {
+		return nil, err
+	}
 
 	g := &Gossip{
-		cfg:      cfg,
-		log:      logger,
-		resolver: resolver,
-		out:      make(chan Event),
-		wake:     make(chan struct{}, 1),
-		joined:   make(chan struct{}),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		meta:     cfg.Meta,
-		metaRaw:  raw,
-		members:  make(map[string]Member),
+		cfg:         cfg,
+		log:         logger,
+		resolver:    resolver,
+		out:         make(chan Event),
+		wake:        make(chan struct{}, 1),
+		joined:      make(chan struct{}),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		meta:        cfg.Meta,
+		metaRaw:     raw,
+		members:     make(map[string]Member),
+		keyring:     keyring,
+		viewChanged: time.Now(),
+		repairCh:    make(chan repairRequest, 1),
 	}
 	g.loopCtx, g.loopCancel = context.WithCancel(context.Background())
 
@@ -162,6 +208,10 @@ func Start(cfg Config) (*Gossip, error) {
 	mlc.Logger = newMemberlistLogger(logger)
 	mlc.Delegate = &metaDelegate{g: g}
 	mlc.Events = &eventDelegate{g: g}
+	mlc.Ping = &pingDelegate{g: g}
+	if keyring != nil {
+		mlc.Keyring = keyring
+	}
 
 	host, portStr, _ := net.SplitHostPort(cfg.BindAddr) // checked by Validate
 	port, _ := parsePort(portStr, true)
@@ -174,6 +224,9 @@ func Start(cfg Config) (*Gossip, error) {
 	bound := nt.GetAutoBindPort()
 	g.addr = net.JoinHostPort(host, fmt.Sprint(bound))
 	mlc.Transport = nt
+	if wrap != nil {
+		mlc.Transport = wrap(nt)
+	}
 	mlc.BindAddr = host
 	mlc.BindPort = bound
 	mlc.AdvertisePort = bound
@@ -200,13 +253,18 @@ func Start(cfg Config) (*Gossip, error) {
 
 	g.wg.Add(1)
 	go g.pump()
+	if cfg.RepairDelay > 0 {
+		g.wg.Add(1)
+		go g.repairLoop()
+	}
 	if len(cfg.Seeds) == 0 {
 		g.markJoined()
 	} else {
 		g.wg.Add(1)
 		go g.joinLoop()
 	}
-	g.log.Info("gossip started", "name", cfg.Name, "addr", g.addr, "advertise", g.advertise, "seeds", cfg.Seeds)
+	g.log.Info("gossip started", "name", cfg.Name, "addr", g.addr, "advertise", g.advertise, "seeds", cfg.Seeds,
+		"encrypted", g.keyring != nil)
 	return g, nil
 }
 
@@ -469,10 +527,18 @@ func (g *Gossip) observe(kind EventKind, n *memberlist.Node) {
 	}
 
 	g.viewMu.Lock()
-	if kind == EventLeave {
+	_, present := g.members[m.Name]
+	switch {
+	case kind == EventLeave && present:
 		delete(g.members, m.Name)
-	} else {
+		g.digest.remove(m.Name)
+		g.viewChanged = time.Now()
+	case kind != EventLeave:
 		g.members[m.Name] = m
+		if !present {
+			g.digest.add(m.Name)
+			g.viewChanged = time.Now()
+		}
 	}
 	queued := !g.stopped
 	if queued {

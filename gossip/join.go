@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -20,7 +21,7 @@ func (g *Gossip) joinLoop() {
 	ctx := g.loopCtx
 	backoff := g.cfg.JoinRetryMin
 	for attempt := 1; !g.isJoined(); attempt++ {
-		contacted, candidates, err := g.joinSeeds(ctx)
+		contacted, candidates, err := g.joinSeeds(ctx, 0)
 		if ctx.Err() != nil {
 			return
 		}
@@ -58,36 +59,110 @@ func (g *Gossip) joinLoop() {
 	}
 	tick := time.NewTicker(g.cfg.RejoinInterval)
 	defer tick.Stop()
+	var unanswered rejoinLog
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		contacted, candidates, err := g.joinSeeds(ctx)
+		contacted, candidates, err := g.joinSeeds(ctx, rejoinFanout)
 		if ctx.Err() != nil {
 			return
 		}
-		if candidates > 0 && contacted == 0 {
-			g.log.Warn("re-join: no seed answered", "err", err)
-		} else {
-			g.log.Debug("re-joined seeds", "seeds_contacted", contacted, "candidates", candidates, "err", err)
-		}
+		unanswered.report(g.log, candidates > 0 && contacted == 0, contacted, candidates, err)
 	}
 }
 
-// joinSeeds resolves the seeds and joins every address found. It returns
-// how many answered, how many were tried, and the errors met.
-func (g *Gossip) joinSeeds(ctx context.Context) (contacted, candidates int, err error) {
+// rejoinLog logs the re-join outcome without repeating itself: when every
+// seed is gone (normal once the nodes first started have been replaced) a
+// warning every RejoinInterval would say nothing new, so the warning comes
+// once, when seeds stop answering, then at Debug until one answers again,
+// which is logged at Info.
+type rejoinLog struct {
+	failing bool
+	since   time.Time
+}
+
+// report logs one re-join attempt; failed says no seed answered.
+func (r *rejoinLog) report(log *slog.Logger, failed bool, contacted, candidates int, err error) {
+	switch {
+	case failed && !r.failing:
+		r.failing, r.since = true, time.Now()
+		log.Warn("re-join: no seed answered; still in the cluster through its other members (repeats logged at debug)",
+			"candidates", candidates, "err", err)
+	case failed:
+		log.Debug("re-join: no seed answered", "since", r.since, "candidates", candidates, "err", err)
+	case r.failing:
+		r.failing = false
+		log.Info("re-join: seeds answer again", "seeds_contacted", contacted, "candidates", candidates,
+			"unanswered_for", time.Since(r.since).Round(time.Second))
+	default:
+		log.Debug("re-joined seeds", "seeds_contacted", contacted, "candidates", candidates, "err", err)
+	}
+}
+
+// How many seed addresses are joined at once, and how many a re-join picks
+// (at random) from the resolved seeds. The first join tries every address,
+// so that a node given a DNS name (a Kubernetes headless service, a compose
+// service) reaches every node it names; a re-join only repairs, and a few
+// addresses do that without every node syncing with every pod behind the
+// name each RejoinInterval.
+const (
+	joinParallelism = 8
+	rejoinFanout    = 3
+)
+
+// joinSeeds resolves the seeds and joins the addresses found, in parallel
+// (each bounded by TCPTimeout, so one unreachable address does not hold up
+// the others): all of them, or a random sample of at most limit if limit >
+// 0. It returns how many answered, how many were tried, and the errors met.
+func (g *Gossip) joinSeeds(ctx context.Context, limit int) (contacted, candidates int, err error) {
 	addrs, rerr := g.resolveSeeds(ctx)
+	if limit > 0 && len(addrs) > limit {
+		rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
+		addrs = addrs[:limit]
+	}
 	if len(addrs) == 0 {
 		return 0, 0, rerr
 	}
-	n, jerr := g.ml.Join(addrs)
-	if jerr != nil {
-		jerr = fmt.Errorf("join: %w", jerr)
+	var (
+		mu   sync.Mutex
+		errs = []error{rerr}
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, joinParallelism)
+	)
+	for _, a := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				return
+			}
+			_, jerr := g.ml.Join([]string{a})
+			mu.Lock()
+			defer mu.Unlock()
+			if jerr != nil {
+				errs = append(errs, joinError(jerr))
+			} else {
+				contacted++
+			}
+		}()
 	}
-	return n, len(addrs), errors.Join(rerr, jerr)
+	wg.Wait()
+	return contacted, len(addrs), errors.Join(errs...)
+}
+
+// joinError unwraps the one-item multierror memberlist's Join returns for a
+// single address ("failed to join ADDR: reason"), which otherwise spans
+// several lines in a log.
+func joinError(err error) error {
+	if m, ok := err.(interface{ WrappedErrors() []error }); ok && len(m.WrappedErrors()) == 1 {
+		return m.WrappedErrors()[0]
+	}
+	return err
 }
 
 // resolveSeeds turns the configured seeds into IP:port addresses: a DNS name

@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -28,6 +29,71 @@ func TestMetaRoundTrip(t *testing.T) {
 				t.Errorf("decodeMeta(encodeMeta(%+v, %v)) = %+v, %v, %v", m, leaving, got, gotLeaving, err)
 			}
 		}
+	}
+}
+
+func TestMetaGroupsRoundTrip(t *testing.T) {
+	for _, groups := range [][]string{
+		{"users"},
+		{"users", "sessions", "thumbnails"},
+		{"", "ü-名前", strings.Repeat("g", 200)},
+	} {
+		m := Meta{DataAddr: "10.0.0.1:7001", Proto: 1, Boot: 42, Groups: groups}
+		for _, leaving := range []bool{false, true} {
+			b, err := encodeMeta(m, leaving)
+			if err != nil {
+				t.Fatalf("encodeMeta(%q): %v", groups, err)
+			}
+			got, gotLeaving, err := decodeMeta(b)
+			if err != nil || !reflect.DeepEqual(got, m) || gotLeaving != leaving {
+				t.Errorf("round trip of %q, leaving=%v: %+v, %v, %v", groups, leaving, got, gotLeaving, err)
+			}
+		}
+	}
+
+	// No groups costs nothing on the wire; an empty list reads back as nil.
+	without, _ := encodeMeta(Meta{DataAddr: "10.0.0.1:7001"}, false)
+	empty, _ := encodeMeta(Meta{DataAddr: "10.0.0.1:7001", Groups: []string{}}, false)
+	if !bytes.Equal(without, empty) {
+		t.Errorf("empty Groups encoded as %x, want %x", empty, without)
+	}
+	if m, _, err := decodeMeta(empty); err != nil || m.Groups != nil {
+		t.Errorf("empty Groups decoded as %#v, %v", m.Groups, err)
+	}
+
+	// Names count against MetaMaxSize: enough of them is ErrMetaTooLarge,
+	// and whatever is accepted fits with the leaving flag raised too.
+	var groups []string
+	for i := 0; ; i++ {
+		groups = append(groups, fmt.Sprintf("group-%03d", i))
+		m := Meta{DataAddr: "10.0.0.1:7001", Groups: groups}
+		b, err := encodeMeta(m, false)
+		if errors.Is(err, ErrMetaTooLarge) {
+			if i < 30 {
+				t.Fatalf("only %d groups fit", i)
+			}
+			break
+		}
+		if err != nil || len(b) > MetaMaxSize {
+			t.Fatalf("%d groups: %d bytes, %v", len(groups), len(b), err)
+		}
+		if b, err := encodeMeta(m, true); err != nil || len(b) > MetaMaxSize {
+			t.Fatalf("%d groups fit without the leaving flag but not with it: %d bytes, %v", len(groups), len(b), err)
+		}
+	}
+	cfg := DefaultFastConfig()
+	cfg.Name = "n"
+	cfg.Meta = Meta{DataAddr: "10.0.0.1:7001", Groups: groups}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, ErrMetaTooLarge) {
+		t.Errorf("Validate with too many groups = %v, want ErrInvalidConfig and ErrMetaTooLarge", err)
+	}
+
+	// A peer's groups of the wrong type are malformed metadata.
+	if _, _, err := decodeMeta(mustMarshal(t, map[string]any{"g": "not-a-list"})); !errors.Is(err, ErrBadMeta) {
+		t.Errorf("groups as a string: %v, want ErrBadMeta", err)
+	}
+	if _, _, err := decodeMeta(mustMarshal(t, map[string]any{"g": []any{1, 2}})); !errors.Is(err, ErrBadMeta) {
+		t.Errorf("groups as numbers: %v, want ErrBadMeta", err)
 	}
 }
 
