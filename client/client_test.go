@@ -399,6 +399,31 @@ func TestReadFailoverOnHungOwner(t *testing.T) {
 	}
 }
 
+// Each attempt carries its own deadline: with two owners hung, the third
+// replica is reached after two attempt timeouts, later than the first
+// attempt's deadline plus the servers' clock-skew allowance. Were the first
+// deadline kept, the healthy node would refuse the read unexecuted.
+func TestRetryCarriesItsOwnDeadline(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	cl := newClient(t, func(c *client.Config) {
+		c.Replicas = 3
+		c.MinRefreshInterval = time.Hour
+		c.AttemptTimeout = 300 * time.Millisecond // 2 x 300 ms > 250 ms skew allowance
+		c.DownBackoff = 0
+	}, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	const k = "deadline-key"
+	if err := cl.Set(ctx, k, []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	owners := fc.ring().Owners(k, 3)
+	fc.node(owners[0]).hung.Store(true)
+	fc.node(owners[1]).hung.Store(true)
+	if v, err := cl.Get(ctx, k); err != nil || string(v) != "v" {
+		t.Fatalf("get with the first two owners hung = %q, %v; want the third replica's answer", v, err)
+	}
+}
+
 // Replies that announce another ring version make the client re-read the
 // member list, once per MinRefreshInterval at most, and a version the
 // client cannot reproduce (a node leaving computes its ring without

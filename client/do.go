@@ -355,7 +355,11 @@ func failure(err error) *transport.Response {
 	return &transport.Response{Code: transport.CodeOf(err), Err: err.Error()}
 }
 
+// setDirect also clears the request's Deadline: each attempt gets the
+// deadline of its own context from the transport. A deadline left over
+// from an earlier attempt would make a healthy node refuse the retry.
 func setDirect(req *transport.Request, direct bool) {
+	req.Deadline = 0
 	if direct {
 		req.Flags |= transport.FlagForwarded
 	} else {

@@ -117,7 +117,7 @@ func (b *batch) getLocal(req *transport.Request) *transport.Response {
 }
 
 // maxValArena bounds the value arena a pooled batch keeps.
-const maxValArena = 1 << 20
+const maxValArena = 256 << 10
 
 // fwdGroup is the forwarded requests bound for one address in one round.
 type fwdGroup struct {

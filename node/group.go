@@ -526,6 +526,7 @@ func (n *Node) routeLoad(ctx context.Context, req *transport.Request, nk string,
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, wait+n.cfg.ForwardTimeout)
+		fwd.Deadline = 0 // this attempt's own, not the last one's
 		resp, cerr := n.client.Call(cctx, addr, &fwd)
 		cancel()
 		if cerr == nil {

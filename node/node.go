@@ -89,7 +89,7 @@ type Node struct {
 	rejoinMu  sync.Mutex
 	rejoined  []string        // members seen restarting (new Boot) since the last pass
 	departed  map[string]bool // members seen leaving or failing; guarded by rejoinMu
-	fullPass  atomic.Bool     // a hand-off failed: push every key to all its owners
+	fullPass  atomic.Bool     // a full pass failed: run it again
 	misplaced atomic.Bool     // a pass left keys behind: run another
 
 	rt readThrough // read-through groups and their loads in flight (group.go)
@@ -214,6 +214,8 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 
 	n.warnInsecure()
+	// Pause detection counts from here: a slow start is not a pause.
+	n.lastTick.Store(int64(n.monotonic()))
 	ln, err := net.Listen("tcp", n.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("node: listen on %s: %w", n.cfg.Addr, err)
@@ -501,13 +503,16 @@ func (n *Node) noteRestarts(before, after []gossip.Member) {
 	}
 	for name := range boots {
 		if !present[name] && name != n.cfg.Name {
-			if n.departed == nil {
-				n.departed = make(map[string]bool)
+			if n.departed == nil || len(n.departed) >= maxDeparted {
+				n.departed = make(map[string]bool) // forget long-gone names rather than grow
 			}
 			n.departed[name] = true
 		}
 	}
 }
+
+// maxDeparted bounds the names of departed members remembered.
+const maxDeparted = 4096
 
 func (n *Node) markReady() { n.readyOnce.Do(func() { close(n.ready) }) }
 

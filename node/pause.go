@@ -4,7 +4,9 @@ import (
 	"time"
 )
 
-// A node whose process was paused — SIGSTOP, a frozen VM, a debugger —
+// A node whose process was paused — SIGSTOP, a debugger, a stall of the
+// whole process (a host that was suspended stops the monotonic clock too,
+// and goes unnoticed here; gossip's rejoin and hand-off still repair it) —
 // wakes believing its store is current. It is not: while it slept its
 // peers may have declared it dead and taken writes for its keys, or
 // skipped it as a replica. Until the hand-off and hints that repair it

@@ -53,12 +53,14 @@ func (n *Node) rebalanceOnce(last *ring.Ring) *ring.Ring {
 	case n.fullPass.Swap(false) || len(restarted) > 0:
 		// What the other owners hold is unknown: a member restarted empty
 		// or came back from the dead (a healed partition, a frozen process)
-		// with copies that diverged from ours, or an earlier pass failed
-		// part way. A pass from the last ring would trust that co-owners
-		// under both rings have the key, and might drop our copy after
-		// sending it to the new owners only. Send every key to all its
-		// owners instead, as if every other member had just joined; last
-		// writer wins sorts out the duplicates.
+		// with copies that diverged from ours. A pass from the last ring
+		// would trust that co-owners under both rings have the key, and
+		// might drop our copy after sending it to the new owners only.
+		// Send every key to all its owners instead, as if every other
+		// member had just joined; last writer wins sorts out the
+		// duplicates. (A pass that merely failed needs none of this: the
+		// targets it missed get hints, and copies it could not drop are
+		// sent on by the next pass for strays.)
 		alone, err := ring.New(n.cfg.Ring, []string{n.cfg.Name})
 		if err != nil {
 			n.log.Error("rebalance: cannot build a ring of this node alone", "err", err)
@@ -69,11 +71,7 @@ func (n *Node) rebalanceOnce(last *ring.Ring) *ring.Ring {
 		}
 		n.misplaced.Store(true)
 	case v.ring.Version() != last.Version():
-		if res := n.pass(n.ctx, v, last, v.ring); res.failed {
-			// Some owners never got their keys, and a later pass would
-			// not know: next time, send every key to all its owners.
-			n.fullPass.Store(true)
-		}
+		n.pass(n.ctx, v, last, v.ring)
 		// Check again on the next tick for copies this pass could not
 		// place or drop: keys written under the old ring while it ran, or
 		// entries the store moved under the walk.

@@ -240,7 +240,9 @@ func (s *Server) reject(nc net.Conn) {
 		_ = nc.Close()
 		return
 	}
+	s.wg.Add(1) // Shutdown waits for it (at most a second)
 	go func() {
+		defer s.wg.Done()
 		defer s.rejecting.Add(-1)
 		tc := tls.Server(nc, s.cfg.TLS)
 		_ = tc.SetDeadline(time.Now().Add(min(s.cfg.HandshakeTimeout, time.Second)))
