@@ -225,9 +225,12 @@ func (f *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Ti
 	return f.NetTransport.WriteToAddress(b, a)
 }
 
+// Shutdown stops the inner transport first: its UDP reader may be blocked
+// handing over a packet, which the forwarder must still take.
 func (f *faultTransport) Shutdown() error {
+	err := f.NetTransport.Shutdown()
 	f.stopOnce.Do(func() { close(f.stop) })
-	return f.NetTransport.Shutdown()
+	return err
 }
 
 // startFaultNode starts a node whose transport is a faultTransport.
