@@ -178,7 +178,7 @@ func TestDockerPartition(t *testing.T) {
 	split := time.Since(t0)
 
 	t1 := time.Now()
-	d.docker("network", "connect", "--ip", d.prefix+".13", "--alias", "mesh-3", "--alias", "starling-3", d.mesh, d.ids["starling-3"])
+	d.docker("network", "connect", "--ip", d.prefix+".13", "--alias", "mesh-3", "--alias", "seeds", "--alias", "starling-3", d.mesh, d.ids["starling-3"])
 	merge := d.waitView(t1, 90*time.Second, services, services...)
 
 	// Converged: every key reads its newest value through every node, and

@@ -64,6 +64,8 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 	case transport.OpLeave:
 		n.leaveOnce.Do(func() { close(n.leaveRequested) })
 		return &transport.Response{}
+	case transport.OpHandoffDone:
+		return n.noteHandoffDone(req)
 	}
 	if req.Op.Keyed() {
 		// A write that reached here by mistake still gets the full path.

@@ -602,7 +602,7 @@ func (n *Node) ownedBefore(v *view, key string) bool {
 // inHandoff reports whether v is recent enough that keys may still be on
 // their way from their previous owners.
 func (n *Node) inHandoff(v *view) bool {
-	return v.prev != nil && time.Since(v.changed) < n.cfg.HandoffGrace
+	return v.prev != nil && time.Since(v.changed) < n.cfg.HandoffGrace && !v.settled.Load()
 }
 
 // needsOldState reports whether req's result depends on the key's current

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -17,4 +18,23 @@ func Crash(n *Node) {
 // SIGSTOP and SIGCONT, which a test cannot do to one node of a process.
 func Pause(n *Node, d time.Duration) {
 	n.lastTick.Store(int64(n.monotonic() - d))
+}
+
+// InHandoff reports whether n still fetches missing keys from previous
+// owners (the hand-off window after a ring change).
+func InHandoff(n *Node) bool { return n.inHandoff(n.view.Load()) }
+
+// SettleState describes n's hand-off window, for test failures.
+func SettleState(n *Node) string {
+	v := n.view.Load()
+	n.settleMu.Lock()
+	defer n.settleMu.Unlock()
+	s := fmt.Sprintf("%s: ring %d members %v", n.cfg.Name, v.ring.Version(), v.ring.Members())
+	if v.prev != nil {
+		s += fmt.Sprintf(" prev %d %v settled %v", v.prev.Version(), v.prev.Members(), v.settled.Load())
+	}
+	for k, from := range n.settleFrom {
+		s += fmt.Sprintf(" report ->%d from %v;", k.to, from)
+	}
+	return s
 }

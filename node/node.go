@@ -94,6 +94,9 @@ type Node struct {
 
 	rt readThrough // read-through groups and their loads in flight (group.go)
 
+	settleMu   sync.Mutex
+	settleFrom map[settleKey]map[string]bool // hand-off reports by ring change (settle.go)
+
 	stats struct {
 		forwarded      atomic.Int64 // requests sent on to their owner
 		local          atomic.Int64 // keyed requests served from this node's store
@@ -142,6 +145,10 @@ type view struct {
 	// is fetched from its previous owners.
 	prev    *ring.Ring
 	changed time.Time
+	// settled is set once every member that may hold keys for us under
+	// prev has reported its hand-off to ring done: the fetches of the
+	// hand-off window can stop early. Shared by the views of one ring.
+	settled *atomic.Bool
 }
 
 // New validates cfg and builds a node without touching the network.
@@ -192,7 +199,7 @@ func New(cfg Config) (*Node, error) {
 		done:           make(chan struct{}),
 	}
 	empty, _ := ring.New(cfg.Ring, nil)
-	n.view.Store(&view{ring: empty, addrs: map[string]string{}})
+	n.view.Store(&view{ring: empty, addrs: map[string]string{}, settled: new(atomic.Bool)})
 	return n, nil
 }
 
@@ -443,8 +450,9 @@ func (n *Node) rebuild() {
 	}
 	old := n.view.Load()
 	n.noteRestarts(old.members, members)
-	next := &view{ring: r, addrs: addrs, members: members, prev: old.prev, changed: old.changed}
+	next := &view{ring: r, addrs: addrs, members: members, prev: old.prev, changed: old.changed, settled: old.settled}
 	if old.ring.Version() != r.Version() {
+		next.settled = new(atomic.Bool)
 		joining := old.ring.Len() == 1 && old.ring.Contains(n.cfg.Name) && r.Len() > 1
 		if joining {
 			n.joinedAt = time.Now()
@@ -464,6 +472,7 @@ func (n *Node) rebuild() {
 		n.log.Info("ring rebuilt", "members", r.Len(), "version", r.Version())
 	}
 	n.view.Store(next)
+	n.checkSettled(next)
 	select {
 	case n.ringChanged <- struct{}{}:
 	default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/starlingcache/starling/ring"
@@ -71,7 +72,9 @@ func (n *Node) rebalanceOnce(last *ring.Ring) *ring.Ring {
 		}
 		n.misplaced.Store(true)
 	case v.ring.Version() != last.Version():
-		n.pass(n.ctx, v, last, v.ring)
+		if res := n.pass(n.ctx, v, last, v.ring); !res.failed {
+			n.announceHandoffDone(v, last)
+		}
 		// Check again on the next tick for copies this pass could not
 		// place or drop: keys written under the old ring while it ran, or
 		// entries the store moved under the walk.
@@ -341,7 +344,7 @@ func (n *Node) handOffForLeave(ctx context.Context) {
 		n.log.Error("cannot build the ring for hand-off", "err", err)
 		return
 	}
-	next := &view{ring: without, addrs: v.addrs, members: v.members, prev: v.ring, changed: time.Now()}
+	next := &view{ring: without, addrs: v.addrs, members: v.members, prev: v.ring, changed: time.Now(), settled: new(atomic.Bool)}
 	n.view.Store(next)
 	n.viewMu.Unlock()
 	start := time.Now()

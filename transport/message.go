@@ -64,6 +64,11 @@ const (
 	// node that does not host the group forwards the load to one that
 	// does.
 	OpLoad
+	// OpHandoffDone tells a member that the sender (Key) has finished
+	// handing over its keys for the ring change from ring version Delta
+	// (as uint64) to Version, so the receiver need not ask the sender for
+	// keys it misses any more.
+	OpHandoffDone
 )
 
 // String returns the operation's name, for logs and errors.
@@ -107,6 +112,8 @@ func (o Op) String() string {
 		return "lookup"
 	case OpLoad:
 		return "load"
+	case OpHandoffDone:
+		return "handoffdone"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
