@@ -23,7 +23,6 @@ import (
 // that does not parse, a variable or flag starling does not know, names
 // and ports that do not match up, a grace period shorter than a leave.
 
-
 // startEnvVars maps every STARLING_* variable `starling start` reads to its
 // flag.
 func startEnvVars() map[string]string {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/starlingcache/starling/gossip"
 	"github.com/starlingcache/starling/node"
+	"github.com/starlingcache/starling/node/resp"
+	"github.com/starlingcache/starling/transport"
 	"github.com/urfave/cli/v2"
 )
 
@@ -43,6 +45,12 @@ func startCommand() *cli.Command {
 			&cli.StringFlag{Name: "eviction", Usage: "eviction policy when full: s3fifo or lru", Value: "s3fifo", EnvVars: env("EVICTION")},
 			&cli.StringFlag{Name: "max-key-size", Usage: "largest key accepted", Value: "64KiB", EnvVars: env("MAX_KEY_SIZE")},
 			&cli.StringFlag{Name: "max-value-size", Usage: "largest value accepted", Value: "1MiB", EnvVars: env("MAX_VALUE_SIZE")},
+			&cli.IntFlag{Name: "max-conns", Usage: "connections the data port holds open; further ones are closed at once", Value: transport.DefaultConfig().MaxConns, EnvVars: env("MAX_CONNS")},
+			&cli.IntFlag{Name: "resp-max-conns", Usage: "RESP clients held open (Redis's maxclients)", Value: resp.DefaultConfig().MaxConns, EnvVars: env("RESP_MAX_CONNS")},
+			&cli.IntFlag{Name: "max-inflight", Usage: "requests in flight per data connection; at the limit the node stops reading it (backpressure)", Value: transport.DefaultConfig().MaxInflightPerConn, EnvVars: env("MAX_INFLIGHT")},
+			&cli.DurationFlag{Name: "idle-timeout", Usage: "close a data connection idle this long", Value: transport.DefaultConfig().IdleTimeout, EnvVars: env("IDLE_TIMEOUT")},
+			&cli.DurationFlag{Name: "resp-idle-timeout", Usage: "close a RESP client idle this long (0: never, as Redis)", EnvVars: env("RESP_IDLE_TIMEOUT")},
+			&cli.DurationFlag{Name: "resp-command-timeout", Usage: "longest a RESP client may take to send one command (slowloris guard; 0: none)", Value: resp.DefaultConfig().CommandTimeout, EnvVars: env("RESP_COMMAND_TIMEOUT")},
 			&cli.IntFlag{Name: "replicas", Usage: "copies of each key (1 = no replication)", Value: 2, EnvVars: env("REPLICAS")},
 			&cli.StringFlag{Name: "write-ack", Usage: "copies a write waits for: one, quorum or all", Value: "quorum", EnvVars: env("WRITE_ACK")},
 			&cli.DurationFlag{Name: "leave-timeout", Usage: "how long a graceful shutdown may take", Value: 30 * time.Second, EnvVars: env("LEAVE_TIMEOUT")},
@@ -122,6 +130,10 @@ func runStart(c *cli.Context) error {
 		return err
 	}
 	cfg.Store.MaxKeySize, cfg.Store.MaxValueSize = int(keySize), int(valueSize)
+	cfg.Transport.MaxConns, cfg.Transport.MaxInflightPerConn = c.Int("max-conns"), c.Int("max-inflight")
+	cfg.Transport.IdleTimeout = c.Duration("idle-timeout")
+	cfg.RESP.MaxConns, cfg.RESP.IdleTimeout = c.Int("resp-max-conns"), c.Duration("resp-idle-timeout")
+	cfg.RESP.CommandTimeout = c.Duration("resp-command-timeout")
 	logger.Info("memory bound", "max_memory", node.FormatSize(cfg.Store.MaxMemory), "eviction", cfg.Store.Policy)
 
 	n, err := node.New(cfg)
