@@ -551,44 +551,53 @@ func (b *batch) fetch(ctx context.Context, i int) {
 			}
 		}
 	}
-	if len(prev) > 0 {
-		found := make([]*transport.Response, len(prev))
-		var wg sync.WaitGroup
-		for j, o := range prev {
-			addr, ok := b.v.addrs[o]
-			if o == n.cfg.Name || !ok || n.peers.down(addr) {
-				continue
-			}
-			wg.Go(func() {
-				cctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
-				defer cancel()
-				resp, err := n.client.Call(cctx, addr, &transport.Request{Op: transport.OpLookup, Key: req.Key, Flags: transport.FlagLocalOnly})
-				if err != nil {
-					n.peers.failed(addr, err)
-					return
-				}
-				if resp.Code == transport.CodeOK && resp.Version != 0 {
-					found[j] = resp
-				}
-			})
+	if n.fetchNewest(ctx, b.v, req.Key, prev) {
+		n.stats.fallbackHits.Add(1)
+	}
+}
+
+// fetchNewest asks the members named in from (this node and members known
+// to be down skipped) for their copy of key, tombstones included, in
+// parallel, and applies the newest one found, last writer wins. It reports
+// whether any member had a copy.
+func (n *Node) fetchNewest(ctx context.Context, v *view, key string, from []string) bool {
+	found := make([]*transport.Response, len(from))
+	var wg sync.WaitGroup
+	for j, o := range from {
+		addr, ok := v.addrs[o]
+		if o == n.cfg.Name || !ok || n.peers.down(addr) {
+			continue
 		}
-		wg.Wait()
-		var newest *transport.Response
-		for _, r := range found {
-			if r != nil && (newest == nil || r.Version > newest.Version) {
-				newest = r
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
+			defer cancel()
+			resp, err := n.client.Call(cctx, addr, &transport.Request{Op: transport.OpLookup, Key: key, Flags: transport.FlagLocalOnly})
+			if err != nil {
+				n.peers.failed(addr, err)
+				return
 			}
-		}
-		if newest != nil {
-			rep := &transport.Request{Op: transport.OpReplicate, Key: req.Key, Value: newest.Value,
-				ExpireAt: expiryFromTTL(newest.TTL), Version: newest.Version}
-			if newest.Int == 1 {
-				rep.Flags |= transport.FlagTombstone
+			if resp.Code == transport.CodeOK && resp.Version != 0 {
+				found[j] = resp
 			}
-			n.applyReplica(rep)
-			n.stats.fallbackHits.Add(1)
+		})
+	}
+	wg.Wait()
+	var newest *transport.Response
+	for _, r := range found {
+		if r != nil && (newest == nil || r.Version > newest.Version) {
+			newest = r
 		}
 	}
+	if newest == nil {
+		return false
+	}
+	rep := &transport.Request{Op: transport.OpReplicate, Key: key, Value: newest.Value,
+		ExpireAt: expiryFromTTL(newest.TTL), Version: newest.Version}
+	if newest.Int == 1 {
+		rep.Flags |= transport.FlagTombstone
+	}
+	n.applyReplica(rep)
+	return true
 }
 
 // ownedBefore reports whether this node was already an owner of key in

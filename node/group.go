@@ -631,44 +631,9 @@ func (n *Node) ownerLoad(group, key, nk string, wait time.Duration) (ownerResult
 // a key on its way to this node is not loaded again.
 func (n *Node) fetchPrevious(ctx context.Context, v *view, nk string) {
 	var buf [maxReplicas]string
-	prev := v.prev.AppendOwners(buf[:0], nk, n.cfg.Replicas)
-	found := make([]*transport.Response, len(prev))
-	var wg sync.WaitGroup
-	for j, o := range prev {
-		addr, ok := v.addrs[o]
-		if o == n.cfg.Name || !ok || n.peers.down(addr) {
-			continue
-		}
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
-			defer cancel()
-			resp, err := n.client.Call(cctx, addr, &transport.Request{Op: transport.OpLookup, Key: nk, Flags: transport.FlagLocalOnly})
-			if err != nil {
-				n.peers.failed(addr, err)
-				return
-			}
-			if resp.Code == transport.CodeOK && resp.Version != 0 {
-				found[j] = resp
-			}
-		})
+	if n.fetchNewest(ctx, v, nk, v.prev.AppendOwners(buf[:0], nk, n.cfg.Replicas)) {
+		n.stats.fallbackHits.Add(1)
 	}
-	wg.Wait()
-	var newest *transport.Response
-	for _, r := range found {
-		if r != nil && (newest == nil || r.Version > newest.Version) {
-			newest = r
-		}
-	}
-	if newest == nil {
-		return
-	}
-	rep := &transport.Request{Op: transport.OpReplicate, Key: nk, Value: newest.Value,
-		ExpireAt: expiryFromTTL(newest.TTL), Version: newest.Version}
-	if newest.Int == 1 {
-		rep.Flags |= transport.FlagTombstone
-	}
-	n.applyReplica(rep)
-	n.stats.fallbackHits.Add(1)
 }
 
 // loadOnHost has a member that hosts group run the load: the first one
