@@ -304,14 +304,14 @@ func (b *batch) addReplicas(key string, e entry, owners []string) {
 // asks for have arrived.
 func (b *batch) runRemote(ctx context.Context) {
 	var wg sync.WaitGroup
-	if len(b.fwd) > 0 {
-		wg.Go(func() { b.forwardAll(ctx) })
-	}
 	for _, i := range b.fallback {
 		wg.Go(func() { b.fetch(ctx, i) })
 	}
 	for _, i := range b.loads {
 		wg.Go(func() { b.resps[i] = b.n.serveLoad(ctx, b.reqs[i]) })
+	}
+	if len(b.fwd) > 0 {
+		b.forwardAll(ctx) // on this goroutine: usually the only remote work
 	}
 	wg.Wait()
 	// Served one after another, once every fetch is done: serving uses the
@@ -389,14 +389,17 @@ func (b *batch) forwardAll(ctx context.Context) {
 			retry []*fwdItem
 			wg    sync.WaitGroup
 		)
-		for _, g := range groups {
-			wg.Go(func() {
-				failed := b.forwardGroup(ctx, g.addr, g.items)
-				mu.Lock()
-				retry = append(retry, failed...)
-				mu.Unlock()
-			})
+		send := func(g fwdGroup) {
+			failed := b.forwardGroup(ctx, g.addr, g.items)
+			mu.Lock()
+			retry = append(retry, failed...)
+			mu.Unlock()
 		}
+		// Owners in parallel; the last one on this goroutine.
+		for _, g := range groups[:len(groups)-1] {
+			wg.Go(func() { send(g) })
+		}
+		send(groups[len(groups)-1])
 		wg.Wait()
 		pending = retry
 		if ctx.Err() != nil {
