@@ -138,34 +138,39 @@ func clientAuth(w io.Writer, fr *frameReader, secret, binding []byte, rnd io.Rea
 	if err := writeFrame(w, kindAuthHello, []byte{authVersion}, cnonce[:]); err != nil {
 		return err
 	}
-	kind, body, err := handshakeFrame(fr)
-	switch {
-	case err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrFrameTooLarge):
+	body, err := serverAnswer(fr, kindAuthChallenge, nonceSize)
+	if err != nil {
 		return err
-	case err != nil:
-		return fmt.Errorf("%w: the peer does not speak the handshake: %w", ErrAuth, err)
-	case kind == kindAuthFail:
-		return refusedBy(body)
-	case kind != kindAuthChallenge || len(body) != nonceSize:
-		return fmt.Errorf("%w: unexpected answer to the handshake (frame kind %d, %d bytes)", ErrAuth, kind, len(body))
 	}
 	copy(snonce[:], body)
 	if err := writeFrame(w, kindAuthProof, authMAC(secret, authLabelClient, cnonce[:], snonce[:], binding)); err != nil {
 		return err
 	}
-	kind, body, err = handshakeFrame(fr)
-	switch {
-	case err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrFrameTooLarge):
+	if body, err = serverAnswer(fr, kindAuthOK, macSize); err != nil {
 		return err
-	case err != nil:
-		return fmt.Errorf("%w: the peer does not speak the handshake: %w", ErrAuth, err)
-	case kind == kindAuthFail:
-		return refusedBy(body)
-	case kind != kindAuthOK || len(body) != macSize ||
-		!hmac.Equal(body, authMAC(secret, authLabelServer, cnonce[:], snonce[:], binding)):
+	}
+	if !hmac.Equal(body, authMAC(secret, authLabelServer, cnonce[:], snonce[:], binding)) {
 		return fmt.Errorf("%w: the peer did not prove it knows the cluster secret", ErrAuth)
 	}
 	return nil
+}
+
+// serverAnswer reads the server's next handshake frame, which must be of
+// kind want with a size-byte body. A refusal, or anything else that is not
+// an I/O error, is an ErrAuth error saying why.
+func serverAnswer(fr *frameReader, want frameKind, size int) ([]byte, error) {
+	kind, body, err := handshakeFrame(fr)
+	switch {
+	case err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrFrameTooLarge):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%w: the peer does not speak the handshake: %w", ErrAuth, err)
+	case kind == kindAuthFail:
+		return nil, refusedBy(body)
+	case kind != want || len(body) != size:
+		return nil, fmt.Errorf("%w: unexpected answer to the handshake (frame kind %d, %d bytes)", ErrAuth, kind, len(body))
+	}
+	return body, nil
 }
 
 // isIOError reports whether err is a failure of the connection itself
