@@ -514,12 +514,15 @@ func (b *batch) forwardGroup(ctx context.Context, addr string, items []*fwdItem)
 
 // repeatable reports whether req may be sent again to another replica
 // after the connection to its owner broke mid-request, when the owner may
-// or may not have applied it. Reads and plain writes may (last writer wins
-// makes a repeat harmless); an INCR, APPEND or a conditional or
-// value-returning write may not: it could apply twice or answer wrongly.
+// or may not have applied it. Reads, plain writes and deletes may (last
+// writer wins makes a repeat harmless; a repeated DEL whose first copy was
+// applied answers 0 instead of 1, but leaves the key deleted, which is
+// what the caller asked for, where an error would leave it unsure); an
+// INCR, APPEND or a conditional or value-returning write may not: it could
+// apply twice or hand back a value that is gone.
 func repeatable(req *transport.Request) bool {
 	switch req.Op {
-	case transport.OpIncr, transport.OpAppend, transport.OpGetDel, transport.OpDelete:
+	case transport.OpIncr, transport.OpAppend, transport.OpGetDel:
 		return false
 	case transport.OpSet:
 		return req.Flags&(transport.FlagIfAbsent|transport.FlagIfPresent|transport.FlagGetOld) == 0
