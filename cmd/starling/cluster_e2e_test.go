@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -79,23 +80,40 @@ type procCluster struct {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 1000 {
+		// Below Linux's ephemeral range (32768+): a port picked there could
+		// be taken as the source port of some outgoing connection before
+		// the node binds it. Never the same port twice in one test binary.
+		port := 20000 + rand.IntN(12000)
+		if handedOut.ports[port] {
+			continue
 		}
-		addr := l.Addr().String()
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
 		l.Close()
 		u, err := net.ListenPacket("udp", addr) // gossip needs UDP on the same port
 		if err != nil {
 			continue
 		}
 		u.Close()
+		handedOut.ports[port] = true
 		return addr
 	}
 	t.Fatal("no free port")
 	return ""
 }
+
+// handedOut remembers the ports freePort returned, so two nodes of a test
+// binary never get the same one.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 func newProcCluster(t *testing.T, flags ...string) *procCluster {
 	c := &procCluster{t: t, bin: binary(t), dir: t.TempDir(), flags: flags, procs: map[string]*proc{}}
