@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -36,11 +37,16 @@ func (g *Gossip) joinLoop() {
 		case g.isJoined():
 			g.log.Info("joined cluster: another member joined this node")
 		default:
-			level := slog.LevelDebug
+			level, msg := slog.LevelDebug, "no seed answered yet; retrying"
 			if attempt == 1 || attempt%10 == 0 {
 				level = slog.LevelInfo
+				if keyMismatch(err) {
+					// Not a seed that is still starting: a configuration
+					// error that retrying will not fix.
+					level, msg = slog.LevelWarn, "seeds refuse our gossip: their gossip key differs from ours (or one side has none); retrying"
+				}
 			}
-			g.log.Log(ctx, level, "no seed answered yet; retrying", "attempt", attempt, "retry_in", backoff, "err", err)
+			g.log.Log(ctx, level, msg, "attempt", attempt, "retry_in", backoff, "err", err)
 			t := time.NewTimer(jitter(backoff))
 			select {
 			case <-ctx.Done():
@@ -224,4 +230,24 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d/2 + rand.N(d/2)
+}
+
+// keyMismatch reports whether a join failed because the two sides do not
+// share a gossip key. memberlist says so only in its error text.
+func keyMismatch(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	for _, sign := range []string{
+		"encryption is not configured",           // we have no key, they do
+		"remote state is not encrypted",          // we have a key, they do not
+		"no installed keys could decrypt",        // different keys
+		"failed to decrypt", "Failed to decrypt", // older and other wordings
+	} {
+		if strings.Contains(s, sign) {
+			return true
+		}
+	}
+	return false
 }

@@ -111,3 +111,22 @@ func TestRejoinWarnsOnce(t *testing.T) {
 		t.Errorf("%d debug repeats, want 3:\n%s", got, out)
 	}
 }
+
+// A join refused for a key mismatch is told apart from a seed that is not
+// up yet, so it can be logged as the configuration error it is.
+func TestKeyMismatchRecognised(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), false},
+		{errors.New("1 error occurred:\n\t* failed to join 127.0.0.1:7946: remote state is encrypted and encryption is not configured"), true},
+		{errors.New("failed to join: encryption is configured but remote state is not encrypted"), true},
+		{errors.New("no installed keys could decrypt the message"), true},
+	} {
+		if got := keyMismatch(c.err); got != c.want {
+			t.Errorf("keyMismatch(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
