@@ -15,25 +15,12 @@ import (
 // With one node every key is local, so allocations per op here are the
 // request path's own.
 func BenchmarkDo(b *testing.B) {
-	nodes := nodetest.StartCluster(b, 1, func(c *node.Config) { c.Replicas = 1 })
-	nd := nodes[0]
-	const keys = 1024
-	val := make([]byte, 100)
+	nd := preloaded(b, 1)
 	ctx := context.Background()
-	for i := range keys {
-		resp := nd.Handle(ctx, &transport.Request{Op: transport.OpSet, Key: fmt.Sprintf("key:%d", i), Value: val})
-		if resp.Code != transport.CodeOK {
-			b.Fatalf("set: %+v", resp)
-		}
-	}
 	for _, op := range []transport.Op{transport.OpGet, transport.OpSet} {
 		for _, depth := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/P%d", op, depth), func(b *testing.B) {
-				reqs := make([]*transport.Request, depth)
-				resps := make([]*transport.Response, depth)
-				for i := range reqs {
-					reqs[i] = &transport.Request{Op: op, Key: fmt.Sprintf("key:%d", i*37%keys), Value: val}
-				}
+				reqs, resps := pipeline(op, depth)
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {
@@ -43,11 +30,7 @@ func BenchmarkDo(b *testing.B) {
 			})
 			// The RESP front end's path: answers built in a reused arena.
 			b.Run(fmt.Sprintf("%s/P%d/arena", op, depth), func(b *testing.B) {
-				reqs := make([]*transport.Request, depth)
-				resps := make([]*transport.Response, depth)
-				for i := range reqs {
-					reqs[i] = &transport.Request{Op: op, Key: fmt.Sprintf("key:%d", i*37%keys), Value: val}
-				}
+				reqs, resps := pipeline(op, depth)
 				var a node.Arena
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -65,17 +48,8 @@ func BenchmarkDo(b *testing.B) {
 // thirds of the keys are owned elsewhere and go through one forwarding
 // round trip per owner per pipeline, over loopback TCP.
 func BenchmarkDoForwarded(b *testing.B) {
-	nodes := nodetest.StartCluster(b, 3, func(c *node.Config) { c.Replicas = 1 })
-	nd := nodes[0]
-	const keys = 1024
-	val := make([]byte, 100)
+	nd := preloaded(b, 3)
 	ctx := context.Background()
-	for i := range keys {
-		resp := nd.Handle(ctx, &transport.Request{Op: transport.OpSet, Key: fmt.Sprintf("key:%d", i), Value: val})
-		if resp.Code != transport.CodeOK {
-			b.Fatalf("set: %+v", resp)
-		}
-	}
 	for _, op := range []transport.Op{transport.OpGet, transport.OpSet} {
 		for _, depth := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/P%d", op, depth), func(b *testing.B) {
@@ -83,11 +57,7 @@ func BenchmarkDoForwarded(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
-					reqs := make([]*transport.Request, depth)
-					resps := make([]*transport.Response, depth)
-					for i := range reqs {
-						reqs[i] = &transport.Request{Op: op, Key: fmt.Sprintf("key:%d", i*37%keys), Value: val}
-					}
+					reqs, resps := pipeline(op, depth)
 					for pb.Next() {
 						nd.Do(ctx, reqs, resps)
 					}
@@ -129,3 +99,30 @@ func BenchmarkServeRequest(b *testing.B) {
 type discardWriter struct{ last transport.Response }
 
 func (w *discardWriter) Reply(resp *transport.Response) { w.last = *resp }
+
+// benchKeys is how many keys preloaded writes.
+const benchKeys = 1024
+
+// preloaded starts an n-node cluster (one copy of each key) and writes
+// benchKeys 100-byte values through its first node, which it returns.
+func preloaded(b *testing.B, n int) *node.Node {
+	nodes := nodetest.StartCluster(b, n, func(c *node.Config) { c.Replicas = 1 })
+	nd := nodes[0]
+	for i := range benchKeys {
+		resp := nd.Handle(context.Background(), &transport.Request{Op: transport.OpSet, Key: fmt.Sprintf("key:%d", i), Value: make([]byte, 100)})
+		if resp.Code != transport.CodeOK {
+			b.Fatalf("set: %+v", resp)
+		}
+	}
+	return nd
+}
+
+// pipeline returns depth requests of op over preloaded keys, and room for
+// their answers.
+func pipeline(op transport.Op, depth int) ([]*transport.Request, []*transport.Response) {
+	reqs := make([]*transport.Request, depth)
+	for i := range reqs {
+		reqs[i] = &transport.Request{Op: op, Key: fmt.Sprintf("key:%d", i*37%benchKeys), Value: make([]byte, 100)}
+	}
+	return reqs, make([]*transport.Response, depth)
+}

@@ -125,30 +125,14 @@ func newProcCluster(t *testing.T, flags ...string) *procCluster {
 	return c
 }
 
-// start launches (or relaunches, same ports) the named node.
+// start launches (or relaunches, same ports) the named node, with every
+// node this cluster has known as its seeds.
 func (c *procCluster) start(name string) *proc {
 	c.t.Helper()
-	p := c.procs[name]
-	if p == nil {
-		p = &proc{name: name, data: freePort(c.t), gossip: freePort(c.t), resp: freePort(c.t)}
-		c.procs[name] = p
-		c.seeds = append(c.seeds, p.gossip)
+	if c.procs[name] == nil {
+		c.reserve(name)
 	}
-	logf, err := os.OpenFile(filepath.Join(c.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	args := append([]string{"start", "--name", name, "--addr", p.data, "--gossip-addr", p.gossip,
-		"--join", strings.Join(c.seeds, ","), "--resp-addr", p.resp, "--gossip-profile", "local", "--max-memory", "256MiB"}, c.flags...)
-	p.cmd = exec.Command(c.bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.log = logf
-	if err := p.cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	p.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(p.cmd, p.exited)
-	return p
+	return c.startJoin(name, c.seeds)
 }
 
 func (p *proc) kill() {
