@@ -334,18 +334,21 @@ func (b *batch) runRemote(ctx context.Context) {
 		// ReplicaTimeout and tracked so Shutdown waits for them. Values
 		// may alias the caller's buffers (a RESP connection reuses its
 		// read buffer once Do returns): the copies own theirs.
-		n := b.n
+		// The goroutine outlives the batch, which goes back to its pool
+		// (and is reused) as soon as the replies are out: it keeps only
+		// what it copied here.
+		n, v := b.n, b.v
 		items := slices.Clone(b.repl)
 		for i := range items {
 			items[i].req.Value = bytes.Clone(items[i].req.Value)
 		}
 		if !n.track() {
-			n.sendReplicas(ctx, b.v, items)
+			n.sendReplicas(ctx, v, items)
 			return
 		}
 		go func() {
 			defer n.reqWG.Done()
-			n.sendReplicas(n.ctx, b.v, items)
+			n.sendReplicas(n.ctx, v, items)
 		}()
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/starlingcache/starling/node"
 	"github.com/starlingcache/starling/node/nodetest"
 	"github.com/starlingcache/starling/node/store"
+	"github.com/starlingcache/starling/transport"
 )
 
 // copies counts the nodes whose store holds key with value want.
@@ -295,4 +296,48 @@ func TestDeleteThenReplicaRejoinDoesNotResurrect(t *testing.T) {
 			t.Fatalf("get via %s after delete+rejoin = %v, want not found", nd.Name(), err)
 		}
 	}
+}
+
+// With WriteAck=AckOne a write is acknowledged before its copies leave:
+// they go out on a goroutine that outlives the pooled batch which made
+// them. Pipelines from many goroutines keep batches being reused while
+// copies are in flight; every copy must still arrive (and -race must stay
+// quiet about the batch).
+func TestAckOneCopiesInBackground(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.WriteAck = node.AckOne })
+	ctx := context.Background()
+	const workers, pipes, depth = 8, 20, 16
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for p := range pipes {
+				reqs := make([]*transport.Request, depth)
+				for i := range reqs {
+					k := fmt.Sprintf("bg-%d-%d-%d", w, p, i)
+					reqs[i] = &transport.Request{Op: transport.OpSet, Key: k, Value: []byte("v-" + k)}
+				}
+				resps := make([]*transport.Response, depth)
+				nodes[0].Do(ctx, reqs, resps)
+				for i, r := range resps {
+					if r.Code != transport.CodeOK {
+						t.Errorf("set %s: %v", reqs[i].Key, r.Error())
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	nodetest.WaitFor(t, 10*time.Second, func() bool {
+		for w := range workers {
+			for p := range pipes {
+				for i := range depth {
+					k := fmt.Sprintf("bg-%d-%d-%d", w, p, i)
+					if copies(nodes, k, "v-"+k) != 2 {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	}, "every key written with AckOne has 2 copies")
 }
