@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,7 +204,7 @@ func (c *Client) CallBatch(ctx context.Context, addr string, reqs []*Request) ([
 		err = fmt.Errorf("transport: %s: %w", addr, ErrConnLost)
 	}
 	if sent > 0 {
-		cc.flush()
+		cc.flushSoon()
 	}
 	firstErr := err
 	late := outOfTime(err) // the batch timer may have fired already: do not wait on it
@@ -454,8 +455,9 @@ func (p *peer) dial(s *connSlot, ds *dialState) {
 			raw.Close()
 		} else {
 			s.cc.Store(cc)
-			c.wg.Add(1)
+			c.wg.Add(2)
 			go cc.readLoop()
+			go cc.writeLoop()
 		}
 		c.mu.RUnlock()
 	}
@@ -526,6 +528,8 @@ type clientConn struct {
 	fr   *frameReader
 	// sem holds one token per request in flight, bounding them.
 	sem chan struct{}
+	// kick wakes writeLoop to write what is buffered (see flushSoon).
+	kick chan struct{}
 	// dead is closed when the connection fails.
 	dead chan struct{}
 	// broken mirrors err != nil, readable without the lock.
@@ -537,6 +541,9 @@ type clientConn struct {
 	pending map[uint64]*call
 	out     outbuf
 	err     error // why the connection is unusable; set once
+	// queued is set while writeLoop has been kicked and has not yet taken
+	// the buffer: requests appended meanwhile leave in its write.
+	queued bool
 }
 
 func newClientConn(p *peer, s *connSlot, raw, conn net.Conn, fr *frameReader) *clientConn {
@@ -547,6 +554,7 @@ func newClientConn(p *peer, s *connSlot, raw, conn net.Conn, fr *frameReader) *c
 		conn:    conn,
 		fr:      fr,
 		sem:     make(chan struct{}, p.c.cfg.MaxInflightPerConn),
+		kick:    make(chan struct{}, 1),
 		dead:    make(chan struct{}),
 		pending: make(map[uint64]*call),
 	}
@@ -592,11 +600,7 @@ func (cc *clientConn) failure() error {
 func (cc *clientConn) send(cl *call, req *Request, now time.Time) (sent bool, err error) {
 	cc.mu.Lock()
 	if sent, err = cc.registerLocked(cl, req, now); sent {
-		if cc.out.overHigh() {
-			err = cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
-		} else {
-			err = cc.out.flushLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
-		}
+		err = cc.flushSoonLocked()
 	}
 	cc.mu.Unlock()
 	if sent && err != nil {
@@ -643,10 +647,64 @@ func (cc *clientConn) registerLocked(cl *call, req *Request, now time.Time) (boo
 // flush writes whatever is buffered.
 func (cc *clientConn) flush() {
 	cc.mu.Lock()
+	cc.queued = false
 	err := cc.out.flushLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
 	cc.mu.Unlock()
 	if err != nil {
 		cc.fail(cc.lostErr(err))
+	}
+}
+
+// flushSoon sees that what is buffered gets written (see flushSoonLocked).
+func (cc *clientConn) flushSoon() {
+	cc.mu.Lock()
+	err := cc.flushSoonLocked()
+	cc.mu.Unlock()
+	if err != nil {
+		cc.fail(cc.lostErr(err))
+	}
+}
+
+// flushSoonLocked sees that the buffer gets written. On a connection with
+// nothing else in flight the caller writes it at once: nobody could share
+// the write, and a hand-off would only add latency. Under load it kicks
+// writeLoop instead, and every request appended before writeLoop gets to
+// run leaves in the same write: a forwarding node with many clients then
+// pays one write system call for many requests, not one each, and the
+// peer reads them in one go too. A write already in progress or queued
+// takes the new frames with it. Past the high-water mark the caller
+// writes (waiting its turn), which is the backpressure.
+func (cc *clientConn) flushSoonLocked() error {
+	switch {
+	case cc.out.overHigh():
+		cc.queued = false
+		return cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+	case cc.out.writing || cc.queued || len(cc.out.buf) == 0:
+		return nil
+	case len(cc.pending) > 1:
+		cc.queued = true
+		select {
+		case cc.kick <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	return cc.out.flushLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+}
+
+// writeLoop writes the buffer whenever flushSoon asks it to. Before
+// writing it yields once, so that callers already runnable append their
+// requests first and share the write.
+func (cc *clientConn) writeLoop() {
+	defer cc.p.c.wg.Done()
+	for {
+		select {
+		case <-cc.kick:
+		case <-cc.dead:
+			return
+		}
+		runtime.Gosched()
+		cc.flush()
 	}
 }
 
