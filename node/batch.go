@@ -40,6 +40,7 @@ type batch struct {
 	reqBuf  []*transport.Request
 	respBuf []*transport.Response
 	groups  []fwdGroup
+	flights []fwdFlight
 
 	// ar, when set, is where answers and read values are built: the
 	// batch's own arena on the transport server's path, where replies are
@@ -387,23 +388,18 @@ func (b *batch) forwardAll(ctx context.Context) {
 		if len(groups) == 0 {
 			return // every remaining item falls back to this node
 		}
-		var (
-			mu    sync.Mutex
-			retry []*fwdItem
-			wg    sync.WaitGroup
-		)
-		send := func(g fwdGroup) {
-			failed := b.forwardGroup(ctx, g.addr, g.items)
-			mu.Lock()
-			retry = append(retry, failed...)
-			mu.Unlock()
+		// Every owner's batch leaves before any reply is waited for: the
+		// owners work in parallel, and no goroutine is needed per owner.
+		flights := b.flights[:0]
+		for k, g := range groups {
+			flights = append(flights, b.startGroup(ctx, g.addr, g.items, k == len(groups)-1))
 		}
-		// Owners in parallel; the last one on this goroutine.
-		for _, g := range groups[:len(groups)-1] {
-			wg.Go(func() { send(g) })
+		var retry []*fwdItem
+		for k := range flights {
+			retry = append(retry, b.endGroup(ctx, &flights[k])...)
+			flights[k] = fwdFlight{}
 		}
-		send(groups[len(groups)-1])
-		wg.Wait()
+		b.flights = flights[:0]
 		pending = retry
 		if ctx.Err() != nil {
 			for _, it := range pending {
@@ -458,32 +454,43 @@ func (b *batch) pickOwner(it *fwdItem) (addr string, self bool) {
 	return b.v.addrs[it.owners[it.next]], false
 }
 
+// fwdFlight is one owner's share of a batch, sent and not yet answered.
+type fwdFlight struct {
+	addr   string
+	items  []*fwdItem
+	flight *transport.Flight // nil if nothing could be sent
+	resp   *transport.Response
+	one    [1]*transport.Response // out for resp, without allocating
+	err    error
+	cancel context.CancelFunc
+}
+
 // forwardGroup sends items to one owner in one round trip. It fills in
 // their responses and returns the items worth retrying on another owner.
 func (b *batch) forwardGroup(ctx context.Context, addr string, items []*fwdItem) []*fwdItem {
+	f := b.startGroup(ctx, addr, items, true)
+	return b.endGroup(ctx, &f)
+}
+
+// startGroup sends items to the owner at addr. A batch is only sent; a
+// single request may block (last says nothing else is left to start), and
+// is then sent and answered at once: Call spares the flight.
+func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, last bool) fwdFlight {
 	n := b.n
+	f := fwdFlight{addr: addr, items: items}
 	if d, ok := ctx.Deadline(); ok && time.Until(d) > n.cfg.ForwardTimeout {
 		// Without a deadline the client's CallTimeout (ForwardTimeout) applies;
 		// a later one must still be capped.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-		defer cancel()
+		ctx, f.cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 	}
 	n.stats.forwarded.Add(int64(len(items)))
-	var out []*transport.Response
-	var err error
 	switch {
 	case addr == "":
-		err = errors.New("no address known for the owner")
-	case len(items) == 1:
-		// One request needs no batch: Call spares the slices.
+		f.err = errors.New("no address known for the owner")
+	case len(items) == 1 && last:
 		fwd := *b.reqs[items[0].i]
 		fwd.ID, fwd.Flags = 0, items[0].flags
-		var resp *transport.Response
-		if resp, err = n.client.Call(ctx, addr, &fwd); err == nil {
-			b.resps[items[0].i] = resp
-			return nil
-		}
+		f.resp, f.err = n.client.Call(ctx, addr, &fwd)
 	default:
 		reqs := make([]*transport.Request, len(items))
 		fwd := make([]transport.Request, len(items))
@@ -493,13 +500,31 @@ func (b *batch) forwardGroup(ctx context.Context, addr string, items []*fwdItem)
 			fwd[j].Flags = it.flags
 			reqs[j] = &fwd[j]
 		}
-		out, err = n.client.CallBatch(ctx, addr, reqs)
+		f.flight = n.client.Start(ctx, addr, reqs)
+	}
+	return f
+}
+
+// endGroup waits for f's replies, fills in the responses and returns the
+// items worth retrying on another owner.
+func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
+	n := b.n
+	out, err := f.one[:0], f.err
+	switch {
+	case f.flight != nil:
+		out, err = f.flight.Wait()
+	case err == nil:
+		f.one[0] = f.resp
+		out = f.one[:]
+	}
+	if f.cancel != nil {
+		f.cancel()
 	}
 	if err != nil {
-		n.peers.failed(addr, err)
+		n.peers.failed(f.addr, err)
 	}
 	var retry []*fwdItem
-	for j, it := range items {
+	for j, it := range f.items {
 		if j < len(out) && out[j] != nil {
 			b.resps[it.i] = out[j]
 			continue
@@ -510,7 +535,7 @@ func (b *batch) forwardGroup(ctx context.Context, addr string, items []*fwdItem)
 			retry = append(retry, it)
 			continue
 		}
-		b.resps[it.i] = unavailable(addr, err)
+		b.resps[it.i] = unavailable(f.addr, err)
 	}
 	return retry
 }

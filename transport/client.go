@@ -136,91 +136,169 @@ func (c *Client) Call(ctx context.Context, addr string, req *Request) (*Response
 // that did arrive in place. A request over Config.MaxFrameSize fails the
 // whole batch before anything is sent.
 func (c *Client) CallBatch(ctx context.Context, addr string, reqs []*Request) ([]*Response, error) {
-	resps := make([]*Response, len(reqs))
+	return c.Start(ctx, addr, reqs).Wait()
+}
+
+// Flight is a batch of requests on its way to one peer: Start sends it,
+// Wait collects the replies. Starting the batches for several peers before
+// waiting for any sends them all in parallel with no goroutine per peer.
+// A Flight is used by one goroutine; Wait must be called exactly once.
+type Flight struct {
+	c     *Client
+	ctx   context.Context
+	addr  string
+	cc    *clientConn // the connection the requests went out on, if any
+	reqs  []*Request
+	resps []*Response
+	first uint64 // ID of reqs[0]; the batch's IDs are consecutive
+	sent  int    // reqs[:sent] are registered on cc
+	err   error  // why reqs[sent:] were not sent
+	timer *call  // lends its timer when ctx has no deadline
+	// remaining counts the replies still expected plus one for the
+	// sender, so it reaches zero only once Wait runs and every reply is
+	// in; whoever brings it to zero signals done.
+	remaining atomic.Int32
+	done      chan struct{}
+	// connErr is the first failure reported for one of the requests by
+	// the connection (guarded by cc.mu, like resps while sent).
+	connErr error
+}
+
+// Start sends reqs to the peer at addr, as CallBatch does, and returns at
+// once; the Flight's Wait returns what CallBatch would. ctx bounds the
+// whole flight, Wait included.
+func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Flight {
+	f := &Flight{c: c, ctx: ctx, addr: addr, reqs: reqs, resps: make([]*Response, len(reqs))}
+	f.remaining.Store(1)
 	if len(reqs) == 0 {
-		return resps, nil
+		return f
 	}
 	if ctx.Err() != nil {
-		return resps, expired(ctx, addr)
+		f.err = expired(ctx, addr)
+		return f
 	}
 	for _, r := range reqs {
 		if requestSizeHint(r) > c.cfg.MaxFrameSize {
-			return resps, c.tooLarge(addr)
+			f.err = c.tooLarge(addr)
+			return f
 		}
 	}
 	p, err := c.peer(addr)
 	if err != nil {
-		return resps, err
+		f.err = err
+		return f
 	}
-	calls := make([]*call, len(reqs))
-	for i := range calls {
-		calls[i] = c.calls.Get().(*call)
-	}
-	defer func() {
-		for _, cl := range calls {
-			c.putCall(cl)
-		}
-	}()
-	// The first call's timer is the batch deadline.
-	batch := calls[0]
-	batch.arm(ctx, c.cfg.CallTimeout)
+	f.done = make(chan struct{}, 1)
+	f.timer = c.calls.Get().(*call)
+	f.timer.arm(ctx, c.cfg.CallTimeout)
 	for _, r := range reqs {
 		stampDeadline(ctx, r, c.cfg.CallTimeout)
 	}
-
-	var cc *clientConn
-	sent := 0
-	for attempt := 1; sent == 0; attempt++ {
+	for attempt := 1; ; attempt++ {
 		now := time.Now()
-		if cc, err = p.pick(ctx, batch, now); err != nil {
-			return resps, err
+		cc, err := p.pick(ctx, f.timer, now)
+		if err != nil {
+			f.err = err
+			return f
 		}
-		first := c.nextID.Add(uint64(len(reqs))) - uint64(len(reqs)) + 1
-		for i, req := range reqs {
-			if err = cc.acquire(ctx, batch); err != nil {
-				break
-			}
-			req.ID = first + uint64(i)
-			ok, serr := cc.register(calls[i], req, now)
-			if serr != nil || !ok {
-				cc.releaseSlot()
-				err = serr
-				if err == nil && sent > 0 {
-					err = fmt.Errorf("transport: %s: %w", addr, ErrConnLost)
-				}
-				break
-			}
-			sent++
-		}
-		if sent > 0 || err != nil || attempt == maxSendAttempts {
+		if f.send(cc, now) || f.err != nil || attempt == maxSendAttempts {
 			break
 		}
 		if ferr := cc.failure(); errors.Is(ferr, ErrAuth) {
-			err = ferr
+			f.err = ferr
+			return f
+		}
+	}
+	if f.sent == 0 && f.err == nil {
+		f.err = fmt.Errorf("transport: %s: %w", addr, ErrConnLost)
+	}
+	if f.sent > 0 {
+		f.cc.flushSoon()
+	}
+	return f
+}
+
+// send registers as many of the flight's requests on cc as it can and
+// reports whether it registered any. It stops at the first it cannot
+// register, noting why in f.err unless the connection was found broken
+// before anything was registered (the caller may then try another).
+func (f *Flight) send(cc *clientConn, now time.Time) bool {
+	n := uint64(len(f.reqs))
+	f.first = f.c.nextID.Add(n) - n + 1
+	for i, req := range f.reqs {
+		if err := cc.acquire(f.ctx, f.timer); err != nil {
+			f.err = err
 			break
 		}
-	}
-	if sent == 0 && err == nil {
-		err = fmt.Errorf("transport: %s: %w", addr, ErrConnLost)
-	}
-	if sent > 0 {
-		cc.flushSoon()
-	}
-	firstErr := err
-	late := outOfTime(err) // the batch timer may have fired already: do not wait on it
-	for i := range sent {
-		if late {
-			resps[i], _ = cc.abandon(calls[i], reqs[i].ID, firstErr)
-			continue
+		req.ID = f.first + uint64(i)
+		ok, err := cc.registerFlight(f, i, req, now)
+		if err != nil || !ok {
+			cc.releaseSlot()
+			f.err = err
+			if err == nil && i > 0 {
+				f.err = fmt.Errorf("transport: %s: %w", f.addr, ErrConnLost)
+			}
+			break
 		}
-		resp, err := cc.wait(ctx, calls[i], reqs[i].ID, batch.timerC)
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		resps[i] = resp
-		late = outOfTime(err)
+		f.cc = cc
+		f.sent++
 	}
-	return resps, firstErr
+	return f.sent > 0
+}
+
+// Wait returns the replies: resps[i] answers the i-th request, nil where
+// none could be obtained, and then the first transport error.
+func (f *Flight) Wait() ([]*Response, error) {
+	if f.timer != nil {
+		defer f.c.putCall(f.timer)
+	}
+	switch {
+	case f.sent == 0:
+	case outOfTime(f.err):
+		// Time ran out while sending (the timer already fired): wait
+		// for nothing more.
+		f.abandon()
+	case f.remaining.Add(-1) != 0:
+		select {
+		case <-f.done:
+		case <-f.ctx.Done():
+			f.abandon()
+		case <-f.timer.timerC:
+			f.abandon()
+		}
+	}
+	if f.sent == 0 {
+		return f.resps, f.err
+	}
+	f.cc.mu.Lock()
+	err := f.connErr
+	f.cc.mu.Unlock()
+	if err == nil {
+		err = f.err
+	}
+	return f.resps, err
+}
+
+// abandon stops waiting for the replies not in yet: they are failed with
+// the timeout (or cancellation) error, and arrive, if ever, to nobody.
+func (f *Flight) abandon() {
+	cc := f.cc
+	released := 0
+	cc.mu.Lock()
+	for i := range f.sent {
+		id := f.first + uint64(i)
+		if w, ok := cc.pending[id]; ok && w.f == f {
+			delete(cc.pending, id)
+			released++
+		}
+	}
+	if released > 0 && f.connErr == nil {
+		f.connErr = expired(f.ctx, f.addr)
+	}
+	cc.mu.Unlock()
+	for range released {
+		cc.releaseSlot()
+	}
 }
 
 // outOfTime reports whether err ends a call for lack of time (deadline or
@@ -538,7 +616,7 @@ type clientConn struct {
 	lastSend atomic.Int64
 
 	mu      sync.Mutex
-	pending map[uint64]*call
+	pending map[uint64]waiter
 	out     outbuf
 	err     error // why the connection is unusable; set once
 	// queued is set while writeLoop has been kicked and has not yet taken
@@ -556,7 +634,7 @@ func newClientConn(p *peer, s *connSlot, raw, conn net.Conn, fr *frameReader) *c
 		sem:     make(chan struct{}, p.c.cfg.MaxInflightPerConn),
 		kick:    make(chan struct{}, 1),
 		dead:    make(chan struct{}),
-		pending: make(map[uint64]*call),
+		pending: make(map[uint64]waiter),
 	}
 	cc.out.written.L = &cc.mu
 	cc.lastSend.Store(time.Now().UnixNano())
@@ -599,7 +677,7 @@ func (cc *clientConn) failure() error {
 // broken: nothing was written and the caller may try another connection.
 func (cc *clientConn) send(cl *call, req *Request, now time.Time) (sent bool, err error) {
 	cc.mu.Lock()
-	if sent, err = cc.registerLocked(cl, req, now); sent {
+	if sent, err = cc.registerLocked(waiter{cl: cl}, req, now); sent {
 		err = cc.flushSoonLocked()
 	}
 	cc.mu.Unlock()
@@ -611,11 +689,23 @@ func (cc *clientConn) send(cl *call, req *Request, now time.Time) (sent bool, er
 	return sent, err
 }
 
-// register is send without the write, for batches: the write happens at
-// flush, or earlier if the buffer passes its high-water mark.
-func (cc *clientConn) register(cl *call, req *Request, now time.Time) (bool, error) {
+// waiter is who waits for the reply to a pending request: a Call's call,
+// or request i of a Flight.
+type waiter struct {
+	cl *call
+	f  *Flight
+	i  int
+}
+
+// registerFlight is send for request i of f, without the write: that
+// happens at flushSoon, or earlier if the buffer passes its high-water
+// mark.
+func (cc *clientConn) registerFlight(f *Flight, i int, req *Request, now time.Time) (bool, error) {
 	cc.mu.Lock()
-	ok, err := cc.registerLocked(cl, req, now)
+	ok, err := cc.registerLocked(waiter{f: f, i: i}, req, now)
+	if ok {
+		f.remaining.Add(1)
+	}
 	var werr error
 	if ok && cc.out.overHigh() {
 		werr = cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
@@ -627,7 +717,7 @@ func (cc *clientConn) register(cl *call, req *Request, now time.Time) (bool, err
 	return ok, err
 }
 
-func (cc *clientConn) registerLocked(cl *call, req *Request, now time.Time) (bool, error) {
+func (cc *clientConn) registerLocked(w waiter, req *Request, now time.Time) (bool, error) {
 	if cc.err != nil {
 		return false, nil
 	}
@@ -639,7 +729,7 @@ func (cc *clientConn) registerLocked(cl *call, req *Request, now time.Time) (boo
 		return false, cc.p.c.tooLarge(cc.p.addr)
 	}
 	cc.out.buf = b
-	cc.pending[req.ID] = cl
+	cc.pending[req.ID] = w
 	cc.lastSend.Store(now.UnixNano())
 	return true, nil
 }
@@ -724,7 +814,7 @@ func (cc *clientConn) wait(ctx context.Context, cl *call, id uint64, timerC <-ch
 // the way, in which case it returns that.
 func (cc *clientConn) abandon(cl *call, id uint64, err error) (*Response, error) {
 	cc.mu.Lock()
-	if cc.pending[id] == cl {
+	if cc.pending[id].cl == cl {
 		delete(cc.pending, id)
 		cc.mu.Unlock()
 		cc.releaseSlot()
@@ -770,17 +860,36 @@ func (cc *clientConn) readLoop() {
 // timed out) is dropped.
 func (cc *clientConn) deliver(id uint64, resp *Response, err error) {
 	cc.mu.Lock()
-	cl := cc.pending[id]
-	if cl != nil {
+	w, ok := cc.pending[id]
+	if ok {
 		delete(cc.pending, id)
+		if w.f != nil {
+			w.f.finishLocked(w.i, resp, err)
+		}
 	}
 	cc.mu.Unlock()
-	if cl == nil {
+	if !ok {
 		return
 	}
 	cc.releaseSlot()
-	cl.resp, cl.err = resp, err
-	cl.done <- struct{}{}
+	if cl := w.cl; cl != nil {
+		cl.resp, cl.err = resp, err
+		cl.done <- struct{}{}
+	}
+}
+
+// finishLocked records the outcome of request i, with its connection's
+// lock held, and wakes Wait if that was the last one. Doing this under the
+// lock is what lets abandon know that nothing is written into the flight
+// after it returns.
+func (f *Flight) finishLocked(i int, resp *Response, err error) {
+	f.resps[i] = resp
+	if err != nil && f.connErr == nil {
+		f.connErr = err
+	}
+	if f.remaining.Add(-1) == 0 {
+		f.done <- struct{}{}
+	}
 }
 
 // lostErr wraps the cause of a broken connection for the calls it fails.
@@ -817,9 +926,13 @@ func (cc *clientConn) failLocked(err error) {
 		cc.out.err = err
 	}
 	cc.out.buf, cc.out.spare = nil, nil
-	for _, cl := range cc.pending {
-		cl.err = err
-		cl.done <- struct{}{}
+	for _, w := range cc.pending {
+		if w.f != nil {
+			w.f.finishLocked(w.i, nil, err)
+			continue
+		}
+		w.cl.err = err
+		w.cl.done <- struct{}{}
 	}
 	clear(cc.pending)
 	cc.broken.Store(true)
