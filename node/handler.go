@@ -91,8 +91,8 @@ func (b *batch) replyAll(w transport.ResponseWriter) {
 	for i, resp := range b.resps {
 		resp.ID = b.reqs[i].ID
 		resp.RingVersion = rv
-		w.Reply(resp)
 	}
+	w.ReplyAll(b.resps)
 }
 
 // reply sends a single-request batch's answer, stamped with this node's

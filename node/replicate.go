@@ -10,28 +10,46 @@ import (
 )
 
 // sendReplicas delivers copies of writes to their replicas, one batch per
-// replica in parallel, each bounded by ReplicaTimeout. A replica that is
-// known to be down is not waited for at all. Every copy that does not
-// arrive becomes a hint, retried until it lands or the ring changes.
+// replica, all sent before any is waited for and bounded together by
+// ReplicaTimeout. A replica that is known to be down is not waited for at
+// all. Every copy that does not arrive becomes a hint, retried until it
+// lands or the ring changes.
 func (n *Node) sendReplicas(ctx context.Context, v *view, items []replItem) {
-	byTarget := map[string][]*transport.Request{}
-	for i := range items {
-		byTarget[items[i].target] = append(byTarget[items[i].target], &items[i].req)
+	type push struct {
+		target string
+		reqs   []*transport.Request
+		addr   string
+		flight *transport.Flight
 	}
-	var wg sync.WaitGroup
-	for target, reqs := range byTarget {
-		addr, ok := v.addrs[target]
+	// Targets are few (Replicas-1 per key): a linear scan beats a map.
+	var buf [maxReplicas]push
+	pushes := buf[:0]
+outer:
+	for i := range items {
+		for k := range pushes {
+			if pushes[k].target == items[i].target {
+				pushes[k].reqs = append(pushes[k].reqs, &items[i].req)
+				continue outer
+			}
+		}
+		pushes = append(pushes, push{target: items[i].target, reqs: []*transport.Request{&items[i].req}})
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
+	defer cancel()
+	for k := range pushes {
+		p := &pushes[k]
+		addr, ok := v.addrs[p.target]
 		if !ok || n.peers.down(addr) {
-			n.hints.add(target, reqs)
+			n.hints.add(p.target, p.reqs)
 			continue
 		}
-		wg.Go(func() {
-			if !n.pushBatch(ctx, addr, reqs, n.cfg.ReplicaTimeout) {
-				n.hints.add(target, reqs)
-			}
-		})
+		p.addr, p.flight = addr, n.client.Start(ctx, addr, p.reqs)
 	}
-	wg.Wait()
+	for _, p := range pushes {
+		if p.flight != nil && !n.pushed(p.addr, p.reqs, p.flight) {
+			n.hints.add(p.target, p.reqs)
+		}
+	}
 }
 
 // pushBatch sends OpReplicate requests to addr in one round trip and
@@ -40,7 +58,13 @@ func (n *Node) sendReplicas(ctx context.Context, v *view, items []replItem) {
 func (n *Node) pushBatch(ctx context.Context, addr string, reqs []*transport.Request, timeout time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	out, err := n.client.CallBatch(ctx, addr, reqs)
+	return n.pushed(addr, reqs, n.client.Start(ctx, addr, reqs))
+}
+
+// pushed waits for a push of OpReplicate requests and reports whether the
+// peer took all of them.
+func (n *Node) pushed(addr string, reqs []*transport.Request, f *transport.Flight) bool {
+	out, err := f.Wait()
 	if err != nil {
 		n.peers.failed(addr, err)
 		return false

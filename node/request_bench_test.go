@@ -100,6 +100,12 @@ type discardWriter struct{ last transport.Response }
 
 func (w *discardWriter) Reply(resp *transport.Response) { w.last = *resp }
 
+func (w *discardWriter) ReplyAll(resps []*transport.Response) {
+	for _, r := range resps {
+		w.Reply(r)
+	}
+}
+
 // benchKeys is how many keys preloaded writes.
 const benchKeys = 1024
 

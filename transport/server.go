@@ -68,6 +68,10 @@ type ResponseWriter interface {
 	// goroutine, it writes at once (together with whatever else is
 	// pending), blocking for at most Config.WriteTimeout.
 	Reply(resp *Response)
+	// ReplyAll is Reply for each of resps, in order, with one write for
+	// all of them: a handler answering a batch from another goroutine
+	// costs the connection one system call, not one per reply.
+	ReplyAll(resps []*Response)
 }
 
 // Server accepts connections and feeds the requests on them to a Handler.
@@ -555,7 +559,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 				c.log.Warn("closing connection on unexpected frame", "remote", c.conn.RemoteAddr(), "kind", kind)
 				return false
 			}
-			c.send(&Response{ID: probe.ID, Code: CodeBadRequest, Err: fmt.Sprintf("unsupported frame kind %d", kind)})
+			c.sendOne(&Response{ID: probe.ID, Code: CodeBadRequest, Err: fmt.Sprintf("unsupported frame kind %d", kind)})
 			continue
 		}
 		req := new(Request)
@@ -564,7 +568,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 				c.log.Warn("closing connection on undecodable request", "remote", c.conn.RemoteAddr(), "err", err)
 				return false
 			}
-			c.send(&Response{ID: req.ID, Code: CodeBadRequest, Err: err.Error()})
+			c.sendOne(&Response{ID: req.ID, Code: CodeBadRequest, Err: err.Error()})
 			continue
 		}
 		if c.expired(req) {
@@ -596,7 +600,7 @@ func (c *serverConn) expired(req *Request) bool {
 		c.log.Warn("refused requests read after their sender's deadline (was this process stopped?)",
 			"remote", c.conn.RemoteAddr(), "op", req.Op, "late", time.Duration(late)*time.Millisecond, "expired_total", n)
 	}
-	c.send(&Response{ID: req.ID, Code: CodeUnavailable, Err: fmt.Sprintf("request read %dms after its deadline; not executed", late)})
+	c.sendOne(&Response{ID: req.ID, Code: CodeUnavailable, Err: fmt.Sprintf("request read %dms after its deadline; not executed", late)})
 	return true
 }
 
@@ -720,15 +724,25 @@ func (c *serverConn) isStopping() bool {
 
 // Reply implements ResponseWriter.
 func (c *serverConn) Reply(resp *Response) {
-	c.send(resp)
-	n := c.inflight.Add(-1)
-	if n < 0 {
-		// A handler replied twice; keep the count honest.
-		c.inflight.Add(1)
-		c.log.Error("handler replied more than once", "id", resp.ID)
+	one := [1]*Response{resp}
+	c.ReplyAll(one[:])
+}
+
+// ReplyAll implements ResponseWriter.
+func (c *serverConn) ReplyAll(resps []*Response) {
+	if len(resps) == 0 {
 		return
 	}
-	if n == c.maxInfl-1 || (n == 0 && c.draining.Load()) {
+	c.send(resps)
+	k := int32(len(resps))
+	n := c.inflight.Add(-k)
+	if n < 0 {
+		// A handler replied twice; keep the count honest.
+		c.inflight.Add(-n)
+		c.log.Error("handler replied more than once", "id", resps[0].ID)
+		return
+	}
+	if (n < c.maxInfl && n+k >= c.maxInfl) || (n == 0 && c.draining.Load()) {
 		select {
 		case c.wake <- struct{}{}:
 		default:
@@ -736,35 +750,45 @@ func (c *serverConn) Reply(resp *Response) {
 	}
 }
 
-// send encodes resp into the write buffer and, unless the read loop will,
-// writes it out. While the buffer is past its high-water mark and being
+// send encodes resps into the write buffer and, unless the read loop will,
+// writes them out. While the buffer is past its high-water mark and being
 // written, it waits before adding to it: a peer that stops reading then
 // costs at most about outbufHigh plus one reply, however many handlers
 // reply meanwhile, until WriteTimeout closes its connection.
-func (c *serverConn) send(resp *Response) {
+func (c *serverConn) send(resps []*Response) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.out.overHigh() && c.out.writing && c.out.err == nil && !c.closed {
-		c.out.written.Wait()
-	}
-	if c.closed || c.out.err != nil {
-		return
-	}
-	c.out.buf = c.appendReply(c.out.buf, resp)
-	c.out.peak = max(c.out.peak, len(c.out.buf))
 	var err error
-	switch {
-	case c.out.overHigh():
-		err = c.out.drainLocked(&c.mu, c.conn, c.srv.cfg.WriteTimeout)
-	case c.inBatch:
-		return // the read loop writes the batch when it runs out of input
-	default:
+	for _, resp := range resps {
+		for c.out.overHigh() && c.out.writing && c.out.err == nil && !c.closed {
+			c.out.written.Wait()
+		}
+		if c.closed || c.out.err != nil {
+			return
+		}
+		c.out.buf = c.appendReply(c.out.buf, resp)
+		c.out.peak = max(c.out.peak, len(c.out.buf))
+		if c.out.overHigh() {
+			if err = c.out.drainLocked(&c.mu, c.conn, c.srv.cfg.WriteTimeout); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil && !c.inBatch {
+		// Called from the read loop, the batch is written when it runs
+		// out of input; from another goroutine, now.
 		err = c.out.flushLocked(&c.mu, c.conn, c.srv.cfg.WriteTimeout)
 	}
 	if err != nil {
 		// Wake the read loop so the connection is torn down.
 		c.raw.Close()
 	}
+}
+
+// sendOne sends a reply the server makes itself (no handler involved).
+func (c *serverConn) sendOne(resp *Response) {
+	one := [1]*Response{resp}
+	c.send(one[:])
 }
 
 // appendReply appends resp as a frame, or a CodeTooLarge error in its place

@@ -959,3 +959,47 @@ func TestCallBatchTimeoutWhileWaitingForSlots(t *testing.T) {
 		}
 	})
 }
+
+// TestServerReplyAllOneWrite: a handler answering a batch later, from its
+// own goroutine, with ReplyAll sends every reply in one write, and the
+// in-flight count drops by the whole batch (the connection reads on).
+func TestServerReplyAllOneWrite(t *testing.T) {
+	checkNoLeaks(t)
+	cn := &countingNetwork{Network: NewInmemNetwork()}
+	cfg := testConfig(cn)
+	cfg.MaxInflightPerConn = 20
+	h := &held{}
+	_, addr := startServer(t, cfg, h)
+	conn := rawConn(t, cn.Network, addr)
+	var in []byte
+	for i := range 20 {
+		in = append(in, requestFrame(&Request{ID: uint64(i + 1), Op: OpPing})...)
+	}
+	go conn.Write(in)
+	eventually(t, "all 20 requests to reach the handler", func() bool { return h.count() == 20 })
+	before := cn.serverWrites.Load()
+	held := h.take()
+	resps := make([]*Response, len(held))
+	for i, r := range held {
+		resps[i] = &Response{ID: r.req.ID}
+	}
+	go held[0].w.ReplyAll(resps) // in-memory writes wait for the reader
+	got := readResponses(t, conn, 20)
+	for i, r := range got {
+		if r.ID != uint64(i+1) {
+			t.Fatalf("reply %d has ID %d", i, r.ID)
+		}
+	}
+	if w := cn.serverWrites.Load() - before; w != 1 {
+		t.Fatalf("%d server writes for a ReplyAll of 20, want 1", w)
+	}
+	// The slots came back: 20 more requests are read and served.
+	go conn.Write(in)
+	eventually(t, "20 more requests to reach the handler", func() bool { return h.count() == 20 })
+	go func() {
+		for _, r := range h.take() {
+			r.w.Reply(&Response{ID: r.req.ID})
+		}
+	}()
+	readResponses(t, conn, 20)
+}
