@@ -7,6 +7,10 @@
 #   N=200000 C=50 D=100 R=100000 PIPELINES="1 16" bench/resp.sh
 #   NATIVE=0 bench/resp.sh        # skip the native (msgpack) table
 #
+# Every measurement is repeated ROUNDS times (default 3), alternating the
+# servers within each round, and the tables show the median of each
+# column: on a small shared machine one run can be 20% off.
+#
 # A second table runs `starling bench` (the Go client on the msgpack
 # protocol) against the same nodes: owner-direct ("smart") against the
 # 3-node cluster, forwarded through one node, and the single node; the
@@ -19,6 +23,7 @@ set -euo pipefail
 
 N=${N:-200000} C=${C:-50} D=${D:-100} R=${R:-100000}
 PIPELINES=${PIPELINES:-"1 16"}
+ROUNDS=${ROUNDS:-3}
 NATIVE=${NATIVE:-1}
 REPLICAS=${REPLICAS:-2}
 BASE=${BASE_PORT:-17400}
@@ -76,22 +81,45 @@ for _ in $(seq 200); do
   sleep 0.1
 done
 
+# medians: reads "label P v1 v2 ..." lines, prints one line per (label, P),
+# in first-seen order, with the median of each value.
+medians() {
+  awk '{ k = $1 " " $2; if (!(k in n)) order[++keys] = k; n[k]++
+         for (i = 3; i <= NF; i++) v[k, i, n[k]] = $i; nf[k] = NF }
+    END { for (j = 1; j <= keys; j++) { k = order[j]; line = k
+            for (i = 3; i <= nf[k]; i++) {
+              m = n[k]; delete a
+              for (r = 1; r <= m; r++) a[r] = v[k, i, r] + 0
+              for (x = 2; x <= m; x++) for (y = x; y > 1 && a[y-1] > a[y]; y--) { t = a[y]; a[y] = a[y-1]; a[y-1] = t }
+              med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+              line = line " " med }
+            print line } }'
+}
+
 results=()
-for p in $PIPELINES; do
-  results+=("$(run redis "$((BASE + 1))" "$p")")
-  results+=("$(run starling-1 "$((BASE + 30))" "$p")")
-  results+=("$(run starling-3 "$((BASE + 31))" "$p")")
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS: redis-benchmark..." >&2
+  for p in $PIPELINES; do
+    results+=("$(run redis "$((BASE + 1))" "$p")")
+    results+=("$(run starling-1 "$((BASE + 30))" "$p")")
+    results+=("$(run starling-3 "$((BASE + 31))" "$p")")
+  done
 done
+mapfile -t results < <(printf '%s\n' "${results[@]}" | medians)
 
 echo
-echo "redis-benchmark -t set,get -n $N -c $C -d $D -r $R; starling --replicas $REPLICAS; $(nproc) cores, $(uname -m)"
-printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis
-declare -A base_set base_get
+echo "redis-benchmark -t set,get -n $N -c $C -d $D -r $R; starling --replicas $REPLICAS; medians of $ROUNDS rounds; $(nproc) cores, $(uname -m)"
+printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s %9s %9s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis SETx1node GETx1node
+declare -A base_set base_get one_set one_get
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 for line in "${results[@]}"; do
   read -r label p sr gr s50 s99 g50 g99 <<<"$line"
   if [[ $label == redis ]]; then base_set[$p]=$sr; base_get[$p]=$gr; fi
-  printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9.2f %9.2f\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
-    "$(awk -v a="$sr" -v b="${base_set[$p]}" 'BEGIN{print a/b}')" "$(awk -v a="$gr" -v b="${base_get[$p]}" 'BEGIN{print a/b}')"
+  if [[ $label == starling-1 ]]; then one_set[$p]=$sr; one_get[$p]=$gr; fi
+  x1s=- x1g=-
+  if [[ $label == starling-3 ]]; then x1s=$(ratio "$sr" "${one_set[$p]}"); x1g=$(ratio "$gr" "${one_get[$p]}"); fi
+  printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9s %9s %9s %9s\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
+    "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g"
 done
 
 [[ $NATIVE == 1 ]] || exit 0
@@ -107,16 +135,20 @@ print(sys.argv[1], sys.argv[2], "%.0f" % r["ops_per_sec"], "%.0f" % (l["p50_ns"]
 }
 
 nres=()
-for p in $PIPELINES; do
-  for mix in get:1:0 set:0:1; do
-    op=${mix%%:*} ratio=${mix#*:}
-    nres+=("$(native "$op/1-node" true "$p" "$ratio" "127.0.0.1:$((BASE + 10))")")
-    nres+=("$(native "$op/3-smart" true "$p" "$ratio" "127.0.0.1:$((BASE + 11))")")
-    nres+=("$(native "$op/3-forward" false "$p" "$ratio" "127.0.0.1:$((BASE + 11))")")
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS: starling bench..." >&2
+  for p in $PIPELINES; do
+    for mix in get:1:0 set:0:1; do
+      op=${mix%%:*} ratio=${mix#*:}
+      nres+=("$(native "$op/1-node" true "$p" "$ratio" "127.0.0.1:$((BASE + 10))")")
+      nres+=("$(native "$op/3-smart" true "$p" "$ratio" "127.0.0.1:$((BASE + 11))")")
+      nres+=("$(native "$op/3-forward" false "$p" "$ratio" "127.0.0.1:$((BASE + 11))")")
+    done
   done
 done
+mapfile -t nres < <(printf '%s\n' "${nres[@]}" | medians)
 echo
-echo "starling bench --clients $C --requests $N --keys $R --value-size $D --preload (msgpack protocol, Go client)"
+echo "starling bench --clients $C --requests $N --keys $R --value-size $D --preload (msgpack protocol, Go client); medians of $ROUNDS rounds"
 printf '%-14s %3s %11s %8s %8s %7s %9s\n' run P ops/s p50_us p99_us errors x1-node
 declare -A single
 for line in "${nres[@]}"; do

@@ -41,6 +41,7 @@ type batch struct {
 	respBuf []*transport.Response
 	groups  []fwdGroup
 	flights []fwdFlight
+	oneItem [1]*fwdItem
 
 	// ar, when set, is where answers and read values are built: the
 	// batch's own arena on the transport server's path, where replies are
@@ -150,7 +151,7 @@ func (n *Node) freeBatch(b *batch) {
 		clear(b.groups[i].items)
 		b.groups[i].items = b.groups[i].items[:0]
 	}
-	b.one[0], b.oneResp[0] = nil, nil
+	b.one[0], b.oneResp[0], b.oneItem[0] = nil, nil, nil
 	b.v, b.reqs, b.resps = nil, nil, nil
 	b.fwd, b.fallback, b.repl = b.fwd[:0], b.fallback[:0], b.repl[:0]
 	clear(b.selfServe)
@@ -369,8 +370,8 @@ func (b *batch) forwardAll(ctx context.Context) {
 				b.selfServe = append(b.selfServe, it)
 				return
 			}
-			one := [1]*fwdItem{it}
-			if len(b.forwardGroup(ctx, addr, one[:])) == 0 {
+			b.oneItem[0] = it
+			if len(b.forwardGroup(ctx, addr, b.oneItem[:])) == 0 {
 				return
 			}
 			if ctx.Err() != nil {

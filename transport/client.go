@@ -153,20 +153,26 @@ type Flight struct {
 	first uint64 // ID of reqs[0]; the batch's IDs are consecutive
 	sent  int    // reqs[:sent] are registered on cc
 	err   error  // why reqs[sent:] were not sent
-	timer *call  // lends its timer when ctx has no deadline
+	timer *call  // lends its timer when ctx has no deadline, and its done channel
+	// started, if set, is closed once the goroutine sending the flight
+	// (see Start) is done with it.
+	started chan struct{}
 	// remaining counts the replies still expected plus one for the
 	// sender, so it reaches zero only once Wait runs and every reply is
 	// in; whoever brings it to zero signals done.
 	remaining atomic.Int32
-	done      chan struct{}
 	// connErr is the first failure reported for one of the requests by
 	// the connection (guarded by cc.mu, like resps while sent).
 	connErr error
 }
 
-// Start sends reqs to the peer at addr, as CallBatch does, and returns at
-// once; the Flight's Wait returns what CallBatch would. ctx bounds the
-// whole flight, Wait included.
+// Start sends reqs to the peer at addr, as CallBatch does, and returns
+// without waiting for replies; the Flight's Wait returns what CallBatch
+// would. ctx bounds the whole flight, Wait included. Start does not block
+// either: when the peer has no connection yet, or not enough free
+// in-flight slots for the batch, sending continues on a goroutine of its
+// own, so that a peer slow to dial or to answer never holds up the
+// batches started after it for other peers.
 func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Flight {
 	f := &Flight{c: c, ctx: ctx, addr: addr, reqs: reqs, resps: make([]*Response, len(reqs))}
 	f.remaining.Store(1)
@@ -188,34 +194,47 @@ func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Fligh
 		f.err = err
 		return f
 	}
-	f.done = make(chan struct{}, 1)
 	f.timer = c.calls.Get().(*call)
 	f.timer.arm(ctx, c.cfg.CallTimeout)
 	for _, r := range reqs {
 		stampDeadline(ctx, r, c.cfg.CallTimeout)
 	}
+	if cc := p.ready(time.Now()); cc != nil && cc.hasRoom(len(reqs)) {
+		f.start(p)
+		return f
+	}
+	f.started = make(chan struct{})
+	go func() {
+		defer close(f.started)
+		f.start(p)
+	}()
+	return f
+}
+
+// start sends the flight's requests on one of p's connections, dialling
+// or waiting for in-flight slots as needed.
+func (f *Flight) start(p *peer) {
 	for attempt := 1; ; attempt++ {
 		now := time.Now()
-		cc, err := p.pick(ctx, f.timer, now)
+		cc, err := p.pick(f.ctx, f.timer, now)
 		if err != nil {
 			f.err = err
-			return f
+			return
 		}
 		if f.send(cc, now) || f.err != nil || attempt == maxSendAttempts {
 			break
 		}
 		if ferr := cc.failure(); errors.Is(ferr, ErrAuth) {
 			f.err = ferr
-			return f
+			return
 		}
 	}
 	if f.sent == 0 && f.err == nil {
-		f.err = fmt.Errorf("transport: %s: %w", addr, ErrConnLost)
+		f.err = fmt.Errorf("transport: %s: %w", f.addr, ErrConnLost)
 	}
 	if f.sent > 0 {
-		f.cc.flushSoon()
+		f.cc.flushSoon(f.sent)
 	}
-	return f
 }
 
 // send registers as many of the flight's requests on cc as it can and
@@ -249,8 +268,19 @@ func (f *Flight) send(cc *clientConn, now time.Time) bool {
 // Wait returns the replies: resps[i] answers the i-th request, nil where
 // none could be obtained, and then the first transport error.
 func (f *Flight) Wait() ([]*Response, error) {
+	if f.started != nil {
+		<-f.started
+	}
 	if f.timer != nil {
-		defer f.c.putCall(f.timer)
+		defer func() {
+			// After an abandon, the last reply may have signalled just
+			// before: the pooled call must go back with its channel empty.
+			select {
+			case <-f.timer.done:
+			default:
+			}
+			f.c.putCall(f.timer)
+		}()
 	}
 	switch {
 	case f.sent == 0:
@@ -260,7 +290,7 @@ func (f *Flight) Wait() ([]*Response, error) {
 		f.abandon()
 	case f.remaining.Add(-1) != 0:
 		select {
-		case <-f.done:
+		case <-f.timer.done:
 		case <-f.ctx.Done():
 			f.abandon()
 		case <-f.timer.timerC:
@@ -475,6 +505,16 @@ func (p *peer) pick(ctx context.Context, cl *call, now time.Time) (*clientConn, 
 	}
 }
 
+// ready is pick without dialling or waiting: the next connection in
+// round-robin order if it is usable, nil otherwise.
+func (p *peer) ready(now time.Time) *clientConn {
+	s := &p.slots[int(p.next.Load()+1)%len(p.slots)]
+	if cc := s.cc.Load(); cc != nil && !cc.broken.Load() && !cc.retireIfIdle(now) {
+		return cc
+	}
+	return nil
+}
+
 // startDial returns the dial in progress for s, starting one if needed.
 func (p *peer) startDial(s *connSlot) (*dialState, error) {
 	s.mu.Lock()
@@ -666,6 +706,10 @@ func (cc *clientConn) acquire(ctx context.Context, cl *call) error {
 
 func (cc *clientConn) releaseSlot() { <-cc.sem }
 
+// hasRoom reports whether n more requests would fit in flight now (a
+// hint: other callers may take the slots first).
+func (cc *clientConn) hasRoom(n int) bool { return len(cc.sem)+n <= cap(cc.sem) }
+
 func (cc *clientConn) failure() error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
@@ -678,7 +722,7 @@ func (cc *clientConn) failure() error {
 func (cc *clientConn) send(cl *call, req *Request, now time.Time) (sent bool, err error) {
 	cc.mu.Lock()
 	if sent, err = cc.registerLocked(waiter{cl: cl}, req, now); sent {
-		err = cc.flushSoonLocked()
+		err = cc.flushSoonLocked(1)
 	}
 	cc.mu.Unlock()
 	if sent && err != nil {
@@ -746,9 +790,9 @@ func (cc *clientConn) flush() {
 }
 
 // flushSoon sees that what is buffered gets written (see flushSoonLocked).
-func (cc *clientConn) flushSoon() {
+func (cc *clientConn) flushSoon(own int) {
 	cc.mu.Lock()
-	err := cc.flushSoonLocked()
+	err := cc.flushSoonLocked(own)
 	cc.mu.Unlock()
 	if err != nil {
 		cc.fail(cc.lostErr(err))
@@ -756,7 +800,8 @@ func (cc *clientConn) flushSoon() {
 }
 
 // flushSoonLocked sees that the buffer gets written. On a connection with
-// nothing else in flight the caller writes it at once: nobody could share
+// nothing in flight but the caller's own own requests, the caller writes
+// it at once: nobody could share
 // the write, and a hand-off would only add latency. Under load it kicks
 // writeLoop instead, and every request appended before writeLoop gets to
 // run leaves in the same write: a forwarding node with many clients then
@@ -764,14 +809,14 @@ func (cc *clientConn) flushSoon() {
 // peer reads them in one go too. A write already in progress or queued
 // takes the new frames with it. Past the high-water mark the caller
 // writes (waiting its turn), which is the backpressure.
-func (cc *clientConn) flushSoonLocked() error {
+func (cc *clientConn) flushSoonLocked(own int) error {
 	switch {
 	case cc.out.overHigh():
 		cc.queued = false
 		return cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
 	case cc.out.writing || cc.queued || len(cc.out.buf) == 0:
 		return nil
-	case len(cc.pending) > 1:
+	case len(cc.pending) > own:
 		cc.queued = true
 		select {
 		case cc.kick <- struct{}{}:
@@ -888,7 +933,7 @@ func (f *Flight) finishLocked(i int, resp *Response, err error) {
 		f.connErr = err
 	}
 	if f.remaining.Add(-1) == 0 {
-		f.done <- struct{}{}
+		f.timer.done <- struct{}{}
 	}
 }
 

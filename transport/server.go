@@ -737,10 +737,11 @@ func (c *serverConn) ReplyAll(resps []*Response) {
 	k := int32(len(resps))
 	n := c.inflight.Add(-k)
 	if n < 0 {
-		// A handler replied twice; keep the count honest.
+		// A handler replied twice; keep the count honest (the replies
+		// that were due may still have freed slots: wake below).
 		c.inflight.Add(-n)
 		c.log.Error("handler replied more than once", "id", resps[0].ID)
-		return
+		n = 0
 	}
 	if (n < c.maxInfl && n+k >= c.maxInfl) || (n == 0 && c.draining.Load()) {
 		select {

@@ -1003,3 +1003,62 @@ func TestServerReplyAllOneWrite(t *testing.T) {
 	}()
 	readResponses(t, conn, 20)
 }
+
+// stallNetwork is a Network whose dials to one address hang until their
+// context ends, like a peer that drops SYNs.
+type stallNetwork struct {
+	Network
+	stalled string
+}
+
+func (n stallNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if addr == n.stalled {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return n.Network.Dial(ctx, addr)
+}
+
+// TestStartDoesNotBlockOnSlowPeer: Start returns at once even when the
+// peer has no connection yet and dialling it hangs, so a flight started
+// after it to a healthy peer is answered promptly, and the stalled one
+// fails on its own deadline.
+func TestStartDoesNotBlockOnSlowPeer(t *testing.T) {
+	checkNoLeaks(t)
+	inner := NewInmemNetwork()
+	cfg := testConfig(inner)
+	_, good := startServer(t, cfg, echo)
+	cfg.Network = stallNetwork{Network: inner, stalled: "10.9.9.9:1"}
+	cfg.DialTimeout = 2 * time.Second
+	c := newTestClient(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	mk := func() []*Request { return []*Request{{Op: OpPing}, {Op: OpPing}} }
+	begin := time.Now()
+	slow := c.Start(ctx, "10.9.9.9:1", mk())
+	fast := c.Start(ctx, good, mk())
+	if d := time.Since(begin); d > 100*time.Millisecond {
+		t.Fatalf("starting two flights took %v: Start waited for the stalled dial", d)
+	}
+	resps, err := fast.Wait()
+	if err != nil {
+		t.Fatalf("healthy peer: %v", err)
+	}
+	for i, r := range resps {
+		if r == nil || r.Code != CodeOK {
+			t.Fatalf("healthy peer reply %d: %+v", i, r)
+		}
+	}
+	if d := time.Since(begin); d > 250*time.Millisecond {
+		t.Fatalf("healthy peer answered after %v", d)
+	}
+	resps, err = slow.Wait()
+	if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("stalled peer: err = %v", err)
+	}
+	for i, r := range resps {
+		if r != nil {
+			t.Fatalf("stalled peer reply %d: %+v", i, r)
+		}
+	}
+}
