@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/starlingcache/starling/transport"
@@ -215,16 +214,14 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 				g.hi++
 			}
 		}
-		var wg sync.WaitGroup
+		// Every owner's group leaves before any reply is waited for: the
+		// nodes work in parallel, with no goroutine per node.
 		for g := range groups {
-			m, idx := groups[g].m, order[groups[g].lo:groups[g].hi]
-			if g == len(groups)-1 {
-				c.sendGroup(ctx, m, idx, reqs, resps, routes)
-			} else {
-				wg.Go(func() { c.sendGroup(ctx, m, idx, reqs, resps, routes) })
-			}
+			groups[g].start(ctx, c, order[groups[g].lo:groups[g].hi], reqs, routes)
 		}
-		wg.Wait()
+		for g := range groups {
+			groups[g].finish(ctx, c, order[groups[g].lo:groups[g].hi], reqs, resps, routes)
+		}
 		pending = pending[:0]
 		for _, i := range order[:sent] {
 			if resps[i] != nil {
@@ -245,24 +242,35 @@ type group struct {
 	m      *member
 	n      int
 	lo, hi int
+	// Set by start, used by finish.
+	flight *transport.Flight
+	cancel context.CancelFunc
 }
 
-// sendGroup sends the requests reqs[idx...] to m in one round trip and
-// stores their answers in resps. Those left unanswered keep a nil
-// response and have the failure noted in their route, which is exhausted
-// if the request is not worth another candidate.
-func (c *Client) sendGroup(ctx context.Context, m *member, idx []int, reqs []*transport.Request, resps []*transport.Response, routes []route) {
+// start sends the requests reqs[idx...] to the group's node in one
+// write, without waiting for the replies.
+func (g *group) start(ctx context.Context, c *Client, idx []int, reqs []*transport.Request, routes []route) {
 	sub := make([]*transport.Request, len(idx))
 	reads := true
 	for j, i := range idx {
 		sub[j] = reqs[i]
 		reads = reads && readOnly(reqs[i].Op) && routes[i].next < routes[i].n
 	}
-	actx, cancel := c.attempt(ctx, reads)
-	out, err := c.tc.CallBatch(actx, m.addr, sub)
-	if cancel != nil {
-		cancel()
+	var actx context.Context
+	actx, g.cancel = c.attempt(ctx, reads)
+	g.flight = c.tc.Start(actx, g.m.addr, sub)
+}
+
+// finish waits for the group's replies and stores them in resps. Those
+// left unanswered keep a nil response and have the failure noted in their
+// route, which is exhausted if the request is not worth another candidate.
+func (g *group) finish(ctx context.Context, c *Client, idx []int, reqs []*transport.Request, resps []*transport.Response, routes []route) {
+	m := g.m
+	out, err := g.flight.Wait()
+	if g.cancel != nil {
+		g.cancel()
 	}
+	g.flight, g.cancel = nil, nil
 	var ferr error
 	if err != nil {
 		ferr = c.failed(ctx, m, err)
