@@ -196,10 +196,14 @@ func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Fligh
 	}
 	f.timer = c.calls.Get().(*call)
 	f.timer.arm(ctx, c.cfg.CallTimeout)
+	now := time.Now()
+	dl := deadlineMillis(ctx, now, c.cfg.CallTimeout)
 	for _, r := range reqs {
-		stampDeadline(ctx, r, c.cfg.CallTimeout)
+		if r.Deadline == 0 || dl < r.Deadline {
+			r.Deadline = dl
+		}
 	}
-	if cc := p.ready(time.Now()); cc != nil && cc.hasRoom(len(reqs)) {
+	if cc := p.ready(now); cc != nil && cc.hasRoom(len(reqs)) {
 		f.start(p)
 		return f
 	}
@@ -423,13 +427,23 @@ func (c *Client) putCall(cl *call) {
 // stampDeadline sets req.Deadline to when the caller stops waiting: ctx's
 // deadline, or timeout from now; an earlier deadline already set is kept.
 func stampDeadline(ctx context.Context, req *Request, timeout time.Duration) {
-	d, ok := ctx.Deadline()
-	if !ok {
-		d = time.Now().Add(timeout)
-	}
-	if ms := d.UnixMilli() + 1; req.Deadline == 0 || ms < req.Deadline { // +1: round up
+	if ms := deadlineMillis(ctx, time.Time{}, timeout); req.Deadline == 0 || ms < req.Deadline {
 		req.Deadline = ms
 	}
+}
+
+// deadlineMillis is when a caller stops waiting, as a Request.Deadline:
+// ctx's deadline, or timeout from now (read from the clock if zero),
+// rounded up to the next millisecond.
+func deadlineMillis(ctx context.Context, now time.Time, timeout time.Duration) int64 {
+	d, ok := ctx.Deadline()
+	if !ok {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		d = now.Add(timeout)
+	}
+	return d.UnixMilli() + 1
 }
 
 // arm starts the call's own timer if ctx has no deadline.
