@@ -65,14 +65,20 @@
 //
 // Client keeps ConnsPerPeer connections per address, dialled on first use,
 // and pipelines concurrent calls over them: each caller encodes its request
-// into the connection's buffer and the first one to find no write in
-// progress writes everything buffered, so requests that are pending together
-// leave in one syscall without a writer goroutine. A read goroutine per
-// connection hands replies to their callers.
+// into the connection's buffer. On a connection with nothing else in
+// flight the caller writes it at once; under load it wakes the
+// connection's writer goroutine, which yields once before writing so that
+// every caller already runnable appends first: a node forwarding for many
+// clients pays one write system call (and its peer one read) for many
+// requests. A read goroutine per connection hands replies to their
+// callers. Start sends a batch and returns without waiting (Flight.Wait
+// collects it, with one wake-up for the whole batch), so a caller with
+// batches for several peers sends them all before waiting for any; it
+// never blocks on a peer that is still dialling or out of in-flight slots.
 //
 // # Errors
 //
-// Call and CallBatch return an error only for transport failures; a peer's
+// Call, CallBatch and Flight.Wait return an error only for transport failures; a peer's
 // answer, including an application error, is in the Response (see
 // Response.Error and CodeOf). Transport failures are typed: ErrUnreachable
 // (refused or failed dial, broken connection: fail over to a replica),

@@ -21,7 +21,8 @@ const outbufHigh = 128 << 10
 // frames under the connection's mutex; the first one to find nobody writing
 // becomes the writer and keeps writing until the buffer is empty, so frames
 // appended while a write is in progress leave in the next single write.
-// There is no writer goroutine and so no hand-off on the fast path.
+// Server connections have no writer goroutine, so no hand-off on the fast
+// path; client connections add one under load (see clientConn.flushSoon).
 //
 // Its fields are guarded by the owning connection's mutex.
 type outbuf struct {
