@@ -168,11 +168,13 @@ type Flight struct {
 
 // Start sends reqs to the peer at addr, as CallBatch does, and returns
 // without waiting for replies; the Flight's Wait returns what CallBatch
-// would. ctx bounds the whole flight, Wait included. Start does not block
-// either: when the peer has no connection yet, or not enough free
+// would. ctx bounds the whole flight, Wait included. Start does not wait
+// for the peer either: when it has no connection yet, or not enough free
 // in-flight slots for the batch, sending continues on a goroutine of its
 // own, so that a peer slow to dial or to answer never holds up the
-// batches started after it for other peers.
+// batches started after it for other peers. (Only if other callers take
+// the free slots between the check and the send does Start wait for
+// slots itself, at most until ctx or CallTimeout ends.)
 func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Flight {
 	f := &Flight{c: c, ctx: ctx, addr: addr, reqs: reqs, resps: make([]*Response, len(reqs))}
 	f.remaining.Store(1)
@@ -204,11 +206,24 @@ func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Fligh
 		}
 	}
 	if cc := p.ready(now); cc != nil && cc.hasRoom(len(reqs)) {
-		f.start(p)
+		// The usual case: sent on the connection found ready, at once.
+		if f.send(cc, now) || f.err != nil {
+			f.finishStart()
+			return f
+		}
+		// It broke meanwhile: the goroutine below tries the others.
+	}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		f.err = ErrClosed
 		return f
 	}
+	c.wg.Add(1) // Close waits for it, like for dials
+	c.mu.RUnlock()
 	f.started = make(chan struct{})
 	go func() {
+		defer c.wg.Done()
 		defer close(f.started)
 		f.start(p)
 	}()
@@ -233,6 +248,11 @@ func (f *Flight) start(p *peer) {
 			return
 		}
 	}
+	f.finishStart()
+}
+
+// finishStart sees that what the flight registered gets written.
+func (f *Flight) finishStart() {
 	if f.sent == 0 && f.err == nil {
 		f.err = fmt.Errorf("transport: %s: %w", f.addr, ErrConnLost)
 	}
