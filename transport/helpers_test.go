@@ -237,3 +237,22 @@ func mustCall(t *testing.T, c *Client, addr string, req *Request) *Response {
 	}
 	return resp
 }
+
+// pingFrames returns n ping request frames, IDs 1 to n, back to back.
+func pingFrames(n int) []byte {
+	var in []byte
+	for i := range n {
+		in = append(in, requestFrame(&Request{ID: uint64(i + 1), Op: OpPing})...)
+	}
+	return in
+}
+
+// inOrder fails the test unless resps answer IDs 1, 2, ... in order.
+func inOrder(t *testing.T, resps []*Response) {
+	t.Helper()
+	for i, r := range resps {
+		if r.ID != uint64(i+1) {
+			t.Fatalf("reply %d has ID %d", i, r.ID)
+		}
+	}
+}

@@ -913,17 +913,9 @@ func TestServerRepliesBatch(t *testing.T) {
 	cfg := testConfig(cn)
 	_, addr := startServer(t, cfg, echo)
 	conn := rawConn(t, cn.Network, addr)
-	var in []byte
-	for i := range 20 {
-		in = append(in, requestFrame(&Request{ID: uint64(i + 1), Op: OpPing})...)
-	}
+	in := pingFrames(20)
 	go conn.Write(in)
-	resps := readResponses(t, conn, 20)
-	for i, r := range resps {
-		if r.ID != uint64(i+1) {
-			t.Fatalf("reply %d has ID %d", i, r.ID)
-		}
-	}
+	inOrder(t, readResponses(t, conn, 20))
 	if got := cn.serverWrites.Load(); got != 1 {
 		t.Fatalf("%d server writes for 20 pipelined requests, want 1", got)
 	}
@@ -971,10 +963,7 @@ func TestServerReplyAllOneWrite(t *testing.T) {
 	h := &held{}
 	_, addr := startServer(t, cfg, h)
 	conn := rawConn(t, cn.Network, addr)
-	var in []byte
-	for i := range 20 {
-		in = append(in, requestFrame(&Request{ID: uint64(i + 1), Op: OpPing})...)
-	}
+	in := pingFrames(20)
 	go conn.Write(in)
 	eventually(t, "all 20 requests to reach the handler", func() bool { return h.count() == 20 })
 	before := cn.serverWrites.Load()
@@ -984,12 +973,7 @@ func TestServerReplyAllOneWrite(t *testing.T) {
 		resps[i] = &Response{ID: r.req.ID}
 	}
 	go held[0].w.ReplyAll(resps) // in-memory writes wait for the reader
-	got := readResponses(t, conn, 20)
-	for i, r := range got {
-		if r.ID != uint64(i+1) {
-			t.Fatalf("reply %d has ID %d", i, r.ID)
-		}
-	}
+	inOrder(t, readResponses(t, conn, 20))
 	if w := cn.serverWrites.Load() - before; w != 1 {
 		t.Fatalf("%d server writes for a ReplyAll of 20, want 1", w)
 	}
