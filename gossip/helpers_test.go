@@ -21,10 +21,16 @@ const waitTimeout = 15 * time.Second
 // waitUntil polls cond until it holds or waitTimeout passes.
 func waitUntil(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	waitWithin(tb, what, waitTimeout, cond)
+}
+
+// waitWithin polls cond until it holds or timeout passes.
+func waitWithin(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
+			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -152,7 +158,12 @@ func startNode(tb testing.TB, cfg Config) *testNode {
 	if err != nil {
 		tb.Fatalf("Start(%s): %v", cfg.Name, err)
 	}
-	n := &testNode{Gossip: g, name: cfg.Name, col: collect(g.Events())}
+	return newTestNode(tb, g)
+}
+
+// newTestNode collects g's events and shuts g down when the test ends.
+func newTestNode(tb testing.TB, g *Gossip) *testNode {
+	n := &testNode{Gossip: g, name: g.cfg.Name, col: collect(g.Events())}
 	tb.Cleanup(func() {
 		_ = g.Shutdown()
 		<-n.col.done

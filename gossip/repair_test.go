@@ -244,12 +244,7 @@ func startFaultNode(tb testing.TB, cfg Config) (*testNode, *faultTransport) {
 	if err != nil {
 		tb.Fatalf("start(%s): %v", cfg.Name, err)
 	}
-	n := &testNode{Gossip: g, name: cfg.Name, col: collect(g.Events())}
-	tb.Cleanup(func() {
-		_ = g.Shutdown()
-		<-n.col.done
-	})
-	return n, ft
+	return newTestNode(tb, g), ft
 }
 
 func TestRepairCatchesUpAMemberThatMissedAJoin(t *testing.T) {
