@@ -16,7 +16,17 @@
 # 3-node cluster, forwarded through one node, and the single node; the
 # ratio column compares each with the single node.
 #
-# Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools).
+# Placement: redis-server is single-threaded, so on a small machine the
+# fair comparison gives every server the same CPU and the load generator
+# its own. By default (PIN=1, with at least 2 CPUs) every server process —
+# redis-server, the single node and all three cluster nodes — runs on CPU
+# $SERVER_CPUS (default 0) and every load generator on CPU $LOAD_CPUS
+# (default 1), with taskset; Go sizes GOMAXPROCS to the CPUs it may use.
+# PIN=0 lets the kernel place everything on every CPU (servers and load
+# generator then compete for the same cores).
+#
+# Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools)
+# and taskset (util-linux) when pinning.
 # Everything listens on 127.0.0.1; every process started here is stopped
 # (by PID) on exit.
 set -euo pipefail
@@ -26,6 +36,8 @@ PIPELINES=${PIPELINES:-"1 16"}
 ROUNDS=${ROUNDS:-3}
 NATIVE=${NATIVE:-1}
 REPLICAS=${REPLICAS:-2}
+PIN=${PIN:-1}
+SERVER_CPUS=${SERVER_CPUS:-0} LOAD_CPUS=${LOAD_CPUS:-1}
 BASE=${BASE_PORT:-17400}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d)
@@ -41,6 +53,20 @@ for tool in redis-server redis-benchmark redis-cli; do
   command -v "$tool" >/dev/null || { echo "bench/resp.sh: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
 done
 
+# on_server / on_load prefix a command to run it on the servers' or the
+# load generator's CPUs (or anywhere, unpinned); taskset execs the command,
+# so $! is still the server's PID.
+if [[ $PIN == 1 && $(nproc) -ge 2 ]]; then
+  command -v taskset >/dev/null || { echo "bench/resp.sh: taskset not found (apt-get install util-linux), or run with PIN=0" >&2; exit 1; }
+  on_server=(taskset -c "$SERVER_CPUS")
+  on_load=(taskset -c "$LOAD_CPUS")
+  placement="servers on CPU $SERVER_CPUS, load generator on CPU $LOAD_CPUS"
+else
+  on_server=()
+  on_load=()
+  placement="unpinned: servers and load generator share all $(nproc) CPUs"
+fi
+
 echo "building starling..." >&2
 (cd "$repo" && CGO_ENABLED=0 go build -o "$work/starling" ./cmd/starling)
 
@@ -51,7 +77,7 @@ wait_port() { # wait until redis-cli PING answers on port $1
 
 start_starling() { # name index join...
   local name=$1 i=$2; shift 2
-  "$work/starling" start --name "$name" --addr "127.0.0.1:$((BASE + 10 + i))" \
+  "${on_server[@]}" "$work/starling" start --name "$name" --addr "127.0.0.1:$((BASE + 10 + i))" \
     --gossip-addr "127.0.0.1:$((BASE + 20 + i))" --resp-addr "127.0.0.1:$((BASE + 30 + i))" \
     --replicas "$REPLICAS" --log-level warn "$@" >>"$work/$name.log" 2>&1 &
   pids+=($!)
@@ -60,7 +86,7 @@ start_starling() { # name index join...
 # run LABEL PORT P: prints "label P SET_ops GET_ops SET_p50 SET_p99 GET_p50 GET_p99"
 run() {
   local label=$1 port=$2 p=$3 out
-  out=$(redis-benchmark -p "$port" -t set,get -n "$N" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>/dev/null)
+  out=$("${on_load[@]}" redis-benchmark -p "$port" -t set,get -n "$N" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>/dev/null)
   # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   awk -F'","' -v label="$label" -v p="$p" '
     { gsub(/"/, "", $1); gsub(/"/, "", $NF) }
@@ -69,7 +95,7 @@ run() {
     END { printf "%s %s %s %s %s %s %s %s\n", label, p, sr, gr, s50, s99, g50, g99 }' <<<"$out"
 }
 
-redis-server --port "$((BASE + 1))" --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+"${on_server[@]}" redis-server --port "$((BASE + 1))" --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 start_starling single 0
 start_starling c1 1
@@ -108,7 +134,7 @@ done
 mapfile -t results < <(printf '%s\n' "${results[@]}" | medians)
 
 echo
-echo "redis-benchmark -t set,get -n $N -c $C -d $D -r $R; starling --replicas $REPLICAS; medians of $ROUNDS rounds; $(nproc) cores, $(uname -m)"
+echo "redis-benchmark -t set,get -n $N -c $C -d $D -r $R; starling --replicas $REPLICAS; medians of $ROUNDS rounds; $(nproc) cores, $(uname -m); $placement"
 printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s %9s %9s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis SETx1node GETx1node
 declare -A base_set base_get one_set one_get
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
@@ -128,7 +154,7 @@ done
 # preloaded starling bench run (C clients, pipeline P, D-byte values, R keys).
 native() {
   local label=$1 smart=$2 p=$3 ratio=$4 addr=$5
-  "$work/starling" bench --addr "$addr" --smart="$smart" --clients "$C" --pipeline "$p" \
+  "${on_load[@]}" "$work/starling" bench --addr "$addr" --smart="$smart" --clients "$C" --pipeline "$p" \
     --requests "$N" --keys "$R" --value-size "$D" --ratio "$ratio" --preload --replicas "$REPLICAS" --json 2>/dev/null |
     python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]; l=r["latency"]
 print(sys.argv[1], sys.argv[2], "%.0f" % r["ops_per_sec"], "%.0f" % (l["p50_ns"]/1e3), "%.0f" % (l["p99_ns"]/1e3), r["errors"])' "$label" "$p"
@@ -148,7 +174,7 @@ for round in $(seq "$ROUNDS"); do
 done
 mapfile -t nres < <(printf '%s\n' "${nres[@]}" | medians)
 echo
-echo "starling bench --clients $C --requests $N --keys $R --value-size $D --preload (msgpack protocol, Go client); medians of $ROUNDS rounds"
+echo "starling bench --clients $C --requests $N --keys $R --value-size $D --preload (msgpack protocol, Go client); medians of $ROUNDS rounds; $placement"
 printf '%-14s %3s %11s %8s %8s %7s %9s\n' run P ops/s p50_us p99_us errors x1-node
 declare -A single
 for line in "${nres[@]}"; do
