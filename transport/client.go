@@ -907,6 +907,7 @@ func (cc *clientConn) abandon(cl *call, id uint64, err error) (*Response, error)
 // readLoop reads replies and hands each to its waiting call.
 func (cc *clientConn) readLoop() {
 	defer cc.p.c.wg.Done()
+	var resps responseChunk
 	for {
 		kind, body, owned, err := cc.fr.next()
 		if err != nil {
@@ -922,7 +923,7 @@ func (cc *clientConn) readLoop() {
 		if kind != kindResponse {
 			continue // a kind from a newer protocol: not for us
 		}
-		resp := new(Response)
+		resp := resps.next()
 		if err := decodeResponse(body, resp, owned); err != nil {
 			if resp.ID == 0 {
 				cc.fail(cc.lostErr(err))
@@ -933,6 +934,22 @@ func (cc *clientConn) readLoop() {
 		}
 		cc.deliver(resp.ID, resp, nil)
 	}
+}
+
+// responseChunk hands out Responses allocated a chunk at a time (see
+// requestChunk): a Response belongs to its caller once delivered and is
+// never reused.
+type responseChunk []Response
+
+const responseChunkLen = 32
+
+func (rc *responseChunk) next() *Response {
+	if len(*rc) == 0 {
+		*rc = make([]Response, responseChunkLen)
+	}
+	r := &(*rc)[0]
+	*rc = (*rc)[1:]
+	return r
 }
 
 // deliver completes call id. A reply nobody waits for any more (the call

@@ -476,6 +476,10 @@ func (c *serverConn) readLoop() (graceful bool) {
 	batching := false
 	bh, _ := c.srv.handler.(BatchHandler)
 	var pending []*Request // decoded but not yet handed to bh
+	var reqs requestChunk
+	// nowMs is the clock expired compares deadlines with, read once per
+	// network read rather than once per request (0: not read yet).
+	var nowMs int64
 	dispatch := func() {
 		if len(pending) > 0 {
 			bh.ServeBatch(c.ctx, pending, c)
@@ -505,6 +509,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 			if !c.armRead() {
 				return true
 			}
+			nowMs = 0
 		}
 		kind, body, owned, err := c.fr.next()
 		if err != nil {
@@ -562,7 +567,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 			c.sendOne(&Response{ID: probe.ID, Code: CodeBadRequest, Err: fmt.Sprintf("unsupported frame kind %d", kind)})
 			continue
 		}
-		req := new(Request)
+		req := reqs.next()
 		if err := decodeRequest(body, req, owned); err != nil {
 			if req.ID == 0 {
 				c.log.Warn("closing connection on undecodable request", "remote", c.conn.RemoteAddr(), "err", err)
@@ -571,7 +576,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 			c.sendOne(&Response{ID: req.ID, Code: CodeBadRequest, Err: err.Error()})
 			continue
 		}
-		if c.expired(req) {
+		if c.expired(req, &nowMs) {
 			continue
 		}
 		c.inflight.Add(1)
@@ -583,14 +588,35 @@ func (c *serverConn) readLoop() (graceful bool) {
 	}
 }
 
+// requestChunk hands out Requests allocated a chunk at a time: one
+// allocation for many small requests. A Request belongs to the handler
+// once handed out and is never reused; a chunk lives until the last of
+// its Requests is unreachable.
+type requestChunk []Request
+
+const requestChunkLen = 32
+
+func (rc *requestChunk) next() *Request {
+	if len(*rc) == 0 {
+		*rc = make([]Request, requestChunkLen)
+	}
+	r := &(*rc)[0]
+	*rc = (*rc)[1:]
+	return r
+}
+
 // expired refuses req, unexecuted, if its sender stopped waiting for it
 // before we read it (see Request.Deadline), and reports whether it did.
-func (c *serverConn) expired(req *Request) bool {
+// *nowMs caches the clock for the requests of one read (0: read it).
+func (c *serverConn) expired(req *Request, nowMs *int64) bool {
 	skew := c.srv.cfg.MaxClockSkew
 	if req.Deadline == 0 || skew < 0 {
 		return false
 	}
-	late := time.Now().UnixMilli() - req.Deadline
+	if *nowMs == 0 {
+		*nowMs = time.Now().UnixMilli()
+	}
+	late := *nowMs - req.Deadline
 	if late <= skew.Milliseconds() {
 		return false
 	}
