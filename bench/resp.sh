@@ -58,6 +58,8 @@ done
 # so $! is still the server's PID.
 if [[ $PIN == 1 && $(nproc) -ge 2 ]]; then
   command -v taskset >/dev/null || { echo "bench/resp.sh: taskset not found (apt-get install util-linux), or run with PIN=0" >&2; exit 1; }
+  taskset -c "$SERVER_CPUS" true && taskset -c "$LOAD_CPUS" true ||
+    { echo "bench/resp.sh: cannot run on CPUs $SERVER_CPUS and $LOAD_CPUS; set SERVER_CPUS and LOAD_CPUS, or PIN=0" >&2; exit 1; }
   on_server=(taskset -c "$SERVER_CPUS")
   on_load=(taskset -c "$LOAD_CPUS")
   placement="servers on CPU $SERVER_CPUS, load generator on CPU $LOAD_CPUS"
@@ -77,7 +79,7 @@ wait_port() { # wait until redis-cli PING answers on port $1
 
 start_starling() { # name index join...
   local name=$1 i=$2; shift 2
-  "${on_server[@]}" "$work/starling" start --name "$name" --addr "127.0.0.1:$((BASE + 10 + i))" \
+  ${on_server[@]+"${on_server[@]}"} "$work/starling" start --name "$name" --addr "127.0.0.1:$((BASE + 10 + i))" \
     --gossip-addr "127.0.0.1:$((BASE + 20 + i))" --resp-addr "127.0.0.1:$((BASE + 30 + i))" \
     --replicas "$REPLICAS" --log-level warn "$@" >>"$work/$name.log" 2>&1 &
   pids+=($!)
@@ -86,7 +88,7 @@ start_starling() { # name index join...
 # run LABEL PORT P: prints "label P SET_ops GET_ops SET_p50 SET_p99 GET_p50 GET_p99"
 run() {
   local label=$1 port=$2 p=$3 out
-  out=$("${on_load[@]}" redis-benchmark -p "$port" -t set,get -n "$N" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>/dev/null)
+  out=$(${on_load[@]+"${on_load[@]}"} redis-benchmark -p "$port" -t set,get -n "$N" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>/dev/null)
   # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   awk -F'","' -v label="$label" -v p="$p" '
     { gsub(/"/, "", $1); gsub(/"/, "", $NF) }
@@ -95,7 +97,7 @@ run() {
     END { printf "%s %s %s %s %s %s %s %s\n", label, p, sr, gr, s50, s99, g50, g99 }' <<<"$out"
 }
 
-"${on_server[@]}" redis-server --port "$((BASE + 1))" --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+${on_server[@]+"${on_server[@]}"} redis-server --port "$((BASE + 1))" --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 start_starling single 0
 start_starling c1 1
@@ -154,7 +156,7 @@ done
 # preloaded starling bench run (C clients, pipeline P, D-byte values, R keys).
 native() {
   local label=$1 smart=$2 p=$3 ratio=$4 addr=$5
-  "${on_load[@]}" "$work/starling" bench --addr "$addr" --smart="$smart" --clients "$C" --pipeline "$p" \
+  ${on_load[@]+"${on_load[@]}"} "$work/starling" bench --addr "$addr" --smart="$smart" --clients "$C" --pipeline "$p" \
     --requests "$N" --keys "$R" --value-size "$D" --ratio "$ratio" --preload --replicas "$REPLICAS" --json 2>/dev/null |
     python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]; l=r["latency"]
 print(sys.argv[1], sys.argv[2], "%.0f" % r["ops_per_sec"], "%.0f" % (l["p50_ns"]/1e3), "%.0f" % (l["p99_ns"]/1e3), r["errors"])' "$label" "$p"

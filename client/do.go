@@ -101,11 +101,7 @@ func (c *Client) call(ctx context.Context, req *transport.Request) (*transport.R
 			}
 			derived = true
 		}
-		actx, cancel := c.attempt(ctx, (readOnly(req.Op) || idempotent(req)) && rt.next < rt.n)
-		resp, err := c.tc.Call(actx, m.addr, req)
-		if cancel != nil {
-			cancel()
-		}
+		resp, err := c.tc.CallWithin(ctx, m.addr, req, c.attempt(ctx, (readOnly(req.Op) || idempotent(req)) && rt.next < rt.n))
 		if err == nil {
 			c.noteVersion(resp.RingVersion, m.addr)
 			return resp, nil
@@ -129,6 +125,10 @@ func (c *Client) call(ctx context.Context, req *transport.Request) (*transport.R
 // why, so resps[i].Error() is the per-request outcome either way; the
 // returned error is the first such delivery failure, nil if every request
 // was answered.
+//
+// Responses are allocated several at a time: keeping one also keeps a few
+// others' memory (together at most about a megabyte); copy what you keep
+// for long.
 //
 // Do owns reqs until it returns: it sets each ID and sets or clears
 // FlagForwarded (requests sent straight to an owner carry it, so the node
@@ -244,7 +244,6 @@ type group struct {
 	lo, hi int
 	// Set by start, used by finish.
 	flight *transport.Flight
-	cancel context.CancelFunc
 }
 
 // start sends the requests reqs[idx...] to the group's node in one
@@ -256,9 +255,7 @@ func (g *group) start(ctx context.Context, c *Client, idx []int, reqs []*transpo
 		sub[j] = reqs[i]
 		reads = reads && readOnly(reqs[i].Op) && routes[i].next < routes[i].n
 	}
-	var actx context.Context
-	actx, g.cancel = c.attempt(ctx, reads)
-	g.flight = c.tc.Start(actx, g.m.addr, sub)
+	g.flight = c.tc.StartWithin(ctx, g.m.addr, sub, c.attempt(ctx, reads))
 }
 
 // finish waits for the group's replies and stores them in resps. Those
@@ -267,10 +264,7 @@ func (g *group) start(ctx context.Context, c *Client, idx []int, reqs []*transpo
 func (g *group) finish(ctx context.Context, c *Client, idx []int, reqs []*transport.Request, resps []*transport.Response, routes []route) {
 	m := g.m
 	out, err := g.flight.Wait()
-	if g.cancel != nil {
-		g.cancel()
-	}
-	g.flight, g.cancel = nil, nil
+	g.flight = nil
 	var ferr error
 	if err != nil {
 		ferr = c.failed(ctx, m, err)
@@ -305,18 +299,20 @@ func (c *Client) overall(ctx context.Context, start time.Time) (context.Context,
 	return context.WithDeadline(ctx, start.Add(c.cfg.Timeout))
 }
 
-// attempt returns the context for one attempt: ctx itself, or ctx bounded
-// by AttemptTimeout for a read that has another replica to try.
-func (c *Client) attempt(ctx context.Context, failover bool) (context.Context, context.CancelFunc) {
+// attempt returns how long one attempt may take on top of ctx's own bound
+// (0: no further bound): AttemptTimeout for a read that has another
+// replica to try. The transport applies it with the call's pooled timer
+// (CallWithin), so bounding every read costs no context or allocation.
+func (c *Client) attempt(ctx context.Context, failover bool) time.Duration {
 	if !failover || c.cfg.AttemptTimeout <= 0 {
-		return ctx, nil
+		return 0
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		// No overall deadline yet: the first attempt of a call without one.
-		// Bound it by the attempt timeout; Timeout is the longer bound.
-		return context.WithTimeout(ctx, min(c.cfg.AttemptTimeout, c.cfg.Timeout))
+		// Timeout is the longer bound.
+		return min(c.cfg.AttemptTimeout, c.cfg.Timeout)
 	}
-	return context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	return c.cfg.AttemptTimeout
 }
 
 // failed records that m could not answer and returns the caller-facing

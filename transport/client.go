@@ -81,7 +81,19 @@ const maxSendAttempts = 3
 // Client was closed, with ErrFrameTooLarge that req exceeds
 // Config.MaxFrameSize (nothing was sent), with ErrAuth that the peer
 // refused the connection or failed to authenticate (nothing was applied).
+// Responses are allocated several at a time, so keeping one keeps its
+// neighbours' memory too (under a megabyte): copy what you keep for long.
 func (c *Client) Call(ctx context.Context, addr string, req *Request) (*Response, error) {
+	return c.CallWithin(ctx, addr, req, 0)
+}
+
+// CallWithin is Call that also gives up after d, however long ctx allows
+// (d <= 0: no further bound). A caller that bounds each attempt separately
+// from its overall deadline (a read with another replica to try) uses it
+// instead of deriving a context per call: the bound rides on the call's
+// pooled timer, so it costs no allocation. Running out of d is ErrTimeout,
+// as running out of ctx's deadline is.
+func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d time.Duration) (*Response, error) {
 	if ctx.Err() != nil {
 		return nil, expired(ctx, addr) // do not send what nobody will wait for
 	}
@@ -92,10 +104,13 @@ func (c *Client) Call(ctx context.Context, addr string, req *Request) (*Response
 	if err != nil {
 		return nil, err
 	}
-	cl := c.getCall(ctx)
-	stampDeadline(ctx, req, c.cfg.CallTimeout)
+	now := time.Now()
+	cl := c.getCall(ctx, now, d)
+	stampDeadline(ctx, req, now, cl.limit)
 	for attempt := 1; ; attempt++ {
-		now := time.Now()
+		if attempt > 1 {
+			now = time.Now()
+		}
 		cc, err := p.pick(ctx, cl, now)
 		if err == nil {
 			err = cc.acquire(ctx, cl)
@@ -176,6 +191,12 @@ type Flight struct {
 // the free slots between the check and the send does Start wait for
 // slots itself, at most until ctx or CallTimeout ends.)
 func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Flight {
+	return c.StartWithin(ctx, addr, reqs, 0)
+}
+
+// StartWithin is Start whose flight also gives up after d, however long
+// ctx allows (d <= 0: no further bound); see CallWithin.
+func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, d time.Duration) *Flight {
 	f := &Flight{c: c, ctx: ctx, addr: addr, reqs: reqs, resps: make([]*Response, len(reqs))}
 	f.remaining.Store(1)
 	if len(reqs) == 0 {
@@ -196,10 +217,9 @@ func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Fligh
 		f.err = err
 		return f
 	}
-	f.timer = c.calls.Get().(*call)
-	f.timer.arm(ctx, c.cfg.CallTimeout)
 	now := time.Now()
-	dl := deadlineMillis(ctx, now, c.cfg.CallTimeout)
+	f.timer = c.getCall(ctx, now, d)
+	dl := deadlineMillis(ctx, now, f.timer.limit)
 	for _, r := range reqs {
 		if r.Deadline == 0 || dl < r.Deadline {
 			r.Deadline = dl
@@ -423,15 +443,18 @@ type call struct {
 	resp  *Response
 	err   error
 	timer *time.Timer
-	// timerC is timer.C while the timer runs (the context had no
-	// deadline of its own), nil otherwise.
+	// timerC is timer.C while the timer runs (it ends the call before
+	// the context's deadline, or the context has none), nil otherwise.
 	timerC <-chan time.Time
+	// limit is how long the timer runs, zero if it does not.
+	limit time.Duration
 }
 
-// getCall takes a call from the pool and arms it for ctx.
-func (c *Client) getCall(ctx context.Context) *call {
+// getCall takes a call from the pool and arms it for ctx and a further
+// bound of within (see CallWithin).
+func (c *Client) getCall(ctx context.Context, now time.Time, within time.Duration) *call {
 	cl := c.calls.Get().(*call)
-	cl.arm(ctx, c.cfg.CallTimeout)
+	cl.arm(ctx, now, c.cfg.CallTimeout, within)
 	return cl
 }
 
@@ -446,32 +469,41 @@ func (c *Client) putCall(cl *call) {
 
 // stampDeadline sets req.Deadline to when the caller stops waiting: ctx's
 // deadline, or timeout from now; an earlier deadline already set is kept.
-func stampDeadline(ctx context.Context, req *Request, timeout time.Duration) {
-	if ms := deadlineMillis(ctx, time.Time{}, timeout); req.Deadline == 0 || ms < req.Deadline {
+func stampDeadline(ctx context.Context, req *Request, now time.Time, limit time.Duration) {
+	if ms := deadlineMillis(ctx, now, limit); req.Deadline == 0 || ms < req.Deadline {
 		req.Deadline = ms
 	}
 }
 
 // deadlineMillis is when a caller stops waiting, as a Request.Deadline:
-// ctx's deadline, or timeout from now (read from the clock if zero),
-// rounded up to the next millisecond.
-func deadlineMillis(ctx context.Context, now time.Time, timeout time.Duration) int64 {
+// limit from now if the call's own timer runs for limit (see call.limit),
+// else ctx's deadline, rounded up to the next millisecond.
+func deadlineMillis(ctx context.Context, now time.Time, limit time.Duration) int64 {
 	d, ok := ctx.Deadline()
-	if !ok {
-		if now.IsZero() {
-			now = time.Now()
-		}
-		d = now.Add(timeout)
+	if limit > 0 || !ok {
+		d = now.Add(limit)
 	}
 	return d.UnixMilli() + 1
 }
 
-// arm starts the call's own timer if ctx has no deadline.
-func (cl *call) arm(ctx context.Context, d time.Duration) {
-	if _, ok := ctx.Deadline(); ok {
+// arm starts the call's own timer when it ends the call before ctx's
+// deadline: for timeout if ctx has none, and for within if that is
+// shorter still.
+func (cl *call) arm(ctx context.Context, now time.Time, timeout, within time.Duration) {
+	cl.limit = 0
+	dl, ok := ctx.Deadline()
+	switch {
+	case !ok:
+		cl.limit = timeout
+		if within > 0 && within < timeout {
+			cl.limit = within
+		}
+	case within > 0 && now.Add(within).Before(dl):
+		cl.limit = within
+	default:
 		return
 	}
-	cl.timer.Reset(d)
+	cl.timer.Reset(cl.limit)
 	cl.timerC = cl.timer.C
 }
 
@@ -923,7 +955,7 @@ func (cc *clientConn) readLoop() {
 		if kind != kindResponse {
 			continue // a kind from a newer protocol: not for us
 		}
-		resp := resps.next()
+		resp := resps.next(owned)
 		if err := decodeResponse(body, resp, owned); err != nil {
 			if resp.ID == 0 {
 				cc.fail(cc.lostErr(err))
@@ -937,13 +969,17 @@ func (cc *clientConn) readLoop() {
 }
 
 // responseChunk hands out Responses allocated a chunk at a time (see
-// requestChunk): a Response belongs to its caller once delivered and is
-// never reused.
+// requestChunk, also for why a response in a frame of its own is
+// allocated alone): a Response belongs to its caller once delivered and
+// is never reused.
 type responseChunk []Response
 
 const responseChunkLen = 32
 
-func (rc *responseChunk) next() *Response {
+func (rc *responseChunk) next(owned bool) *Response {
+	if owned {
+		return new(Response)
+	}
 	if len(*rc) == 0 {
 		*rc = make([]Response, responseChunkLen)
 	}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,6 +51,72 @@ func TestDeadlineStampedAndEnforced(t *testing.T) {
 		}
 		if srv.Expired() != 1 {
 			t.Errorf("Expired() = %d, want 1", srv.Expired())
+		}
+	})
+}
+
+// TestCallWithinBoundsOneAttempt: CallWithin and StartWithin give up after
+// their own bound even when the context allows much longer, report it as
+// ErrTimeout, and stamp the request with that earlier deadline; a bound
+// longer than the context's changes nothing.
+func TestCallWithinBoundsOneAttempt(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		release := make(chan struct{})
+		var seen atomic.Int64
+		h := HandlerFunc(func(ctx context.Context, req *Request, w ResponseWriter) {
+			seen.Store(req.Deadline)
+			if req.Key == "hang" {
+				// Answer late, off the read loop, which keeps serving.
+				go func() {
+					select {
+					case <-release:
+					case <-ctx.Done():
+					}
+					w.Reply(&Response{ID: req.ID})
+				}()
+				return
+			}
+			w.Reply(&Response{ID: req.ID})
+		})
+		cfg := testConfig(nw)
+		_, addr := startServer(t, cfg, h)
+		c := newTestClient(t, cfg)
+		defer close(release)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		const within = 100 * time.Millisecond
+		before := time.Now()
+		_, err := c.CallWithin(ctx, addr, &Request{Op: OpPing, Key: "hang"}, within)
+		took := time.Since(before)
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("CallWithin on a hung request: %v, want ErrTimeout", err)
+		}
+		if took < within || took > 5*time.Second {
+			t.Errorf("CallWithin gave up after %v, want about %v", took, within)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the caller's context ended; the bound should have come first")
+		}
+		if d := seen.Load(); d < before.Add(within).UnixMilli() || d > time.Now().UnixMilli()+1 {
+			t.Errorf("server saw Deadline %d, want about now+%v (%d), not ctx's", d, within, before.Add(within).UnixMilli())
+		}
+
+		before = time.Now()
+		_, err = c.StartWithin(ctx, addr, []*Request{{Op: OpPing}, {Op: OpPing, Key: "hang"}}, within).Wait()
+		if took := time.Since(before); !errors.Is(err, ErrTimeout) || took > 5*time.Second {
+			t.Fatalf("StartWithin on a hung batch: %v after %v, want ErrTimeout after about %v", err, took, within)
+		}
+
+		// A bound beyond the context's deadline leaves the context in charge.
+		short, cancelShort := context.WithTimeout(context.Background(), time.Second)
+		defer cancelShort()
+		want, _ := short.Deadline()
+		if _, err := c.CallWithin(short, addr, &Request{Op: OpPing}, time.Hour); err != nil {
+			t.Fatalf("CallWithin with a long bound: %v", err)
+		}
+		if got := seen.Load(); got < want.UnixMilli() || got > want.UnixMilli()+1 {
+			t.Errorf("server saw Deadline %d, want ctx's %d", got, want.UnixMilli())
 		}
 	})
 }

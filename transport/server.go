@@ -478,13 +478,15 @@ func (c *serverConn) readLoop() (graceful bool) {
 	var pending []*Request // decoded but not yet handed to bh
 	var reqs requestChunk
 	// nowMs is the clock expired compares deadlines with, read once per
-	// network read rather than once per request (0: not read yet).
+	// network read rather than once per request (0: read it), and again
+	// after anything that may have blocked the loop.
 	var nowMs int64
 	dispatch := func() {
 		if len(pending) > 0 {
 			bh.ServeBatch(c.ctx, pending, c)
 			clear(pending)
 			pending = pending[:0]
+			nowMs = 0
 		}
 	}
 	defer dispatch() // requests already counted in flight still get served
@@ -496,6 +498,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 			if !c.waitSlot() {
 				return c.isStopping()
 			}
+			nowMs = 0
 		}
 		if !c.fr.buffered() || len(pending) >= maxServeBatch {
 			dispatch()
@@ -567,7 +570,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 			c.sendOne(&Response{ID: probe.ID, Code: CodeBadRequest, Err: fmt.Sprintf("unsupported frame kind %d", kind)})
 			continue
 		}
-		req := reqs.next()
+		req := reqs.next(owned)
 		if err := decodeRequest(body, req, owned); err != nil {
 			if req.ID == 0 {
 				c.log.Warn("closing connection on undecodable request", "remote", c.conn.RemoteAddr(), "err", err)
@@ -591,12 +594,18 @@ func (c *serverConn) readLoop() (graceful bool) {
 // requestChunk hands out Requests allocated a chunk at a time: one
 // allocation for many small requests. A Request belongs to the handler
 // once handed out and is never reused; a chunk lives until the last of
-// its Requests is unreachable.
+// its Requests is unreachable, and with it what they point to. So a
+// request decoded from a frame of its own (owned: larger than the read
+// buffer, its value aliasing the frame) is allocated alone: one request
+// kept long must not keep its neighbours' big frames alive.
 type requestChunk []Request
 
 const requestChunkLen = 32
 
-func (rc *requestChunk) next() *Request {
+func (rc *requestChunk) next(owned bool) *Request {
+	if owned {
+		return new(Request)
+	}
 	if len(*rc) == 0 {
 		*rc = make([]Request, requestChunkLen)
 	}
