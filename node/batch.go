@@ -463,7 +463,6 @@ type fwdFlight struct {
 	resp   *transport.Response
 	one    [1]*transport.Response // out for resp, without allocating
 	err    error
-	cancel context.CancelFunc
 }
 
 // forwardGroup sends items to one owner in one round trip. It fills in
@@ -479,11 +478,7 @@ func (b *batch) forwardGroup(ctx context.Context, addr string, items []*fwdItem)
 func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, last bool) fwdFlight {
 	n := b.n
 	f := fwdFlight{addr: addr, items: items}
-	if d, ok := ctx.Deadline(); ok && time.Until(d) > n.cfg.ForwardTimeout {
-		// Without a deadline the client's CallTimeout (ForwardTimeout) applies;
-		// a later one must still be capped.
-		ctx, f.cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-	}
+	// ForwardTimeout bounds the forward even when ctx allows longer.
 	n.stats.forwarded.Add(int64(len(items)))
 	switch {
 	case addr == "":
@@ -491,7 +486,7 @@ func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, l
 	case len(items) == 1 && last:
 		fwd := *b.reqs[items[0].i]
 		fwd.ID, fwd.Flags = 0, items[0].flags
-		f.resp, f.err = n.client.Call(ctx, addr, &fwd)
+		f.resp, f.err = n.client.CallWithin(ctx, addr, &fwd, n.cfg.ForwardTimeout)
 	default:
 		reqs := make([]*transport.Request, len(items))
 		fwd := make([]transport.Request, len(items))
@@ -501,7 +496,7 @@ func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, l
 			fwd[j].Flags = it.flags
 			reqs[j] = &fwd[j]
 		}
-		f.flight = n.client.Start(ctx, addr, reqs)
+		f.flight = n.client.StartWithin(ctx, addr, reqs, n.cfg.ForwardTimeout)
 	}
 	return f
 }
@@ -517,9 +512,6 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 	case err == nil:
 		f.one[0] = f.resp
 		out = f.one[:]
-	}
-	if f.cancel != nil {
-		f.cancel()
 	}
 	if err != nil {
 		n.peers.failed(f.addr, err)
@@ -604,9 +596,7 @@ func (n *Node) fetchNewest(ctx context.Context, v *view, key string, from []stri
 			continue
 		}
 		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
-			defer cancel()
-			resp, err := n.client.Call(cctx, addr, &transport.Request{Op: transport.OpLookup, Key: key, Flags: transport.FlagLocalOnly})
+			resp, err := n.client.CallWithin(ctx, addr, &transport.Request{Op: transport.OpLookup, Key: key, Flags: transport.FlagLocalOnly}, n.cfg.ReplicaTimeout)
 			if err != nil {
 				n.peers.failed(addr, err)
 				return

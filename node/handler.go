@@ -181,11 +181,9 @@ func (n *Node) Broadcast(ctx context.Context, req *transport.Request) []*transpo
 // call sends one request to a peer and converts a transport failure into
 // an "unavailable" response naming the peer.
 func (n *Node) call(ctx context.Context, addr string, req *transport.Request) *transport.Response {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-	defer cancel()
 	r := *req
 	r.ID = 0
-	resp, err := n.client.Call(ctx, addr, &r)
+	resp, err := n.client.CallWithin(ctx, addr, &r, n.cfg.ForwardTimeout)
 	if err != nil {
 		n.peers.failed(addr, err)
 		return unavailable(addr, err)

@@ -34,8 +34,6 @@ outer:
 		}
 		pushes = append(pushes, push{target: items[i].target, reqs: []*transport.Request{&items[i].req}})
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
-	defer cancel()
 	for k := range pushes {
 		p := &pushes[k]
 		addr, ok := v.addrs[p.target]
@@ -43,7 +41,7 @@ outer:
 			n.hints.add(p.target, p.reqs)
 			continue
 		}
-		p.addr, p.flight = addr, n.client.Start(ctx, addr, p.reqs)
+		p.addr, p.flight = addr, n.client.StartWithin(ctx, addr, p.reqs, n.cfg.ReplicaTimeout)
 	}
 	for _, p := range pushes {
 		if p.flight != nil && !n.pushed(p.addr, p.reqs, p.flight) {
@@ -56,9 +54,7 @@ outer:
 // reports whether the peer took all of them (applied, or already had
 // something newer).
 func (n *Node) pushBatch(ctx context.Context, addr string, reqs []*transport.Request, timeout time.Duration) bool {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return n.pushed(addr, reqs, n.client.Start(ctx, addr, reqs))
+	return n.pushed(addr, reqs, n.client.StartWithin(ctx, addr, reqs, timeout))
 }
 
 // pushed waits for a push of OpReplicate requests and reports whether the

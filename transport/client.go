@@ -87,12 +87,13 @@ func (c *Client) Call(ctx context.Context, addr string, req *Request) (*Response
 	return c.CallWithin(ctx, addr, req, 0)
 }
 
-// CallWithin is Call that also gives up after d, however long ctx allows
-// (d <= 0: no further bound). A caller that bounds each attempt separately
-// from its overall deadline (a read with another replica to try) uses it
-// instead of deriving a context per call: the bound rides on the call's
-// pooled timer, so it costs no allocation. Running out of d is ErrTimeout,
-// as running out of ctx's deadline is.
+// CallWithin is Call bounded by d instead of Config.CallTimeout: it gives
+// up after d, or when ctx ends if that comes first (d <= 0: as Call). It
+// does what Call with context.WithTimeout(ctx, d) would, without deriving
+// a context: the bound rides on the call's pooled timer, so a caller that
+// bounds every attempt (a read with another replica to try, a forward)
+// pays no allocation for it. Running out of d is ErrTimeout, as running
+// out of ctx's deadline is.
 func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d time.Duration) (*Response, error) {
 	if ctx.Err() != nil {
 		return nil, expired(ctx, addr) // do not send what nobody will wait for
@@ -168,7 +169,7 @@ type Flight struct {
 	first uint64 // ID of reqs[0]; the batch's IDs are consecutive
 	sent  int    // reqs[:sent] are registered on cc
 	err   error  // why reqs[sent:] were not sent
-	timer *call  // lends its timer when ctx has no deadline, and its done channel
+	timer *call  // lends its timer (when it ends the flight before ctx) and its done channel
 	// started, if set, is closed once the goroutine sending the flight
 	// (see Start) is done with it.
 	started chan struct{}
@@ -194,8 +195,8 @@ func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Fligh
 	return c.StartWithin(ctx, addr, reqs, 0)
 }
 
-// StartWithin is Start whose flight also gives up after d, however long
-// ctx allows (d <= 0: no further bound); see CallWithin.
+// StartWithin is Start whose flight is bounded by d instead of
+// Config.CallTimeout, as CallWithin is (d <= 0: as Start).
 func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, d time.Duration) *Flight {
 	f := &Flight{c: c, ctx: ctx, addr: addr, reqs: reqs, resps: make([]*Response, len(reqs))}
 	f.remaining.Store(1)
@@ -450,8 +451,8 @@ type call struct {
 	limit time.Duration
 }
 
-// getCall takes a call from the pool and arms it for ctx and a further
-// bound of within (see CallWithin).
+// getCall takes a call from the pool and arms it for ctx and within (see
+// CallWithin).
 func (c *Client) getCall(ctx context.Context, now time.Time, within time.Duration) *call {
 	cl := c.calls.Get().(*call)
 	cl.arm(ctx, now, c.cfg.CallTimeout, within)
@@ -460,15 +461,24 @@ func (c *Client) getCall(ctx context.Context, now time.Time, within time.Duratio
 
 func (c *Client) putCall(cl *call) {
 	if cl.timerC != nil {
-		cl.timer.Stop()
+		if !cl.timer.Stop() {
+			// Fired: with Go 1.23 timers Stop leaves nothing to read, but
+			// a program built with asynctimerchan=1 would find a stale tick
+			// on the next call's timer.
+			select {
+			case <-cl.timer.C:
+			default:
+			}
+		}
 		cl.timerC = nil
 	}
 	cl.resp, cl.err = nil, nil
 	c.calls.Put(cl)
 }
 
-// stampDeadline sets req.Deadline to when the caller stops waiting: ctx's
-// deadline, or timeout from now; an earlier deadline already set is kept.
+// stampDeadline sets req.Deadline to when the caller stops waiting: limit
+// from now if the call's timer runs (see call.limit), else ctx's deadline;
+// an earlier deadline already set is kept.
 func stampDeadline(ctx context.Context, req *Request, now time.Time, limit time.Duration) {
 	if ms := deadlineMillis(ctx, now, limit); req.Deadline == 0 || ms < req.Deadline {
 		req.Deadline = ms
@@ -487,19 +497,16 @@ func deadlineMillis(ctx context.Context, now time.Time, limit time.Duration) int
 }
 
 // arm starts the call's own timer when it ends the call before ctx's
-// deadline: for timeout if ctx has none, and for within if that is
-// shorter still.
+// deadline: for within if set and sooner than that deadline, else for
+// timeout (CallTimeout) if ctx has no deadline.
 func (cl *call) arm(ctx context.Context, now time.Time, timeout, within time.Duration) {
 	cl.limit = 0
 	dl, ok := ctx.Deadline()
 	switch {
+	case within > 0 && (!ok || now.Add(within).Before(dl)):
+		cl.limit = within
 	case !ok:
 		cl.limit = timeout
-		if within > 0 && within < timeout {
-			cl.limit = within
-		}
-	case within > 0 && now.Add(within).Before(dl):
-		cl.limit = within
 	default:
 		return
 	}
@@ -910,7 +917,7 @@ func (cc *clientConn) writeLoop() {
 }
 
 // wait blocks until the reply to call id arrives, the connection fails, or
-// time runs out (ctx, or timerC when ctx has no deadline).
+// time runs out (ctx, or timerC when the call's own timer runs).
 func (cc *clientConn) wait(ctx context.Context, cl *call, id uint64, timerC <-chan time.Time) (*Response, error) {
 	select {
 	case <-cl.done:

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,16 +57,21 @@ func TestDeadlineStampedAndEnforced(t *testing.T) {
 }
 
 // TestCallWithinBoundsOneAttempt: CallWithin and StartWithin give up after
-// their own bound even when the context allows much longer, report it as
-// ErrTimeout, and stamp the request with that earlier deadline; a bound
-// longer than the context's changes nothing.
+// their bound even when the context allows much longer (or has no
+// deadline), report it as ErrTimeout, and stamp the request with that
+// earlier deadline; a bound longer than the context's deadline leaves the
+// context in charge, and a bound longer than CallTimeout replaces it.
 func TestCallWithinBoundsOneAttempt(t *testing.T) {
 	forEachNetwork(t, func(t *testing.T, nw Network) {
+		type arrival struct {
+			key      string
+			deadline int64
+		}
+		arrived := make(chan arrival, 16)
 		release := make(chan struct{})
-		var seen atomic.Int64
 		h := HandlerFunc(func(ctx context.Context, req *Request, w ResponseWriter) {
-			seen.Store(req.Deadline)
-			if req.Key == "hang" {
+			arrived <- arrival{req.Key, req.Deadline}
+			if strings.HasPrefix(req.Key, "hang") {
 				// Answer late, off the read loop, which keeps serving.
 				go func() {
 					select {
@@ -79,44 +85,84 @@ func TestCallWithinBoundsOneAttempt(t *testing.T) {
 			w.Reply(&Response{ID: req.ID})
 		})
 		cfg := testConfig(nw)
+		cfg.ConnsPerPeer = 1 // every call on the one warmed-up connection
 		_, addr := startServer(t, cfg, h)
 		c := newTestClient(t, cfg)
 		defer close(release)
+		next := func(key string) int64 {
+			t.Helper()
+			for {
+				select {
+				case a := <-arrived:
+					if a.key == key {
+						return a.deadline
+					}
+				case <-time.After(waitTimeout):
+					t.Fatalf("request %q never reached the server", key)
+				}
+			}
+		}
+		if _, err := c.Call(context.Background(), addr, &Request{Op: OpPing, Key: "warm"}); err != nil {
+			t.Fatal(err)
+		}
+		next("warm")
 
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		const within = 100 * time.Millisecond
-		before := time.Now()
-		_, err := c.CallWithin(ctx, addr, &Request{Op: OpPing, Key: "hang"}, within)
-		took := time.Since(before)
-		if !errors.Is(err, ErrTimeout) {
-			t.Fatalf("CallWithin on a hung request: %v, want ErrTimeout", err)
-		}
-		if took < within || took > 5*time.Second {
-			t.Errorf("CallWithin gave up after %v, want about %v", took, within)
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the caller's context ended; the bound should have come first")
-		}
-		if d := seen.Load(); d < before.Add(within).UnixMilli() || d > time.Now().UnixMilli()+1 {
-			t.Errorf("server saw Deadline %d, want about now+%v (%d), not ctx's", d, within, before.Add(within).UnixMilli())
-		}
+		const within = 300 * time.Millisecond
+		for _, tc := range []struct {
+			name string
+			ctx  func() (context.Context, context.CancelFunc)
+		}{
+			{"later ctx deadline", func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), time.Minute)
+			}},
+			{"no ctx deadline", func() (context.Context, context.CancelFunc) {
+				return context.WithCancel(context.Background())
+			}},
+		} {
+			ctx, cancel := tc.ctx()
+			before := time.Now()
+			_, err := c.CallWithin(ctx, addr, &Request{Op: OpPing, Key: "hang1"}, within)
+			took := time.Since(before)
+			if !errors.Is(err, ErrTimeout) || ctx.Err() != nil {
+				t.Fatalf("%s: CallWithin on a hung request: %v (ctx %v), want ErrTimeout before ctx ends", tc.name, err, ctx.Err())
+			}
+			if took < within || took > waitTimeout {
+				t.Errorf("%s: CallWithin gave up after %v, want about %v", tc.name, took, within)
+			}
+			if d := next("hang1"); d < before.Add(within).UnixMilli() || d > before.Add(within+time.Second).UnixMilli() {
+				t.Errorf("%s: server saw Deadline %d, want about now+%v (%d)", tc.name, d, within, before.Add(within).UnixMilli())
+			}
 
-		before = time.Now()
-		_, err = c.StartWithin(ctx, addr, []*Request{{Op: OpPing}, {Op: OpPing, Key: "hang"}}, within).Wait()
-		if took := time.Since(before); !errors.Is(err, ErrTimeout) || took > 5*time.Second {
-			t.Fatalf("StartWithin on a hung batch: %v after %v, want ErrTimeout after about %v", err, took, within)
+			before = time.Now()
+			_, err = c.StartWithin(ctx, addr, []*Request{{Op: OpPing, Key: "ok"}, {Op: OpPing, Key: "hang2"}}, within).Wait()
+			took = time.Since(before)
+			if !errors.Is(err, ErrTimeout) || took < within || took > waitTimeout {
+				t.Fatalf("%s: StartWithin on a hung batch: %v after %v, want ErrTimeout after about %v", tc.name, err, took, within)
+			}
+			if d := next("hang2"); d < before.Add(within).UnixMilli() || d > before.Add(within+time.Second).UnixMilli() {
+				t.Errorf("%s: batch carried Deadline %d, want about now+%v", tc.name, d, within)
+			}
+			cancel()
 		}
 
 		// A bound beyond the context's deadline leaves the context in charge.
-		short, cancelShort := context.WithTimeout(context.Background(), time.Second)
+		short, cancelShort := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancelShort()
 		want, _ := short.Deadline()
-		if _, err := c.CallWithin(short, addr, &Request{Op: OpPing}, time.Hour); err != nil {
+		if _, err := c.CallWithin(short, addr, &Request{Op: OpPing, Key: "long"}, time.Hour); err != nil {
 			t.Fatalf("CallWithin with a long bound: %v", err)
 		}
-		if got := seen.Load(); got < want.UnixMilli() || got > want.UnixMilli()+1 {
+		if got := next("long"); got < want.UnixMilli() || got > want.UnixMilli()+1 {
 			t.Errorf("server saw Deadline %d, want ctx's %d", got, want.UnixMilli())
+		}
+		// Without a context deadline, a bound longer than CallTimeout
+		// replaces it (as context.WithTimeout(ctx, d) would).
+		before := time.Now()
+		if _, err := c.CallWithin(context.Background(), addr, &Request{Op: OpPing, Key: "longer"}, cfg.CallTimeout+time.Hour); err != nil {
+			t.Fatalf("CallWithin beyond CallTimeout: %v", err)
+		}
+		if got := next("longer"); got < before.Add(cfg.CallTimeout+time.Hour).UnixMilli() {
+			t.Errorf("server saw Deadline %d, want now+CallTimeout+1h (%d)", got, before.Add(cfg.CallTimeout+time.Hour).UnixMilli())
 		}
 	})
 }

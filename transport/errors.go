@@ -19,9 +19,9 @@ var (
 	// flight, so the peer may or may not have applied it. It wraps
 	// ErrUnreachable: failover logic need test only that.
 	ErrConnLost = fmt.Errorf("connection lost: %w", ErrUnreachable)
-	// ErrTimeout reports that a call's deadline (the context's, or
-	// Config.CallTimeout when the context has none) passed before the reply
-	// came. errors.Is(err, context.DeadlineExceeded) is true for it too, and
+	// ErrTimeout reports that a call's deadline (the context's, the bound
+	// given to CallWithin or StartWithin, or Config.CallTimeout when the
+	// context has none) passed before the reply came. errors.Is(err, context.DeadlineExceeded) is true for it too, and
 	// it is a net.Error whose Timeout() is true.
 	ErrTimeout error = timeoutError{}
 	// ErrClosed reports a call on, or cut short by, a closed Client.
