@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/starlingcache/starling/node/hlc"
@@ -256,7 +257,7 @@ func (n *Node) applyReplica(req *transport.Request) *transport.Response {
 	if n.leaving.Load() {
 		// A peer whose ring still has us would hand keys back to a node
 		// that is about to go: refuse, so the peer keeps its copy.
-		return errResponse(fmt.Errorf("%w: node is leaving", transport.ErrUnavailable))
+		return errResponse(fmt.Errorf("%w: %s", transport.ErrUnavailable, refusedLeaving))
 	}
 	if hlc.Time(req.Version).After(time.Now().Add(maxClockSkew)) {
 		// A version far in the future would make the key impossible to
@@ -290,6 +291,16 @@ func (n *Node) applyReplica(req *transport.Request) *transport.Response {
 // maxClockSkew bounds how far ahead of this node's clock a replicated
 // version may be.
 const maxClockSkew = time.Minute
+
+// refusedLeaving ends the error text of a copy refused by a node that is
+// leaving; isLeavingRefusal recognises it (see handOffRemaining).
+const refusedLeaving = "node is leaving"
+
+// isLeavingRefusal reports whether r refused a copy because its node is
+// leaving.
+func isLeavingRefusal(r *transport.Response) bool {
+	return r != nil && r.Code == transport.CodeUnavailable && strings.HasSuffix(r.Err, refusedLeaving)
+}
 
 // replicaRequest is the OpReplicate that carries e to another node.
 func replicaRequest(key string, e entry) transport.Request {

@@ -63,10 +63,13 @@ type Node struct {
 	leaveOnce      sync.Once
 	leaveRequested chan struct{} // closed when a client asks the node to leave
 	leaving        atomic.Bool   // set by Shutdown before the hand-off
-	passMu         sync.Mutex    // one rebalance pass at a time
-	viewMu         sync.Mutex    // serializes view rebuilds against the leave hand-off
-	joinedAt       time.Time     // when this node first saw others; guarded by viewMu
-	boot           uint64        // this run's identity, published in gossip metadata
+	leaversMu      sync.Mutex
+	leavers        map[string]bool // members that refused hand-offs because they leave too
+	allLeaving     atomic.Bool     // every other member refused hand-offs: the cluster is stopping
+	passMu         sync.Mutex      // one rebalance pass at a time
+	viewMu         sync.Mutex      // serializes view rebuilds against the leave hand-off
+	joinedAt       time.Time       // when this node first saw others; guarded by viewMu
+	boot           uint64          // this run's identity, published in gossip metadata
 
 	// Request goroutines (forwarding, background replication) are tracked
 	// apart from the node's loops, so Shutdown can let them finish before
@@ -628,6 +631,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return n.stop(ctx, true)
 }
 
+// leaveAmongLeavers bounds leaving gossip when every other member is
+// leaving too.
+const leaveAmongLeavers = time.Second
+
 // stop shuts the node down; without leave, peers learn of it only through
 // failure detection, exactly as after a crash.
 func (n *Node) stop(ctx context.Context, leave bool) error {
@@ -652,9 +659,17 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 		// (it is still in the others' rings), then leave, then send on what
 		// arrived in the meantime.
 		n.handOffForLeave(ctx)
-		if err := n.gossip.Leave(ctx); err != nil {
+		lctx, cancel := ctx, context.CancelFunc(func() {})
+		if n.allLeaving.Load() {
+			// The whole cluster is stopping: nobody will remember how we
+			// left, and memberlist would wait out the whole deadline for a
+			// leave message no remaining member carries.
+			lctx, cancel = context.WithTimeout(ctx, leaveAmongLeavers)
+		}
+		if err := n.gossip.Leave(lctx); err != nil && !n.allLeaving.Load() {
 			errs = append(errs, fmt.Errorf("gossip leave: %w", err))
 		}
+		cancel()
 		n.handOffStragglers(ctx)
 		if n.resp != nil {
 			if err := n.resp.Shutdown(ctx); err != nil {

@@ -219,7 +219,10 @@ func (n *Node) flushHandoff(ctx context.Context, v *view, chunk []handoffItem) (
 			reqs[j] = &r
 		}
 		wg.Go(func() {
-			good := n.pushBatch(ctx, addr, reqs, n.cfg.ForwardTimeout)
+			good, leaving := n.pushBatch(ctx, addr, reqs, n.cfg.ForwardTimeout)
+			if leaving {
+				n.noteLeaver(target)
+			}
 			mu.Lock()
 			ok[target] = good
 			mu.Unlock()
@@ -296,7 +299,7 @@ func (n *Node) retryHints(ctx context.Context) {
 		for len(reqs) > 0 {
 			batch := reqs[:min(len(reqs), n.cfg.HandoffBatch)]
 			reqs = reqs[len(batch):]
-			if n.peers.down(addr) || !n.pushBatch(ctx, addr, batch, n.cfg.ForwardTimeout) {
+			if n.peers.down(addr) || !n.pushedAll(ctx, addr, batch) {
 				n.hints.add(target, batch)
 				n.hints.add(target, reqs)
 				break
@@ -315,6 +318,43 @@ func (n *Node) retryHints(ctx context.Context) {
 			n.pass(ctx, v, without, v.ring)
 		}
 	}
+}
+
+// pushedAll is pushBatch for callers that only need to know whether the
+// peer took everything.
+func (n *Node) pushedAll(ctx context.Context, addr string, reqs []*transport.Request) bool {
+	ok, _ := n.pushBatch(ctx, addr, reqs, n.cfg.ForwardTimeout)
+	return ok
+}
+
+// noteLeaver records that member refused a hand-off because it is leaving
+// too; a leaving node hands its keys to the others (handOffRemaining).
+func (n *Node) noteLeaver(member string) {
+	n.leaversMu.Lock()
+	if n.leavers == nil {
+		n.leavers = map[string]bool{}
+	}
+	n.leavers[member] = true
+	n.leaversMu.Unlock()
+}
+
+// handOffRing is the ring a leaving node hands its keys by: v's ring
+// without the members known to be leaving too. It is nil when they are
+// all leaving: there is nobody left to hand to (the whole cluster is
+// stopping).
+func (n *Node) handOffRing(v *view) (*ring.Ring, int, error) {
+	n.leaversMu.Lock()
+	k := len(n.leavers)
+	names := slices.DeleteFunc(v.ring.Members(), func(m string) bool { return n.leavers[m] })
+	n.leaversMu.Unlock()
+	if k == 0 {
+		return v.ring, 0, nil
+	}
+	if len(names) == 0 {
+		return nil, k, nil
+	}
+	r, err := ring.New(n.cfg.Ring, names)
+	return r, k, err
 }
 
 // handOffForLeave moves every key this node holds to the nodes that will
@@ -357,6 +397,12 @@ func (n *Node) handOffForLeave(ctx context.Context) {
 // handOffRemaining sends whatever this leaving node still holds — keys a
 // failed batch kept, or writes routed here by peers that had not yet heard
 // it was leaving — until a pass finds nothing left or ctx ends.
+//
+// Members that refused keys because they are leaving too are routed
+// around: when several nodes stop at once, each hands its keys to those
+// that stay, and when every other member is leaving (the whole cluster
+// stops) there is nobody to hand to and it gives up at once instead of
+// retrying until ctx ends.
 func (n *Node) handOffRemaining(ctx context.Context) {
 	backoff := 10 * time.Millisecond
 	for ctx.Err() == nil {
@@ -364,11 +410,24 @@ func (n *Node) handOffRemaining(ctx context.Context) {
 		if v.ring.Contains(n.cfg.Name) || v.ring.Len() == 0 {
 			return
 		}
-		res := n.pass(ctx, v, v.ring, v.ring)
+		r, leavers, err := n.handOffRing(v)
+		if err != nil {
+			n.log.Error("cannot build the ring for hand-off", "err", err)
+			return
+		}
+		if r == nil {
+			n.log.Warn("every other member is leaving too: nobody to hand the remaining keys to",
+				"keys_left", n.store.Len())
+			n.allLeaving.Store(true)
+			return
+		}
+		res := n.pass(ctx, v, r, r)
+		_, after, _ := n.handOffRing(v)
 		switch {
 		case res.queued == 0:
 			return
-		case res.moved > 0:
+		case res.moved > 0 || after > leavers:
+			// Progress, or more members found leaving: go again at once.
 			backoff = 10 * time.Millisecond
 			continue
 		}

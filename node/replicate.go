@@ -44,7 +44,7 @@ outer:
 		p.addr, p.flight = addr, n.client.StartWithin(ctx, addr, p.reqs, n.cfg.ReplicaTimeout)
 	}
 	for _, p := range pushes {
-		if p.flight != nil && !n.pushed(p.addr, p.reqs, p.flight) {
+		if ok, _ := n.pushed(p.addr, p.reqs, p.flight); p.flight != nil && !ok {
 			n.hints.add(p.target, p.reqs)
 		}
 	}
@@ -52,26 +52,30 @@ outer:
 
 // pushBatch sends OpReplicate requests to addr in one round trip and
 // reports whether the peer took all of them (applied, or already had
-// something newer).
-func (n *Node) pushBatch(ctx context.Context, addr string, reqs []*transport.Request, timeout time.Duration) bool {
+// something newer), and whether it refused them because it is leaving.
+func (n *Node) pushBatch(ctx context.Context, addr string, reqs []*transport.Request, timeout time.Duration) (ok, leaving bool) {
 	return n.pushed(addr, reqs, n.client.StartWithin(ctx, addr, reqs, timeout))
 }
 
 // pushed waits for a push of OpReplicate requests and reports whether the
-// peer took all of them.
-func (n *Node) pushed(addr string, reqs []*transport.Request, f *transport.Flight) bool {
+// peer took all of them, and whether it refused them because it is
+// leaving. A nil flight (nothing sent) took nothing.
+func (n *Node) pushed(addr string, reqs []*transport.Request, f *transport.Flight) (ok, leaving bool) {
+	if f == nil {
+		return false, false
+	}
 	out, err := f.Wait()
 	if err != nil {
 		n.peers.failed(addr, err)
-		return false
+		return false, false
 	}
 	for _, r := range out {
 		if r == nil || r.Code != transport.CodeOK {
-			return false
+			return false, isLeavingRefusal(r)
 		}
 	}
 	n.stats.replicated.Add(int64(len(reqs)))
-	return true
+	return true, false
 }
 
 // peerHealth remembers peers that just failed a call, so requests skip

@@ -139,6 +139,63 @@ func TestGracefulLeaveHandsOffEverything(t *testing.T) {
 	}
 }
 
+// Two nodes leaving at once each refuse the other's keys (a leaving node
+// takes no copies), so each must hand its keys to the members that stay:
+// none is lost.
+func TestSimultaneousLeavesHandOffToThoseStaying(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 4, func(c *node.Config) { c.Replicas = 1 })
+	cl := newClient(t, nodes[0].Addr())
+	const n = 1000
+	writeKeys(t, cl, "both", n)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, nd := range nodes[1:3] {
+		wg.Go(func() {
+			if err := nd.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	stay := []*node.Node{nodes[0], nodes[3]}
+	nodetest.WaitConverged(t, stay, 2)
+	for i := range n {
+		k := fmt.Sprintf("both-%d", i)
+		if copies(stay, k, "v-"+k) != 1 {
+			t.Fatalf("after two simultaneous leaves, %s is held by %d of the remaining nodes, want 1", k, copies(stay, k, "v-"+k))
+		}
+	}
+}
+
+// When every node of a cluster is stopped at once, each finds the others
+// leaving too and gives up handing off at once, instead of retrying until
+// its shutdown deadline (which used to make a whole-cluster stop take as
+// long as the deadline allowed).
+func TestWholeClusterStopDoesNotRetryUntilDeadline(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.Replicas = 1 })
+	cl := newClient(t, nodes[0].Addr())
+	writeKeys(t, cl, "all", 1000)
+	const deadline = 40 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, nd := range nodes {
+		wg.Go(func() {
+			if err := nd.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	// Retrying until the deadline would take at least four fifths of it
+	// (the hand-off keeps a fifth for leaving gossip).
+	if took := time.Since(start); took > deadline/2 {
+		t.Errorf("stopping the whole cluster took %v of its %v deadline", took, deadline)
+	}
+}
+
 // A node joining under load: readers never miss a key they saw written,
 // never go back to an older value, and afterwards each node holds only
 // keys it owns or replicates.
