@@ -122,12 +122,23 @@ cmd_up() {
 
 cmd_down() {
   local n i pid stopped=0 deadline
+  local -a pids=()
   n=$(size)
+  # Signal every node first: nodes leaving together see one another
+  # leaving and skip handing keys to each other (the whole cluster is
+  # going), where stopping them one by one would move every key to the
+  # survivors, again and again.
   for ((i = 1; i <= n; i++)); do
+    pids[i]=
     if alive "$i"; then
-      pid=$(<"$dir/node$i.pid")
-      kill -TERM "$pid"
-      deadline=$((SECONDS + 40))
+      pids[i]=$(<"$dir/node$i.pid")
+      kill -TERM "${pids[i]}"
+    fi
+  done
+  deadline=$((SECONDS + 40))
+  for ((i = 1; i <= n; i++)); do
+    pid=${pids[i]}
+    if [[ -n $pid ]]; then
       while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.1; done
       kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
       stopped=$((stopped + 1))
