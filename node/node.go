@@ -666,8 +666,12 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 			// leave message no remaining member carries.
 			lctx, cancel = context.WithTimeout(ctx, leaveAmongLeavers)
 		}
-		if err := n.gossip.Leave(lctx); err != nil && !n.allLeaving.Load() {
-			errs = append(errs, fmt.Errorf("gossip leave: %w", err))
+		if err := n.gossip.Leave(lctx); err != nil {
+			if n.allLeaving.Load() {
+				n.log.Warn("left gossip without confirmation; every other member is leaving too", "err", err)
+			} else {
+				errs = append(errs, fmt.Errorf("gossip leave: %w", err))
+			}
 		}
 		cancel()
 		n.handOffStragglers(ctx)

@@ -220,7 +220,7 @@ func (n *Node) flushHandoff(ctx context.Context, v *view, chunk []handoffItem) (
 		}
 		wg.Go(func() {
 			good, leaving := n.pushBatch(ctx, addr, reqs, n.cfg.ForwardTimeout)
-			if leaving {
+			if leaving && n.leaving.Load() {
 				n.noteLeaver(target)
 			}
 			mu.Lock()
@@ -327,8 +327,11 @@ func (n *Node) pushedAll(ctx context.Context, addr string, reqs []*transport.Req
 	return ok
 }
 
-// noteLeaver records that member refused a hand-off because it is leaving
-// too; a leaving node hands its keys to the others (handOffRemaining).
+// noteLeaver records, on a leaving node, that member refused a hand-off
+// because it is leaving too; the node hands its keys to the others
+// (handOffRemaining). Only a leaving node keeps this record, and only for
+// the one leave it makes (handOffForLeave starts it afresh): a member
+// seen leaving earlier may have come back since under the same name.
 func (n *Node) noteLeaver(member string) {
 	n.leaversMu.Lock()
 	if n.leavers == nil {
@@ -362,6 +365,9 @@ func (n *Node) handOffRing(v *view) (*ring.Ring, int, error) {
 // arrive meanwhile are routed by the ring without this node. It keeps part
 // of ctx's time for leaving gossip and draining afterwards.
 func (n *Node) handOffForLeave(ctx context.Context) {
+	n.leaversMu.Lock()
+	n.leavers = nil
+	n.leaversMu.Unlock()
 	n.leaving.Store(true)
 	n.passMu.Lock() // wait for a running pass: it stops early now
 	defer n.passMu.Unlock()

@@ -44,7 +44,10 @@ outer:
 		p.addr, p.flight = addr, n.client.StartWithin(ctx, addr, p.reqs, n.cfg.ReplicaTimeout)
 	}
 	for _, p := range pushes {
-		if ok, _ := n.pushed(p.addr, p.reqs, p.flight); p.flight != nil && !ok {
+		if p.flight == nil {
+			continue // hinted above
+		}
+		if ok, _ := n.pushed(p.addr, p.reqs, p.flight); !ok {
 			n.hints.add(p.target, p.reqs)
 		}
 	}
@@ -59,11 +62,8 @@ func (n *Node) pushBatch(ctx context.Context, addr string, reqs []*transport.Req
 
 // pushed waits for a push of OpReplicate requests and reports whether the
 // peer took all of them, and whether it refused them because it is
-// leaving. A nil flight (nothing sent) took nothing.
+// leaving.
 func (n *Node) pushed(addr string, reqs []*transport.Request, f *transport.Flight) (ok, leaving bool) {
-	if f == nil {
-		return false, false
-	}
 	out, err := f.Wait()
 	if err != nil {
 		n.peers.failed(addr, err)

@@ -1,10 +1,13 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,8 +150,10 @@ func TestSimultaneousLeavesHandOffToThoseStaying(t *testing.T) {
 	cl := newClient(t, nodes[0].Addr())
 	const n = 1000
 	writeKeys(t, cl, "both", n)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	const deadline = 30 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
+	start := time.Now()
 	var wg sync.WaitGroup
 	for _, nd := range nodes[1:3] {
 		wg.Go(func() {
@@ -158,12 +163,62 @@ func TestSimultaneousLeavesHandOffToThoseStaying(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// Handing keys back and forth between the two until their hand-off
+	// deadline would take at least four fifths of it.
+	if took := time.Since(start); took > deadline/3 {
+		t.Errorf("two simultaneous leaves took %v of their %v deadline", took, deadline)
+	}
 	stay := []*node.Node{nodes[0], nodes[3]}
 	nodetest.WaitConverged(t, stay, 2)
 	for i := range n {
 		k := fmt.Sprintf("both-%d", i)
 		if copies(stay, k, "v-"+k) != 1 {
 			t.Fatalf("after two simultaneous leaves, %s is held by %d of the remaining nodes, want 1", k, copies(stay, k, "v-"+k))
+		}
+	}
+}
+
+// A member that left and came back under the same name is a member like
+// any other when this node leaves later: a refusal it gave while it was
+// leaving must not make this node believe the others are all leaving.
+func TestLeaveAfterRollingRestartHandsOff(t *testing.T) {
+	var logs lockedBuffer // node1's warnings
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) {
+		c.Replicas = 1
+		if c.Name == "node1" {
+			c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
+	})
+	cl := newClient(t, nodes[0].Addr())
+	const n = 1000
+	writeKeys(t, cl, "roll", n)
+	cur := slices.Clone(nodes)
+	for _, i := range []int{2, 1} { // restart node3, then node2, gracefully
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := cur[i].Shutdown(ctx); err != nil {
+			t.Fatalf("shutdown %s: %v", cur[i].Name(), err)
+		}
+		cancel()
+		cfg := nodetest.Config(t, cur[i].Name())
+		cfg.Replicas = 1
+		cfg.Gossip.Seeds = []string{nodes[0].GossipAddr()}
+		cur[i] = nodetest.Start(t, cfg)
+		nodetest.WaitConverged(t, cur, 3)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cur[0].Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown node1: %v", err)
+	}
+	if strings.Contains(logs.String(), "leaving too") {
+		t.Errorf("node1 believed the others were leaving:\n%s", logs.String())
+	}
+	stay := cur[1:]
+	nodetest.WaitConverged(t, stay, 2)
+	for i := range n {
+		k := fmt.Sprintf("roll-%d", i)
+		if copies(stay, k, "v-"+k) != 1 {
+			t.Fatalf("after the restarts and node1's leave, %s is held by %d nodes, want 1", k, copies(stay, k, "v-"+k))
 		}
 	}
 }
@@ -397,4 +452,23 @@ func TestAckOneCopiesInBackground(t *testing.T) {
 		}
 		return true
 	}, "every key written with AckOne has 2 copies")
+}
+
+// lockedBuffer is a bytes.Buffer that a logger may write to from many
+// goroutines while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

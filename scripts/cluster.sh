@@ -132,7 +132,7 @@ cmd_down() {
     pids[i]=
     if alive "$i"; then
       pids[i]=$(<"$dir/node$i.pid")
-      kill -TERM "${pids[i]}"
+      kill -TERM "${pids[i]}" 2>/dev/null || true # it may have exited meanwhile
     fi
   done
   deadline=$((SECONDS + 40))
@@ -140,7 +140,7 @@ cmd_down() {
     pid=${pids[i]}
     if [[ -n $pid ]]; then
       while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.1; done
-      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+      if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
       stopped=$((stopped + 1))
       echo "node$i stopped (pid $pid)"
     fi
