@@ -143,39 +143,22 @@ func TestGracefulLeaveHandsOffEverything(t *testing.T) {
 }
 
 // Two nodes leaving at once each refuse the other's keys (a leaving node
-// takes no copies), so each must hand its keys to the members that stay:
-// none is lost.
+// takes no copies), so each must hand its keys to the members that stay,
+// promptly (not after retrying the other until its deadline): none is lost.
 func TestSimultaneousLeavesHandOffToThoseStaying(t *testing.T) {
 	nodes := nodetest.StartCluster(t, 4, func(c *node.Config) { c.Replicas = 1 })
 	cl := newClient(t, nodes[0].Addr())
 	const n = 1000
 	writeKeys(t, cl, "both", n)
 	const deadline = 30 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, nd := range nodes[1:3] {
-		wg.Go(func() {
-			if err := nd.Shutdown(ctx); err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
-		})
-	}
-	wg.Wait()
 	// Handing keys back and forth between the two until their hand-off
 	// deadline would take at least four fifths of it.
-	if took := time.Since(start); took > deadline/3 {
+	if took := shutdownTogether(t, nodes[1:3], deadline); took > deadline/3 {
 		t.Errorf("two simultaneous leaves took %v of their %v deadline", took, deadline)
 	}
 	stay := []*node.Node{nodes[0], nodes[3]}
 	nodetest.WaitConverged(t, stay, 2)
-	for i := range n {
-		k := fmt.Sprintf("both-%d", i)
-		if copies(stay, k, "v-"+k) != 1 {
-			t.Fatalf("after two simultaneous leaves, %s is held by %d of the remaining nodes, want 1", k, copies(stay, k, "v-"+k))
-		}
-	}
+	wantOneCopy(t, stay, "both", n)
 }
 
 // A member that left and came back under the same name is a member like
@@ -215,12 +198,7 @@ func TestLeaveAfterRollingRestartHandsOff(t *testing.T) {
 	}
 	stay := cur[1:]
 	nodetest.WaitConverged(t, stay, 2)
-	for i := range n {
-		k := fmt.Sprintf("roll-%d", i)
-		if copies(stay, k, "v-"+k) != 1 {
-			t.Fatalf("after the restarts and node1's leave, %s is held by %d nodes, want 1", k, copies(stay, k, "v-"+k))
-		}
-	}
+	wantOneCopy(t, stay, "roll", n)
 }
 
 // When every node of a cluster is stopped at once, each finds the others
@@ -232,21 +210,9 @@ func TestWholeClusterStopDoesNotRetryUntilDeadline(t *testing.T) {
 	cl := newClient(t, nodes[0].Addr())
 	writeKeys(t, cl, "all", 1000)
 	const deadline = 40 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, nd := range nodes {
-		wg.Go(func() {
-			if err := nd.Shutdown(ctx); err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
-		})
-	}
-	wg.Wait()
 	// Retrying until the deadline would take at least four fifths of it
 	// (the hand-off keeps a fifth for leaving gossip).
-	if took := time.Since(start); took > deadline/2 {
+	if took := shutdownTogether(t, nodes, deadline); took > deadline/2 {
 		t.Errorf("stopping the whole cluster took %v of its %v deadline", took, deadline)
 	}
 }
@@ -452,6 +418,37 @@ func TestAckOneCopiesInBackground(t *testing.T) {
 		}
 		return true
 	}, "every key written with AckOne has 2 copies")
+}
+
+// shutdownTogether shuts nodes down at once, under one deadline, and
+// returns how long they took.
+func shutdownTogether(t *testing.T, nodes []*node.Node, deadline time.Duration) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, nd := range nodes {
+		wg.Go(func() {
+			if err := nd.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown %s: %v", nd.Name(), err)
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// wantOneCopy fails unless each of the n keys written by writeKeys with
+// prefix is held, with its value, by exactly one of nodes.
+func wantOneCopy(t *testing.T, nodes []*node.Node, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		k := fmt.Sprintf("%s-%d", prefix, i)
+		if c := copies(nodes, k, "v-"+k); c != 1 {
+			t.Fatalf("%s is held by %d of the remaining nodes, want 1", k, c)
+		}
+	}
 }
 
 // lockedBuffer is a bytes.Buffer that a logger may write to from many

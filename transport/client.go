@@ -946,7 +946,7 @@ func (cc *clientConn) abandon(cl *call, id uint64, err error) (*Response, error)
 // readLoop reads replies and hands each to its waiting call.
 func (cc *clientConn) readLoop() {
 	defer cc.p.c.wg.Done()
-	var resps responseChunk
+	var resps chunk[Response]
 	for {
 		kind, body, owned, err := cc.fr.next()
 		if err != nil {
@@ -973,26 +973,6 @@ func (cc *clientConn) readLoop() {
 		}
 		cc.deliver(resp.ID, resp, nil)
 	}
-}
-
-// responseChunk hands out Responses allocated a chunk at a time (see
-// requestChunk, also for why a response in a frame of its own is
-// allocated alone): a Response belongs to its caller once delivered and
-// is never reused.
-type responseChunk []Response
-
-const responseChunkLen = 32
-
-func (rc *responseChunk) next(owned bool) *Response {
-	if owned {
-		return new(Response)
-	}
-	if len(*rc) == 0 {
-		*rc = make([]Response, responseChunkLen)
-	}
-	r := &(*rc)[0]
-	*rc = (*rc)[1:]
-	return r
 }
 
 // deliver completes call id. A reply nobody waits for any more (the call

@@ -476,7 +476,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 	batching := false
 	bh, _ := c.srv.handler.(BatchHandler)
 	var pending []*Request // decoded but not yet handed to bh
-	var reqs requestChunk
+	var reqs chunk[Request]
 	// nowMs is the clock expired compares deadlines with, read once per
 	// network read rather than once per request (0: read it), and again
 	// after anything that may have blocked the loop.
@@ -589,29 +589,6 @@ func (c *serverConn) readLoop() (graceful bool) {
 		}
 		c.srv.handler.ServeRequest(c.ctx, req, c)
 	}
-}
-
-// requestChunk hands out Requests allocated a chunk at a time: one
-// allocation for many small requests. A Request belongs to the handler
-// once handed out and is never reused; a chunk lives until the last of
-// its Requests is unreachable, and with it what they point to. So a
-// request decoded from a frame of its own (owned: larger than the read
-// buffer, its value aliasing the frame) is allocated alone: one request
-// kept long must not keep its neighbours' big frames alive.
-type requestChunk []Request
-
-const requestChunkLen = 32
-
-func (rc *requestChunk) next(owned bool) *Request {
-	if owned {
-		return new(Request)
-	}
-	if len(*rc) == 0 {
-		*rc = make([]Request, requestChunkLen)
-	}
-	r := &(*rc)[0]
-	*rc = (*rc)[1:]
-	return r
 }
 
 // expired refuses req, unexecuted, if its sender stopped waiting for it
