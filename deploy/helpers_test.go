@@ -521,10 +521,11 @@ type counters struct {
 	prefix    string
 	attempted []atomic.Int64
 	acked     []atomic.Int64
+	ackedAt   []atomic.Int64 // when the last acknowledged write returned, Unix ns
 }
 
 func newCounters(prefix string, n int) *counters {
-	return &counters{prefix: prefix, attempted: make([]atomic.Int64, n), acked: make([]atomic.Int64, n)}
+	return &counters{prefix: prefix, attempted: make([]atomic.Int64, n), acked: make([]atomic.Int64, n), ackedAt: make([]atomic.Int64, n)}
 }
 
 func (w *counters) key(j int) string { return fmt.Sprintf("%s-%04d", w.prefix, j) }
@@ -538,6 +539,7 @@ func (w *counters) writer(cl *client.Client) func(ctx context.Context, i int) er
 			return fmt.Errorf("set %s = %d: %w", w.key(j), round, err)
 		}
 		w.acked[j].Store(round)
+		w.ackedAt[j].Store(time.Now().UnixNano())
 		return nil
 	}
 }
