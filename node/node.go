@@ -659,12 +659,14 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 		// (it is still in the others' rings), then leave, then send on what
 		// arrived in the meantime.
 		n.handOffForLeave(ctx)
-		lctx, cancel := ctx, context.CancelFunc(func() {})
+		lctx := ctx
 		if n.allLeaving.Load() {
 			// The whole cluster is stopping: nobody will remember how we
 			// left, and memberlist would wait out the whole deadline for a
 			// leave message no remaining member carries.
+			var cancel context.CancelFunc
 			lctx, cancel = context.WithTimeout(ctx, leaveAmongLeavers)
+			defer cancel()
 		}
 		if err := n.gossip.Leave(lctx); err != nil {
 			if n.allLeaving.Load() {
@@ -673,7 +675,6 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 				errs = append(errs, fmt.Errorf("gossip leave: %w", err))
 			}
 		}
-		cancel()
 		n.handOffStragglers(ctx)
 		if n.resp != nil {
 			if err := n.resp.Shutdown(ctx); err != nil {

@@ -341,6 +341,13 @@ func (n *Node) noteLeaver(member string) {
 	n.leaversMu.Unlock()
 }
 
+// leaverCount is how many members noteLeaver has recorded.
+func (n *Node) leaverCount() int {
+	n.leaversMu.Lock()
+	defer n.leaversMu.Unlock()
+	return len(n.leavers)
+}
+
 // handOffRing is the ring a leaving node hands its keys by: v's ring
 // without the members known to be leaving too. It is nil when they are
 // all leaving: there is nobody left to hand to (the whole cluster is
@@ -428,11 +435,10 @@ func (n *Node) handOffRemaining(ctx context.Context) {
 			return
 		}
 		res := n.pass(ctx, v, r, r)
-		_, after, _ := n.handOffRing(v)
 		switch {
 		case res.queued == 0:
 			return
-		case res.moved > 0 || after > leavers:
+		case res.moved > 0 || n.leaverCount() > leavers:
 			// Progress, or more members found leaving: go again at once.
 			backoff = 10 * time.Millisecond
 			continue
