@@ -25,6 +25,13 @@
 # PIN=0 lets the kernel place everything on every CPU (servers and load
 # generator then compete for the same cores).
 #
+# SCHED=batch runs every server under SCHED_BATCH (chrt -b 0): a server
+# woken by a packet then waits for the running one's time slice instead
+# of preempting it. That matters only where several servers share a core
+# (the 3-node cluster here, never in a real deployment): the entry node's
+# forwarded batches are then not handed to an owner one at a time. It is
+# off by default; the table's header says when it was on.
+#
 # Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools)
 # and taskset (util-linux) when pinning.
 # Everything listens on 127.0.0.1; every process started here is stopped
@@ -37,6 +44,7 @@ ROUNDS=${ROUNDS:-3}
 NATIVE=${NATIVE:-1}
 REPLICAS=${REPLICAS:-2}
 PIN=${PIN:-1}
+SCHED=${SCHED:-}
 SERVER_CPUS=${SERVER_CPUS:-0} LOAD_CPUS=${LOAD_CPUS:-1}
 BASE=${BASE_PORT:-17400}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -68,6 +76,14 @@ else
   on_load=()
   placement="unpinned: servers and load generator share all $(nproc) CPUs"
 fi
+case $SCHED in
+  "") ;;
+  batch)
+    command -v chrt >/dev/null || { echo "bench/resp.sh: chrt not found (apt-get install util-linux)" >&2; exit 1; }
+    on_server=(${on_server[@]+"${on_server[@]}"} chrt -b 0)
+    placement="$placement; servers under SCHED_BATCH" ;;
+  *) echo "bench/resp.sh: SCHED must be empty or batch, not $SCHED" >&2; exit 1 ;;
+esac
 
 echo "building starling..." >&2
 (cd "$repo" && CGO_ENABLED=0 go build -o "$work/starling" ./cmd/starling)
