@@ -42,6 +42,7 @@ type batch struct {
 	groups  []fwdGroup
 	flights []fwdFlight
 	oneItem [1]*fwdItem
+	pfKeys  []string // keys prefetch passes to the store
 
 	// ar, when set, is where answers and read values are built: the
 	// batch's own arena on the transport server's path, where replies are
@@ -190,9 +191,38 @@ func (b *batch) remoteIdle() bool {
 
 // runLocal decides every request's fate and serves what it can here.
 func (b *batch) runLocal() {
+	if len(b.reqs) > 1 {
+		b.prefetch()
+	}
 	for i, req := range b.reqs {
 		b.resps[i] = b.plan(i, req)
 	}
+}
+
+// prefetch has the store bring in, all at once, the memory that serving
+// the batch's keys here will read (see store.Prefetch): a pipeline's
+// lookups then overlap their cache misses instead of paying them one
+// after another. Only keys likely to be served here are passed: those a
+// peer sent (forwarded, rerouted, replica copies) and those this node
+// owns. A guess that turns out wrong only costs a wasted lookup.
+func (b *batch) prefetch() {
+	self := b.n.cfg.Name
+	keys := b.pfKeys[:0]
+	for _, req := range b.reqs {
+		switch {
+		case req.Op == transport.OpReplicate:
+			keys = append(keys, req.Key)
+		case !req.Op.Keyed():
+		case req.Flags&(transport.FlagForwarded|transport.FlagRerouted|transport.FlagLocalOnly) != 0,
+			b.v.ring.Owner(req.Key) == self:
+			keys = append(keys, req.Key)
+		}
+	}
+	if len(keys) > 1 {
+		b.n.store.Prefetch(keys)
+	}
+	clear(keys) // a pooled batch must not pin the requests' keys
+	b.pfKeys = keys[:0]
 }
 
 // plan answers req now, or returns nil after queueing the remote work

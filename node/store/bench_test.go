@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // Benchmarks and measurements. The go test -bench benchmarks run as usual;
@@ -51,6 +52,12 @@ func putKey16(b *[16]byte, i int) []byte {
 
 func benchStore(b *testing.B, policy string) *Store {
 	b.Helper()
+	return benchStoreN(b, policy, benchEntries)
+}
+
+// benchStoreN is a 512 MiB store holding entries 100-byte values.
+func benchStoreN(b *testing.B, policy string, entries int) *Store {
+	b.Helper()
 	cfg := DefaultConfig()
 	cfg.MaxMemory = 512 << 20
 	cfg.Policy = policy
@@ -62,7 +69,7 @@ func benchStore(b *testing.B, policy string) *Store {
 	b.Cleanup(s.Close)
 	val := make([]byte, 100)
 	var kb [16]byte
-	for i := range benchEntries {
+	for i := range entries {
 		if err := s.Set(string(putKey16(&kb, i)), val, 0); err != nil {
 			b.Fatal(err)
 		}
@@ -772,4 +779,35 @@ func BenchmarkRefMapGetParallel(b *testing.B) {
 			sh.mu.RUnlock()
 		}
 	})
+}
+
+// BenchmarkGetPipeline16 gets 16 random keys at a time, as a server
+// serving a pipeline does, with and without Prefetch first; ns/op is per
+// key.
+func BenchmarkGetPipeline16(b *testing.B) {
+	for _, entries := range []int{100_000, benchEntries} {
+		s := benchStoreN(b, PolicyS3FIFO, entries)
+		for _, pf := range []bool{false, true} {
+			b.Run(fmt.Sprintf("entries=%d/prefetch=%v", entries, pf), func(b *testing.B) {
+				rng := rand.New(rand.NewPCG(1, 2))
+				var kb [16][16]byte
+				keys := make([]string, 16)
+				var dst []byte
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i += 16 {
+					for j := range keys {
+						k := putKey16(&kb[j], rng.IntN(entries))
+						keys[j] = unsafe.String(&k[0], len(k))
+					}
+					if pf {
+						s.Prefetch(keys)
+					}
+					for _, k := range keys {
+						dst, _, _, _ = s.AppendGetEntry(dst[:0], k)
+					}
+				}
+			})
+		}
+	}
 }

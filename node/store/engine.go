@@ -142,6 +142,8 @@ type shard struct {
 
 	lruDense int // LRU compaction moves in a row that passed no hole
 
+	touched uint64 // sink for Prefetch's loads, so that they are kept
+
 	stats shardStats
 	_     [64]byte // keep neighbouring shards' locks off one cache line
 }

@@ -653,6 +653,14 @@ func TestConcurrentStress(t *testing.T) {
 							s.Range(func(string, []byte, int64, uint64) bool { n++; return n < 100 })
 						}
 						s.SweepShard(i, 16)
+					case 8:
+						// Prefetch reads under the shards' locks while
+						// others write: -race checks it takes them.
+						var ks [20]string
+						for j := range ks {
+							ks[j] = "k" + strconv.Itoa((i+j*31)%5000)
+						}
+						s.Prefetch(ks[:])
 					default:
 						var ok bool
 						buf, _, ok = s.AppendGet(buf[:0], k)
