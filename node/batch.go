@@ -42,7 +42,11 @@ type batch struct {
 	groups  []fwdGroup
 	flights []fwdFlight
 	oneItem [1]*fwdItem
-	pfKeys  []string // keys prefetch passes to the store
+	// routes[i] holds reqs[i]'s owners when routed is set: found once by
+	// route, for both the prefetch and plan.
+	routes []route
+	routed bool
+	pfKeys [prefetchWindow]string // the keys route has the store prefetch
 
 	// ar, when set, is where answers and read values are built: the
 	// batch's own arena on the transport server's path, where replies are
@@ -159,8 +163,10 @@ func (n *Node) freeBatch(b *batch) {
 	b.selfServe = b.selfServe[:0]
 	b.loads = b.loads[:0]
 	b.waitRepl, b.ar = false, nil
+	clear(b.routes)
+	b.routes, b.routed = b.routes[:0], false
 	b.own.Reset()
-	if cap(b.reqBuf) > maxPooledBatch || cap(b.repl) > maxPooledBatch {
+	if cap(b.reqBuf) > maxPooledBatch || cap(b.repl) > maxPooledBatch || cap(b.routes) > maxPooledBatch {
 		return // a rare huge pipeline: let it go rather than pin its memory
 	}
 	n.batches.Put(b)
@@ -190,39 +196,76 @@ func (b *batch) remoteIdle() bool {
 }
 
 // runLocal decides every request's fate and serves what it can here.
+// A pipeline goes in windows of prefetchWindow requests: route finds the
+// window's owners and prefetches the keys served here, then plan serves
+// them while their memory is still in the CPU's caches.
 func (b *batch) runLocal() {
-	if len(b.reqs) > 1 {
-		b.prefetch()
+	if len(b.reqs) == 1 {
+		b.resps[0] = b.plan(0, b.reqs[0])
+		return
 	}
-	for i, req := range b.reqs {
-		b.resps[i] = b.plan(i, req)
+	if cap(b.routes) < len(b.reqs) {
+		b.routes = make([]route, len(b.reqs))
+	}
+	b.routes, b.routed = b.routes[:len(b.reqs)], true
+	for lo := 0; lo < len(b.reqs); lo += prefetchWindow {
+		hi := min(lo+prefetchWindow, len(b.reqs))
+		b.route(lo, hi)
+		for i := lo; i < hi; i++ {
+			b.resps[i] = b.plan(i, b.reqs[i])
+		}
 	}
 }
 
-// prefetch has the store bring in, all at once, the memory that serving
-// the batch's keys here will read (see store.Prefetch): a pipeline's
-// lookups then overlap their cache misses instead of paying them one
-// after another. Only keys likely to be served here are passed: those a
+// prefetchWindow is how many requests route looks at together: as many
+// as store.Prefetch overlaps, few enough that what it brings in is still
+// cached when plan gets there.
+const prefetchWindow = 16
+
+// route finds the owners of reqs[lo:hi], once, for plan (and any later
+// step) to use, and has the store bring in, all at once, the memory that
+// serving here the keys this node will serve will read (see
+// store.Prefetch): a pipeline's lookups then overlap their cache misses
+// instead of paying them one after another. The keys passed are those a
 // peer sent (forwarded, rerouted, replica copies) and those this node
-// owns. A guess that turns out wrong only costs a wasted lookup.
-func (b *batch) prefetch() {
-	self := b.n.cfg.Name
+// owns; a guess that turns out wrong only costs a wasted lookup.
+func (b *batch) route(lo, hi int) {
+	n, self := b.n, b.n.cfg.Name
 	keys := b.pfKeys[:0]
-	for _, req := range b.reqs {
+	for i := lo; i < hi; i++ {
+		req, r := b.reqs[i], &b.routes[i]
+		r.n = 0
 		switch {
 		case req.Op == transport.OpReplicate:
 			keys = append(keys, req.Key)
 		case !req.Op.Keyed():
-		case req.Flags&(transport.FlagForwarded|transport.FlagRerouted|transport.FlagLocalOnly) != 0,
-			b.v.ring.Owner(req.Key) == self:
-			keys = append(keys, req.Key)
+		default:
+			r.n = len(b.v.ring.AppendOwners(r.owners[:0], req.Key, n.cfg.Replicas))
+			if req.Flags&(transport.FlagForwarded|transport.FlagRerouted|transport.FlagLocalOnly) != 0 || r.n == 0 || r.owners[0] == self {
+				keys = append(keys, req.Key)
+			}
 		}
 	}
 	if len(keys) > 1 {
-		b.n.store.Prefetch(keys)
+		n.store.Prefetch(keys)
 	}
 	clear(keys) // a pooled batch must not pin the requests' keys
-	b.pfKeys = keys[:0]
+}
+
+// route is a request's owners, in preference order.
+type route struct {
+	owners [maxReplicas]string
+	n      int
+}
+
+// ownersOf returns reqs[i]'s owners on the batch's ring, as route found
+// them or, for a batch of one, finding them now (in buf).
+func (b *batch) ownersOf(i int, buf *[maxReplicas]string) []string {
+	if b.routed {
+		r := &b.routes[i]
+		return append(buf[:0], r.owners[:r.n]...)
+	}
+	return b.v.ring.AppendOwners(buf[:0], b.reqs[i].Key, b.n.cfg.Replicas)
 }
 
 // plan answers req now, or returns nil after queueing the remote work
@@ -242,7 +285,7 @@ func (b *batch) plan(i int, req *transport.Request) *transport.Response {
 		return errResponse(err)
 	}
 	var buf [maxReplicas]string
-	owners := b.v.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas)
+	owners := b.ownersOf(i, &buf)
 	self := n.cfg.Name
 	switch {
 	case len(owners) == 0, req.Flags&transport.FlagLocalOnly != 0:
@@ -292,18 +335,25 @@ func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFal
 	if !wrote {
 		return resp
 	}
-	if cur := n.view.Load(); cur != b.v {
-		// The ring changed while this batch ran: a rebalance pass may
-		// already have scanned the key, so copy it to its current owners too.
-		var buf [maxReplicas]string
-		for _, o := range cur.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas) {
+	// Where the key belongs now: on the batch's ring (owners, unless the
+	// caller passed a failover list) or, if the ring changed while the
+	// batch ran, on the new one.
+	var buf [maxReplicas]string
+	v := n.view.Load()
+	var now []string
+	if v == b.v {
+		now = b.ownersOf(i, &buf)
+	} else {
+		// A rebalance pass may already have scanned the key, so copy it
+		// to its current owners too.
+		now = v.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas)
+		for _, o := range now {
 			if !slices.Contains(owners, o) {
 				owners = append(owners, o)
 			}
 		}
 	}
-	var cur [maxReplicas]string
-	if len(owners) > 0 && !slices.Contains(n.view.Load().ring.AppendOwners(cur[:0], req.Key, n.cfg.Replicas), n.cfg.Name) {
+	if len(owners) > 0 && !slices.Contains(now, n.cfg.Name) {
 		n.misplaced.Store(true) // a stand-in copy: the next pass sends it on and drops it
 	}
 	b.addReplicas(req.Key, e, owners)
@@ -350,7 +400,7 @@ func (b *batch) runRemote(ctx context.Context) {
 	// batch's arena, which is not safe for concurrent use.
 	for _, i := range b.fallback {
 		var buf [maxReplicas]string
-		b.resps[i] = b.serveHere(i, b.reqs[i], b.v.ring.AppendOwners(buf[:0], b.reqs[i].Key, b.n.cfg.Replicas), false)
+		b.resps[i] = b.serveHere(i, b.reqs[i], b.ownersOf(i, &buf), false)
 	}
 	// Requests whose owners before us failed: we hold a replica, so we
 	// serve them as their coordinator (a write copies to the owners it can

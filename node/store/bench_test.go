@@ -55,7 +55,8 @@ func benchStore(b *testing.B, policy string) *Store {
 	return benchStoreN(b, policy, benchEntries)
 }
 
-// benchStoreN is a 512 MiB store holding entries 100-byte values.
+// benchStoreN is a 512 MiB store holding the given number of entries,
+// each a 16-byte key and a 100-byte value.
 func benchStoreN(b *testing.B, policy string, entries int) *Store {
 	b.Helper()
 	cfg := DefaultConfig()

@@ -64,10 +64,10 @@ func (s *Store) prefetch(keys []string) {
 			slots[i] = sh.ix.slots[sh.ix.home(tagOf(hs[i]))]
 		}
 	}
-	// Stage 2: find the slot with the key's tag (the probe stays in the
-	// home slot's cache line, now loaded) and read the first word of its
-	// entry and of the line after it: the header, the key and most of a
-	// small value.
+	// Stage 2: find the slot with the key's tag (a short probe from the
+	// home slot, now loaded, rarely past the next cache line) and read a
+	// byte of each cache line of the entry's first 128 bytes: its header,
+	// its key and, for a small value, all of it.
 	var sum uint64
 	for i, sh := range shs[:len(keys)] {
 		if sh == nil || slots[i] == 0 {

@@ -632,7 +632,7 @@ func TestConcurrentStress(t *testing.T) {
 				var buf []byte
 				for i := range iters {
 					k := "k" + strconv.Itoa((i*7+w*13)%5000)
-					switch i % 10 {
+					switch i % 11 {
 					case 0, 1, 2:
 						val := []byte(k + "=" + strconv.Itoa(i))
 						if err := s.Set(k, val, clk.Now()+int64(i%3)); err != nil {
