@@ -812,3 +812,38 @@ func BenchmarkGetPipeline16(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGetPipeline16Parallel is BenchmarkGetPipeline16 on every CPU at
+// once, 1M entries: Prefetch holds up to 16 shard locks while its loads
+// are in flight, which other goroutines' lookups may wait for.
+func BenchmarkGetPipeline16Parallel(b *testing.B) {
+	s := benchStoreN(b, PolicyS3FIFO, benchEntries)
+	for _, pf := range []bool{false, true} {
+		b.Run(fmt.Sprintf("prefetch=%v", pf), func(b *testing.B) {
+			var seed atomic.Uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(seed.Add(1), 2))
+				var kb [16][16]byte
+				keys := make([]string, 16)
+				var dst []byte
+				for {
+					for j := range keys {
+						if !pb.Next() {
+							return
+						}
+						k := putKey16(&kb[j], rng.IntN(benchEntries))
+						keys[j] = unsafe.String(&k[0], len(k))
+					}
+					if pf {
+						s.Prefetch(keys)
+					}
+					for _, k := range keys {
+						dst, _, _, _ = s.AppendGetEntry(dst[:0], k)
+					}
+				}
+			})
+		})
+	}
+}
