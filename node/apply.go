@@ -70,7 +70,7 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 	}
 	if req.Op.Keyed() {
 		// A write that reached here by mistake still gets the full path.
-		resp, _, _ := n.coordinate(req, new(transport.Response))
+		resp, _, _ := n.coordinate(req, new(transport.Response), time.Time{})
 		return resp
 	}
 	return errResponse(fmt.Errorf("%w: %s", transport.ErrUnknownOp, req.Op))
@@ -101,12 +101,19 @@ func (n *Node) primaryKeys() int64 {
 // key serialize and replicas receive whole states in version order. It
 // returns the reply, built in resp (zeroed, supplied by the caller so a
 // pooled batch can supply it) unless an error replaces it, and the entry
-// to replicate if anything was written.
-func (n *Node) coordinate(req *transport.Request, resp *transport.Response) (*transport.Response, entry, bool) {
+// to replicate if anything was written. A plain SET takes its version from
+// at, a clock reading the caller has just made, unless at is zero.
+func (n *Node) coordinate(req *transport.Request, resp *transport.Response, at time.Time) (*transport.Response, entry, bool) {
 	n.stats.local.Add(1)
 	if req.Op == transport.OpSet && req.Flags&(transport.FlagIfAbsent|transport.FlagIfPresent|transport.FlagKeepTTL|transport.FlagGetOld) == 0 {
 		// The common case needs no read of the old state.
-		e := entry{Value: req.Value, ExpireAt: expiryFromTTL(req.TTL), Version: n.clock.Now()}
+		var version uint64
+		if at.IsZero() {
+			version = n.clock.Now()
+		} else {
+			version = n.clock.At(at)
+		}
+		e := entry{Value: req.Value, ExpireAt: expiryFromTTL(req.TTL), Version: version}
 		if _, err := n.store.SetWith(req.Key, req.Value, store.SetOptions{ExpireAt: e.ExpireAt, Version: e.Version}); err != nil {
 			return errResponse(storeError(err)), entry{}, false
 		}

@@ -47,6 +47,11 @@ type batch struct {
 	routes []route
 	routed bool
 	pfKeys [prefetchWindow]string // the keys route has the store prefetch
+	// now, while runLocal serves a pipeline, is when it began: the writes
+	// in it take their versions from one reading of the clock. Zero
+	// otherwise (a write served after waiting for a peer reads the clock
+	// afresh, so that its version is not stamped in the past).
+	now time.Time
 
 	// ar, when set, is where answers and read values are built: the
 	// batch's own arena on the transport server's path, where replies are
@@ -208,6 +213,7 @@ func (b *batch) runLocal() {
 		b.routes = make([]route, len(b.reqs))
 	}
 	b.routes, b.routed = b.routes[:len(b.reqs)], true
+	b.now = time.Now()
 	for lo := 0; lo < len(b.reqs); lo += prefetchWindow {
 		hi := min(lo+prefetchWindow, len(b.reqs))
 		b.route(lo, hi)
@@ -215,6 +221,7 @@ func (b *batch) runLocal() {
 			b.resps[i] = b.plan(i, b.reqs[i])
 		}
 	}
+	b.now = time.Time{}
 }
 
 // prefetchWindow is how many requests route looks at together: as many
@@ -331,7 +338,7 @@ func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFal
 		}
 		return n.serveLocal(req)
 	}
-	resp, e, wrote := n.coordinate(req, b.newResp())
+	resp, e, wrote := n.coordinate(req, b.newResp(), b.now)
 	if !wrote {
 		return resp
 	}

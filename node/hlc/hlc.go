@@ -49,8 +49,15 @@ func New(tag uint8, now func() time.Time) *Clock {
 
 // Now returns a version greater than every version this clock has issued
 // or observed.
-func (c *Clock) Now() uint64 {
-	w := physical(c.now()) << (counterBits + tagBits)
+func (c *Clock) Now() uint64 { return c.At(c.now()) }
+
+// At is Now for a caller that has just read the wall clock itself (wall):
+// a server stamping a pipeline of writes reads the clock once for all of
+// them. The version is still greater than every one issued or observed;
+// wall only stands in for the clock's own reading, so it must be recent
+// (a stale one makes the write lose to others it followed).
+func (c *Clock) At(wall time.Time) uint64 {
+	w := physical(wall) << (counterBits + tagBits)
 	for {
 		last := c.last.Load()
 		next := last + 1<<tagBits // same millisecond, next counter

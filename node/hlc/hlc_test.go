@@ -101,3 +101,23 @@ func BenchmarkNow(b *testing.B) {
 		c.Now()
 	}
 }
+
+// TestAtUsesTheCallersReading: At stamps a version from the wall time the
+// caller read, ordered after everything issued or observed even when that
+// reading is older than the clock's own.
+func TestAtUsesTheCallersReading(t *testing.T) {
+	w := &fakeWall{t: t0}
+	c := New(3, w.now)
+	v1 := c.At(t0.Add(2 * time.Millisecond))
+	if !Time(v1).Equal(t0.Add(2 * time.Millisecond)) {
+		t.Fatalf("At(t0+2ms) = %v", Time(v1))
+	}
+	v2 := c.At(t0) // a reading made before v1 was issued
+	if v2 <= v1 {
+		t.Fatalf("At(older) = %x, not after %x", v2, v1)
+	}
+	v3 := c.Now() // the clock's own reading (t0) is older too
+	if v3 <= v2 || Tag(v3) != 3 {
+		t.Fatalf("Now = %x, not after %x", v3, v2)
+	}
+}

@@ -64,7 +64,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	per := cfg.MaxMemory / int64(cfg.Shards)
 	for i := range s.shards {
-		s.shards[i].init(&s.cfg, s.seed, per)
+		s.shards[i].init(&s.cfg, s.seed, per, s.now)
 	}
 	go s.sweeper()
 	return s, nil
@@ -152,9 +152,8 @@ func (s *Store) AppendGetEntry(dst []byte, key string) (out []byte, expireAt int
 func (s *Store) get(dst []byte, key string, fresh bool) ([]byte, int64, uint64, bool) {
 	h := s.hash(key)
 	sh := s.shardOf(h)
-	now := s.now()
 	sh.mu.Lock()
-	r, ok := sh.findLocked(h, key, now)
+	r, ok := sh.findLocked(h, key, nowLazy)
 	if !ok || r.tomb() {
 		sh.stats.misses++
 		sh.mu.Unlock()
@@ -247,9 +246,9 @@ func (s *Store) SetWith(key string, value []byte, opt SetOptions) (SetResult, er
 	}
 	h := s.hash(key)
 	sh := s.shardOf(h)
-	now := s.now()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	now := int64(nowLazy) // most writes replace an entry without expiry with another
 	r, found := sh.findLocked(h, key, now)
 	live := found && !r.tomb()
 	res.HadOld = live
@@ -280,6 +279,9 @@ func (s *Store) SetWith(key string, value []byte, opt SetOptions) (SetResult, er
 // writeLocked stores an entry or tombstone in sh, replacing old (live or
 // tombstone) if found; a past expiry removes old instead.
 func (s *Store) writeLocked(sh *shard, h uint64, key string, old ref, found bool, value []byte, exp int64, ver uint64, tomb bool, now int64) error {
+	if exp != 0 && now == nowLazy {
+		now = s.now()
+	}
 	if exp != 0 && exp <= now {
 		if found {
 			if !old.tomb() {

@@ -810,3 +810,46 @@ func TestLRUReadsDoNotEvict(t *testing.T) {
 		t.Fatalf("after reads only: %+v", st)
 	}
 }
+
+// TestNoClockReadWithoutExpiry: reading and overwriting keys that have no
+// expiry never reads the clock (it is read only when an expiry makes it
+// matter), and keys with one still expire on time.
+func TestNoClockReadWithoutExpiry(t *testing.T) {
+	var reads atomic.Int64
+	clk := &clock{}
+	clk.ns.Store(1_000_000_000_000)
+	s, _ := newTestStore(t, func(c *Config) {
+		c.Now = func() int64 { reads.Add(1); return clk.Now() }
+	})
+	if err := s.Set("plain", []byte("v1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := s.Set("plain", []byte("v2"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if v, _, ok := s.AppendGet(nil, "plain"); !ok || string(v) != "v2" {
+			t.Fatalf("get: %q %v", v, ok)
+		}
+		s.AppendGet(nil, "absent")
+	}
+	if n := reads.Load(); n != 0 {
+		t.Fatalf("the clock was read %d times for keys without expiry", n)
+	}
+	if err := s.Set("ttl", []byte("x"), clk.Now()+int64(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := s.AppendGet(nil, "ttl"); !ok {
+		t.Fatal("key with expiry gone early")
+	}
+	clk.Advance(time.Second)
+	if _, _, ok := s.AppendGet(nil, "ttl"); ok {
+		t.Fatal("key with expiry still there at its expiry")
+	}
+	if err := s.Set("plain", []byte("v3"), clk.Now()); err != nil { // an expiry of now deletes
+		t.Fatal(err)
+	}
+	if _, _, ok := s.AppendGet(nil, "plain"); ok {
+		t.Fatal("a write expiring now left the key")
+	}
+}
