@@ -347,20 +347,20 @@ func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFal
 	// batch ran, on the new one.
 	var buf [maxReplicas]string
 	v := n.view.Load()
-	var now []string
+	var current []string
 	if v == b.v {
-		now = b.ownersOf(i, &buf)
+		current = b.ownersOf(i, &buf)
 	} else {
 		// A rebalance pass may already have scanned the key, so copy it
 		// to its current owners too.
-		now = v.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas)
-		for _, o := range now {
+		current = v.ring.AppendOwners(buf[:0], req.Key, n.cfg.Replicas)
+		for _, o := range current {
 			if !slices.Contains(owners, o) {
 				owners = append(owners, o)
 			}
 		}
 	}
-	if len(owners) > 0 && !slices.Contains(now, n.cfg.Name) {
+	if len(owners) > 0 && !slices.Contains(current, n.cfg.Name) {
 		n.misplaced.Store(true) // a stand-in copy: the next pass sends it on and drops it
 	}
 	b.addReplicas(req.Key, e, owners)
