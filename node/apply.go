@@ -114,7 +114,12 @@ func (n *Node) coordinate(req *transport.Request, resp *transport.Response, at t
 			version = n.clock.At(at)
 		}
 		e := entry{Value: req.Value, ExpireAt: expiryFromTTL(req.TTL), Version: version}
-		if _, err := n.store.SetWith(req.Key, req.Value, store.SetOptions{ExpireAt: e.ExpireAt, Version: e.Version}); err != nil {
+		// IfNewer: the version was taken before the key's lock, so a
+		// concurrent SET of the key with a later version may have been
+		// stored first. It wins here as it does on the replicas (which
+		// apply only newer versions), instead of the primary keeping the
+		// older value while the replicas keep the newer.
+		if _, err := n.store.SetWith(req.Key, req.Value, store.SetOptions{ExpireAt: e.ExpireAt, Version: e.Version, IfNewer: true}); err != nil {
 			return errResponse(storeError(err)), entry{}, false
 		}
 		resp.Int, resp.Version = 1, e.Version

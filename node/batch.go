@@ -42,15 +42,18 @@ type batch struct {
 	groups  []fwdGroup
 	flights []fwdFlight
 	oneItem [1]*fwdItem
-	// routes[i] holds reqs[i]'s owners when routed is set: found once by
-	// route, for both the prefetch and plan.
-	routes []route
+	// While runLocal serves a window of a pipeline, reqs[win+k]'s owners
+	// are routes[k], found once by route for both the prefetch and plan
+	// (routed is set only then).
+	routes [prefetchWindow]route
+	win    int
 	routed bool
 	pfKeys [prefetchWindow]string // the keys route has the store prefetch
-	// now, while runLocal serves a pipeline, is when it began: the writes
-	// in it take their versions from one reading of the clock. Zero
-	// otherwise (a write served after waiting for a peer reads the clock
-	// afresh, so that its version is not stamped in the past).
+	// now, while runLocal serves a window, is when the window began: its
+	// writes take their versions from one reading of the clock. Zero
+	// otherwise (a write served after waiting for a peer, or after a
+	// request that may take long, reads the clock afresh, so that its
+	// version is not stamped in the past).
 	now time.Time
 
 	// ar, when set, is where answers and read values are built: the
@@ -168,10 +171,8 @@ func (n *Node) freeBatch(b *batch) {
 	b.selfServe = b.selfServe[:0]
 	b.loads = b.loads[:0]
 	b.waitRepl, b.ar = false, nil
-	clear(b.routes)
-	b.routes, b.routed = b.routes[:0], false
 	b.own.Reset()
-	if cap(b.reqBuf) > maxPooledBatch || cap(b.repl) > maxPooledBatch || cap(b.routes) > maxPooledBatch {
+	if cap(b.reqBuf) > maxPooledBatch || cap(b.repl) > maxPooledBatch {
 		return // a rare huge pipeline: let it go rather than pin its memory
 	}
 	n.batches.Put(b)
@@ -209,19 +210,15 @@ func (b *batch) runLocal() {
 		b.resps[0] = b.plan(0, b.reqs[0])
 		return
 	}
-	if cap(b.routes) < len(b.reqs) {
-		b.routes = make([]route, len(b.reqs))
-	}
-	b.routes, b.routed = b.routes[:len(b.reqs)], true
-	b.now = time.Now()
 	for lo := 0; lo < len(b.reqs); lo += prefetchWindow {
 		hi := min(lo+prefetchWindow, len(b.reqs))
 		b.route(lo, hi)
+		b.routed, b.now = true, time.Now()
 		for i := lo; i < hi; i++ {
 			b.resps[i] = b.plan(i, b.reqs[i])
 		}
 	}
-	b.now = time.Time{}
+	b.routed, b.now = false, time.Time{}
 }
 
 // prefetchWindow is how many requests route looks at together: as many
@@ -238,9 +235,10 @@ const prefetchWindow = 16
 // owns; a guess that turns out wrong only costs a wasted lookup.
 func (b *batch) route(lo, hi int) {
 	n, self := b.n, b.n.cfg.Name
+	b.win = lo
 	keys := b.pfKeys[:0]
 	for i := lo; i < hi; i++ {
-		req, r := b.reqs[i], &b.routes[i]
+		req, r := b.reqs[i], &b.routes[i-lo]
 		r.n = 0
 		switch {
 		case req.Op == transport.OpReplicate:
@@ -265,11 +263,12 @@ type route struct {
 	n      int
 }
 
-// ownersOf returns reqs[i]'s owners on the batch's ring, as route found
-// them or, for a batch of one, finding them now (in buf).
+// ownersOf returns reqs[i]'s owners on the batch's ring (in buf): as
+// route found them while runLocal serves i's window, else finding them
+// now (a batch of one, or a request served after waiting for a peer).
 func (b *batch) ownersOf(i int, buf *[maxReplicas]string) []string {
-	if b.routed {
-		r := &b.routes[i]
+	if k := i - b.win; b.routed && k >= 0 && k < prefetchWindow {
+		r := &b.routes[k]
 		return append(buf[:0], r.owners[:r.n]...)
 	}
 	return b.v.ring.AppendOwners(buf[:0], b.reqs[i].Key, b.n.cfg.Replicas)
@@ -286,6 +285,7 @@ func (b *batch) plan(i int, req *transport.Request) *transport.Response {
 		b.loads = append(b.loads, i) // may wait for a load: never inline
 		return nil
 	case !req.Op.Keyed():
+		b.now = time.Time{} // it may take long (DBSIZE walks the store)
 		return n.serveLocal(req)
 	}
 	if err := n.checkKey(req); err != nil {

@@ -469,3 +469,50 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestLongPipelineMixesWindows runs pipelines longer than one routing
+// window (16), mixing writes, reads, a whole-store request (DBSIZE) and
+// keys owned by every node, through one node of three: every answer is
+// right and every write lands on both of its owners.
+func TestLongPipelineMixesWindows(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := context.Background()
+	const n = 53
+	reqs := make([]*transport.Request, 0, n+1)
+	for i := range n {
+		k := fmt.Sprintf("long-%d", i)
+		reqs = append(reqs, &transport.Request{Op: transport.OpSet, Key: k, Value: []byte("v-" + k)})
+		if i == 20 {
+			reqs = append(reqs, &transport.Request{Op: transport.OpDBSize})
+		}
+	}
+	resps := make([]*transport.Response, len(reqs))
+	nodes[1].Do(ctx, reqs, resps)
+	for i, r := range resps {
+		if r == nil || r.Code != transport.CodeOK {
+			t.Fatalf("request %d (%s %s): %+v", i, reqs[i].Op, reqs[i].Key, r)
+		}
+	}
+	gets := make([]*transport.Request, n)
+	for i := range gets {
+		gets[i] = &transport.Request{Op: transport.OpGet, Key: fmt.Sprintf("long-%d", i)}
+	}
+	for _, nd := range nodes {
+		resps := make([]*transport.Response, n)
+		nd.Do(ctx, gets, resps)
+		for i, r := range resps {
+			if want := "v-" + gets[i].Key; r == nil || r.Code != transport.CodeOK || string(r.Value) != want {
+				t.Fatalf("%s through %s: %+v, want %q", gets[i].Key, nd.Name(), r, want)
+			}
+		}
+	}
+	nodetest.WaitFor(t, 10*time.Second, func() bool {
+		for i := range n {
+			k := fmt.Sprintf("long-%d", i)
+			if copies(nodes, k, "v-"+k) != 2 {
+				return false
+			}
+		}
+		return true
+	}, "every key has its 2 copies")
+}

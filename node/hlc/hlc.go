@@ -54,8 +54,9 @@ func (c *Clock) Now() uint64 { return c.At(c.now()) }
 // At is Now for a caller that has just read the wall clock itself (wall):
 // a server stamping a pipeline of writes reads the clock once for all of
 // them. The version is still greater than every one issued or observed;
-// wall only stands in for the clock's own reading, so it must be recent
-// (a stale one makes the write lose to others it followed).
+// wall only stands in for the clock's own reading, so it must come from
+// the same clock (the one given to New) and be recent (a stale one makes
+// the write lose to others it followed).
 func (c *Clock) At(wall time.Time) uint64 {
 	w := physical(wall) << (counterBits + tagBits)
 	for {

@@ -249,6 +249,9 @@ func (s *Store) SetWith(key string, value []byte, opt SetOptions) (SetResult, er
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := int64(nowLazy) // most writes replace an entry without expiry with another
+	if opt.ExpireAt != 0 {
+		now = s.now() // needed: read it once for findLocked and writeLocked both
+	}
 	r, found := sh.findLocked(h, key, now)
 	live := found && !r.tomb()
 	res.HadOld = live

@@ -648,7 +648,7 @@ func TestConcurrentStress(t *testing.T) {
 					case 6:
 						s.Expire(k, clk.Now()+100)
 					case 7:
-						if i%1000 == 7 {
+						if i%1100 == 7 {
 							n := 0
 							s.Range(func(string, []byte, int64, uint64) bool { n++; return n < 100 })
 						}
