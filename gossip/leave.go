@@ -223,6 +223,9 @@ func (g *Gossip) mergeUserState(buf []byte) {
 	if !leaving || len(buf) == 0 || len(buf) > maxUserState {
 		return
 	}
+	if _, err := checkLengths(buf); err != nil {
+		return // lengths no real state has: do not let the decoder size by them
+	}
 	var us userState
 	if err := msgpack.Unmarshal(buf, &us); err != nil || us.Name == "" {
 		return

@@ -128,6 +128,9 @@ func decodeMeta(b []byte) (Meta, bool, error) {
 	if len(b) > MetaMaxSize {
 		return Meta{}, false, fmt.Errorf("%w: %d bytes, limit %d", ErrBadMeta, len(b), MetaMaxSize)
 	}
+	if _, err := checkLengths(b); err != nil {
+		return Meta{}, false, fmt.Errorf("%w: %w", ErrBadMeta, err)
+	}
 	r := bytes.NewReader(b)
 	dec := msgpack.NewDecoder(r)
 	var w wireMeta
