@@ -10,7 +10,8 @@ import (
 var errLength = errors.New("msgpack length past the end of the message")
 
 // maxCheckDepth bounds how deeply checkLengths follows nested arrays and
-// maps: metadata and user state nest two levels at most.
+// maps: metadata and user state nest two levels at most (a future field
+// nested deeper than this would be refused).
 const maxCheckDepth = 16
 
 // checkLengths walks the msgpack values in b and refuses any string,
@@ -38,9 +39,9 @@ func checkValue(b []byte, off, depth int) (int, error) {
 	case c <= 0x7f || c >= 0xe0: // positive and negative fixint
 		return off, nil
 	case c&0xf0 == 0x80: // fixmap
-		return checkElems(b, off, 2*int(c&0x0f), depth)
+		return checkElems(b, off, 2*uint64(c&0x0f), depth)
 	case c&0xf0 == 0x90: // fixarray
-		return checkElems(b, off, int(c&0x0f), depth)
+		return checkElems(b, off, uint64(c&0x0f), depth)
 	case c&0xe0 == 0xa0: // fixstr
 		return skip(b, off, uint64(c&0x1f))
 	}
@@ -97,22 +98,24 @@ func checkValue(b []byte, off, depth int) (int, error) {
 	return 0, fmt.Errorf("%w: byte 0x%02x is not msgpack", errLength, c) // 0xc1
 }
 
-// count is how many values an array or map header of n entries holds.
-func count(c byte, n uint64) int {
+// count is how many values an array or map header of n entries holds
+// (n < 2^32, so doubling it cannot overflow).
+func count(c byte, n uint64) uint64 {
 	if c == 0xde || c == 0xdf {
 		n *= 2 // a map's keys and values
 	}
-	return int(min(n, 1<<40)) // large enough to fail checkElems, small enough not to overflow
+	return n
 }
 
 // checkElems checks the n values from off, after refusing an n larger
-// than the bytes left.
-func checkElems(b []byte, off, n, depth int) (int, error) {
-	if n > len(b)-off {
+// than the bytes left. n is compared as a uint64, before any conversion
+// to int, so that no length wraps on a 32-bit platform.
+func checkElems(b []byte, off int, n uint64, depth int) (int, error) {
+	if n > uint64(len(b)-off) {
 		return 0, fmt.Errorf("%w: %d elements in %d bytes", errLength, n, len(b)-off)
 	}
 	var err error
-	for range n {
+	for range int(n) {
 		if off, err = checkValue(b, off, depth+1); err != nil {
 			return 0, err
 		}

@@ -17,7 +17,7 @@ import (
 // the check measures exactly one value.
 func TestCheckLengthsAcceptsWhatTheLibraryWrites(t *testing.T) {
 	values := []any{
-		nil, true, false, 0, 1, -1, 127, 128, -33, 255, 256, 65535, 65536, math.MaxInt32 + 1, int64(math.MinInt64), uint64(math.MaxUint64),
+		nil, true, false, 0, 1, -1, 127, 128, -33, 255, 256, 65535, 65536, int64(math.MaxInt32) + 1, int64(math.MinInt64), uint64(math.MaxUint64),
 		float32(1.5), 2.5, "", "short", strings.Repeat("s", 31), strings.Repeat("m", 200), strings.Repeat("l", 70000),
 		[]byte{}, []byte("bin"), bytes.Repeat([]byte{1}, 300), bytes.Repeat([]byte{2}, 70000),
 		time.Unix(1700000000, 5), // an extension
@@ -61,6 +61,8 @@ func TestCheckLengthsRefusesHostileLengths(t *testing.T) {
 		"empty":               {},
 		"nested too deep":     deep,
 		"user state, 4G list": {0x82, 0xa1, 'n', 0xa1, 'p', 0xa1, 'l', 0xdd, 0xff, 0xff, 0xff, 0xff},
+		"array32 of 2^31+1":   {0xdd, 0x80, 0x00, 0x00, 0x01, 0x01}, // negative as a 32-bit int
+		"map32 of 2^31+1":     {0xdf, 0x80, 0x00, 0x00, 0x01, 0x01, 0x01},
 	} {
 		if n, err := checkLengths(b); !errors.Is(err, errLength) {
 			t.Errorf("%s: checkLengths = %d, %v; want errLength", name, n, err)

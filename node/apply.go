@@ -119,19 +119,26 @@ func (n *Node) coordinate(req *transport.Request, resp *transport.Response, at t
 		// stored first. It wins here as it does on the replicas (which
 		// apply only newer versions), instead of the primary keeping the
 		// older value while the replicas keep the newer.
-		if _, err := n.store.SetWith(req.Key, req.Value, store.SetOptions{ExpireAt: e.ExpireAt, Version: e.Version, IfNewer: true}); err != nil {
+		res, err := n.store.SetWith(req.Key, req.Value, store.SetOptions{ExpireAt: e.ExpireAt, Version: e.Version, IfNewer: true})
+		if err != nil {
 			return errResponse(storeError(err)), entry{}, false
 		}
 		resp.Int, resp.Version = 1, e.Version
+		if !res.Stored {
+			return resp, entry{}, false // overwritten already: the replicas have the newer copy
+		}
 		return resp, e, true
 	}
 
 	var (
 		opErr   error
 		now     = time.Now().UnixNano()
-		version = n.clock.Now()
+		version uint64
 	)
 	stored, wrote, err := n.store.Update(req.Key, func(cur entry, found bool) (entry, bool) {
+		// The version is taken under the key's lock, so it is newer than
+		// whatever is stored (which was issued or observed before).
+		version = n.clock.Now()
 		live := found && !cur.Tombstone
 		next := entry{Version: version}
 		if live {

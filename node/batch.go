@@ -46,7 +46,8 @@ type batch struct {
 	// are routes[k], found once by route for both the prefetch and plan
 	// (routed is set only then).
 	routes [prefetchWindow]route
-	win    int
+	win    int // reqs[win:win+wlen] is the window routes describes
+	wlen   int
 	routed bool
 	pfKeys [prefetchWindow]string // the keys route has the store prefetch
 	// now, while runLocal serves a window, is when the window began: its
@@ -235,7 +236,7 @@ const prefetchWindow = 16
 // owns; a guess that turns out wrong only costs a wasted lookup.
 func (b *batch) route(lo, hi int) {
 	n, self := b.n, b.n.cfg.Name
-	b.win = lo
+	b.win, b.wlen = lo, hi-lo
 	keys := b.pfKeys[:0]
 	for i := lo; i < hi; i++ {
 		req, r := b.reqs[i], &b.routes[i-lo]
@@ -267,7 +268,7 @@ type route struct {
 // route found them while runLocal serves i's window, else finding them
 // now (a batch of one, or a request served after waiting for a peer).
 func (b *batch) ownersOf(i int, buf *[maxReplicas]string) []string {
-	if k := i - b.win; b.routed && k >= 0 && k < prefetchWindow {
+	if k := i - b.win; b.routed && k >= 0 && k < b.wlen {
 		r := &b.routes[k]
 		return append(buf[:0], r.owners[:r.n]...)
 	}
