@@ -237,6 +237,29 @@ func (c *Client) Ring() *ring.Ring {
 	return nil
 }
 
+// Owns returns a function reporting whether the member serving the data
+// address addr is a key's owner (its primary) on the ring of the members
+// the cluster lists now: through that node, the keys it serves without
+// forwarding. A benchmark through one node uses it to time those and the
+// forwarded ones apart. The ring does not follow later membership changes.
+func (c *Client) Owns(ctx context.Context, addr string) (func(key string) bool, error) {
+	ms, err := c.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.build(nil, ms, 0)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	for name, m := range t.members {
+		if m.addr == addr {
+			r := t.ring
+			return func(key string) bool { return r.Owner(key) == name }, nil
+		}
+	}
+	return nil, fmt.Errorf("client: no member serves data at %s", addr)
+}
+
 // Get returns the value stored under key, or an error wrapping ErrNotFound.
 func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 	req := transport.Request{Op: transport.OpGet, Key: key}

@@ -548,3 +548,36 @@ func TestNegativeTTL(t *testing.T) {
 		t.Errorf("SetMany = %v", err)
 	}
 }
+
+// TestOwnsMatchesWhereKeysLive: Owns(addr) says true for exactly the keys
+// whose only copy (one replica) lands on the node at addr, even for a
+// client that does not route by the ring itself; an address no member
+// serves is an error.
+func TestOwnsMatchesWhereKeysLive(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.Replicas = 1 })
+	ctx := ctxTimeout(t)
+	cl := newClient(t, func(c *client.Config) { c.Smart = false }, nodes[0].Addr())
+	owns := make([]func(string) bool, len(nodes))
+	for i, nd := range nodes {
+		f, err := cl.Owns(ctx, nd.Addr())
+		if err != nil {
+			t.Fatalf("Owns(%s): %v", nd.Addr(), err)
+		}
+		owns[i] = f
+	}
+	for i := range 200 {
+		k := fmt.Sprintf("owned-%d", i)
+		if err := cl.Set(ctx, k, []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		for j, nd := range nodes {
+			_, _, held := nd.Store().Get(k)
+			if owns[j](k) != held {
+				t.Fatalf("%s: Owns(%s) = %v, but the node holds it: %v", k, nd.Name(), owns[j](k), held)
+			}
+		}
+	}
+	if _, err := cl.Owns(ctx, "127.0.0.1:1"); err == nil {
+		t.Error("Owns of an address no member serves: no error")
+	}
+}

@@ -93,6 +93,12 @@ type Config struct {
 	Progress func(Progress) `json:"-"`
 	// ProgressInterval spaces Progress calls.
 	ProgressInterval time.Duration `json:"-"`
+	// Local, if set, splits the latencies of GETs by Local(key): a run
+	// through one node that says which keys that node owns measures its
+	// own GETs and the ones it forwards side by side, at the same load
+	// (Result.Local and Result.Forwarded). It needs Pipeline 1, so that
+	// each latency belongs to one key.
+	Local func(key string) bool `json:"-"`
 }
 
 // DefaultConfig returns redis-benchmark's defaults where they apply (50
@@ -146,6 +152,8 @@ func (c *Config) Validate() error {
 		return bad("negative ttl")
 	case c.Progress != nil && c.ProgressInterval <= 0:
 		return bad("progress needs a positive interval")
+	case c.Local != nil && c.Pipeline != 1:
+		return bad("splitting latencies by key needs pipeline 1, not %d", c.Pipeline)
 	}
 	return nil
 }
@@ -201,8 +209,27 @@ type Result struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 	// Preloaded is how many keys were written before the timed run.
 	Preloaded int64 `json:"preloaded,omitempty"`
+	// Local and Forwarded are the latencies of GETs whose key
+	// Config.Local reported local, and of the others (nil without it).
+	Local     *Split `json:"local,omitempty"`
+	Forwarded *Split `json:"forwarded,omitempty"`
 
 	hist *Histogram
+}
+
+// Split is the latency of one class of requests.
+type Split struct {
+	Ops     int64   `json:"ops"`
+	Latency Latency `json:"latency"`
+}
+
+func splitOf(h *Histogram) *Split {
+	return &Split{Ops: int64(h.Count()), Latency: latencyOf(h)}
+}
+
+func latencyOf(h *Histogram) Latency {
+	return Latency{Min: h.Min(), Mean: h.Mean(), P50: h.Quantile(0.50), P90: h.Quantile(0.90),
+		P99: h.Quantile(0.99), P999: h.Quantile(0.999), Max: h.Max()}
 }
 
 // Histogram returns the merged latency histogram of the run.
@@ -222,6 +249,7 @@ type worker struct {
 	gets, sets, hits, misses int64
 	firstErr                 error
 	hist                     Histogram
+	split                    *[2]Histogram // GETs by Config.Local: [0] forwarded, [1] local
 }
 
 // Run drives d with cfg's load until the request count or duration is
@@ -263,6 +291,9 @@ func Run(ctx context.Context, d Doer, cfg Config) (*Result, error) {
 	workers := make([]*worker, cfg.Clients)
 	for i := range workers {
 		workers[i] = &worker{}
+		if cfg.Local != nil {
+			workers[i].split = new([2]Histogram)
+		}
 	}
 	start := time.Now()
 	end := start.Add(limit)
@@ -281,7 +312,12 @@ func Run(ctx context.Context, d Doer, cfg Config) (*Result, error) {
 	pwg.Wait()
 
 	res.hist = NewHistogram()
+	var split [2]Histogram
 	for _, w := range workers {
+		if w.split != nil {
+			split[0].Merge(&w.split[0])
+			split[1].Merge(&w.split[1])
+		}
 		res.Ops += w.ops.Load()
 		res.Errors += w.errs.Load()
 		res.Gets += w.gets
@@ -300,9 +336,10 @@ func Run(ctx context.Context, d Doer, cfg Config) (*Result, error) {
 	if n := res.Hits + res.Misses; n > 0 {
 		res.HitRatio = float64(res.Hits) / float64(n)
 	}
-	h := res.hist
-	res.Latency = Latency{Min: h.Min(), Mean: h.Mean(), P50: h.Quantile(0.50), P90: h.Quantile(0.90),
-		P99: h.Quantile(0.99), P999: h.Quantile(0.999), Max: h.Max()}
+	res.Latency = latencyOf(res.hist)
+	if cfg.Local != nil {
+		res.Forwarded, res.Local = splitOf(&split[0]), splitOf(&split[1])
+	}
 	res.Interrupted = ctx.Err() != nil
 	return res, nil
 }
@@ -355,6 +392,13 @@ func (w *worker) run(ctx context.Context, d Doer, cfg *Config, id int, keys []st
 			return // cut short by the caller: not a measurement
 		}
 		w.hist.RecordN(lat, uint64(n))
+		if w.split != nil && reqs[0].Op == transport.OpGet && resps[0] != nil && resps[0].Code != transport.CodeUnavailable {
+			k := 0
+			if cfg.Local(reqs[0].Key) {
+				k = 1
+			}
+			w.split[k].Record(lat)
+		}
 		var errs int64
 		for i := range n {
 			isGet := reqs[i].Op == transport.OpGet

@@ -404,3 +404,37 @@ func TestReport(t *testing.T) {
 		t.Errorf("progress line %q", p)
 	}
 }
+
+// TestRunSplitsGetLatencyByKey: with Config.Local, GET latencies are also
+// kept apart by key class (the classes add up to the GETs, SETs are in
+// neither), and Validate refuses it with pipelines longer than one.
+func TestRunSplitsGetLatencyByKey(t *testing.T) {
+	d := &memDoer{data: map[string][]byte{}}
+	cfg := bench.DefaultConfig()
+	cfg.Clients, cfg.Requests, cfg.Keys = 4, 3000, 300
+	cfg.GetRatio, cfg.SetRatio = 2, 1
+	cfg.Local = func(key string) bool { return key[len(key)-1]%3 == 0 }
+	res, err := bench.Run(context.Background(), d, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Local == nil || res.Forwarded == nil {
+		t.Fatalf("no split: %+v", res)
+	}
+	if res.Local.Ops+res.Forwarded.Ops != res.Gets || res.Local.Ops < res.Gets/5 || res.Forwarded.Ops < res.Gets/2 {
+		t.Errorf("local %d + forwarded %d of %d GETs", res.Local.Ops, res.Forwarded.Ops, res.Gets)
+	}
+	for _, s := range []*bench.Split{res.Local, res.Forwarded} {
+		if l := s.Latency; l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max {
+			t.Errorf("latency %+v", l)
+		}
+	}
+	var b strings.Builder
+	if err := (&bench.Report{Config: cfg, Result: res}).WriteText(&b); err != nil || !strings.Contains(b.String(), "fwd GET") {
+		t.Errorf("report: %v\n%s", err, b.String())
+	}
+	cfg.Pipeline = 2
+	if err := cfg.Validate(); !errors.Is(err, bench.ErrInvalidConfig) {
+		t.Errorf("Local with pipeline 2: %v", err)
+	}
+}

@@ -75,9 +75,22 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, " (first: %s)", res.FirstError)
 	}
 	b.WriteString("\n")
-	l := res.Latency
-	fmt.Fprintf(&b, "  latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s)\n",
-		ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), ms(l.Mean))
+	line := func(name string, l Latency) {
+		fmt.Fprintf(&b, "  %-11s p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s)",
+			name, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), ms(l.Mean))
+	}
+	line("latency", res.Latency)
+	b.WriteString("\n")
+	if res.Local != nil && res.Forwarded != nil {
+		line("local GET", res.Local.Latency)
+		fmt.Fprintf(&b, "  [%d]\n", res.Local.Ops)
+		line("fwd GET", res.Forwarded.Latency)
+		fmt.Fprintf(&b, "  [%d]", res.Forwarded.Ops)
+		if lp := res.Local.Latency.P99; lp > 0 {
+			fmt.Fprintf(&b, "  p99 %.2fx local", float64(res.Forwarded.Latency.P99)/float64(lp))
+		}
+		b.WriteString("\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

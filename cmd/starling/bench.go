@@ -43,6 +43,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "conns", Usage: "connections per node", Value: client.DefaultConfig().Transport.ConnsPerPeer},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up on a request after this long", Value: 5 * time.Second, EnvVars: env("TIMEOUT")},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+			&cli.BoolFlag{Name: "split", Usage: "with --smart=false and --pipeline 1: time the GETs the first --addr serves itself and those it forwards apart, at the same load"},
 		),
 		Action: runBench,
 	}
@@ -74,6 +75,9 @@ func runBench(c *cli.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return cli.Exit(err, exitUsage)
 	}
+	if c.Bool("split") && (c.Bool("smart") || cfg.Pipeline != 1) {
+		return cli.Exit("--split needs --smart=false and --pipeline 1", exitUsage)
+	}
 
 	ccfg := client.DefaultConfig()
 	ccfg.Addrs = splitList(c.StringSlice("addr"))
@@ -99,6 +103,14 @@ func runBench(c *cli.Context) error {
 	cancel()
 	if err != nil {
 		return cli.Exit(fmt.Errorf("cannot reach the cluster: %w", err), exitUnavailable)
+	}
+	if c.Bool("split") {
+		mctx, cancel := context.WithTimeout(ctx, ccfg.Timeout)
+		cfg.Local, err = cl.Owns(mctx, ccfg.Addrs[0])
+		cancel()
+		if err != nil {
+			return cli.Exit(err, exitUnavailable)
+		}
 	}
 	if isTerminal(c.App.ErrWriter) {
 		w := c.App.ErrWriter

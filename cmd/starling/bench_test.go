@@ -84,6 +84,38 @@ func TestBenchCommand(t *testing.T) {
 		r.OpsPerSec <= 0 || r.Latency.P50 <= 0 || r.Latency.Max < r.Latency.P50 {
 		t.Errorf("report %+v", rep)
 	}
+
+	// --split: the GETs node 0 serves itself and those it forwards, timed
+	// apart; about a third of the keys are its own.
+	out, _, err = runBenchApp(t, "--addr", addr, "--requests", "3000", "--clients", "4", "--keys", "600",
+		"--smart=false", "--split", "--ratio", "1:0", "--json")
+	if err != nil {
+		t.Fatalf("bench --split: %v\n%s", err, out)
+	}
+	var split struct {
+		Result struct {
+			Gets             int64 `json:"gets"`
+			Local, Forwarded struct {
+				Ops     int64 `json:"ops"`
+				Latency struct {
+					P99 int64 `json:"p99_ns"`
+				} `json:"latency"`
+			}
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &split); err != nil {
+		t.Fatalf("--split output: %v\n%s", err, out)
+	}
+	sr := split.Result
+	if sr.Local.Ops+sr.Forwarded.Ops != sr.Gets || sr.Local.Ops < sr.Gets/6 || sr.Forwarded.Ops < sr.Gets/2 ||
+		sr.Local.Latency.P99 <= 0 || sr.Forwarded.Latency.P99 <= 0 {
+		t.Errorf("split %+v of %d GETs", sr, sr.Gets)
+	}
+	out, _, err = runBenchApp(t, "--addr", addr, "--requests", "500", "--clients", "2", "--keys", "100",
+		"--smart=false", "--split", "--ratio", "1:0")
+	if err != nil || !strings.Contains(out, "local GET") || !strings.Contains(out, "fwd GET") || !strings.Contains(out, "x local") {
+		t.Errorf("bench --split text: %v\n%s", err, out)
+	}
 }
 
 func TestBenchCommandErrors(t *testing.T) {
@@ -92,6 +124,8 @@ func TestBenchCommandErrors(t *testing.T) {
 		{"--dist", "pareto"},
 		{"--clients", "0"},
 		{"extra-arg"},
+		{"--split"}, // needs --smart=false
+		{"--split", "--smart=false", "--pipeline", "2"}, // and a pipeline of one
 	} {
 		if _, _, err := runBenchApp(t, args...); exitCode(err) != exitUsage {
 			t.Errorf("bench %v: %v (exit %d), want usage error", args, err, exitCode(err))
