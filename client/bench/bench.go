@@ -93,11 +93,12 @@ type Config struct {
 	Progress func(Progress) `json:"-"`
 	// ProgressInterval spaces Progress calls.
 	ProgressInterval time.Duration `json:"-"`
-	// Local, if set, splits the latencies of GETs by Local(key): a run
-	// through one node that says which keys that node owns measures its
-	// own GETs and the ones it forwards side by side, at the same load
-	// (Result.Local and Result.Forwarded). It needs Pipeline 1, so that
-	// each latency belongs to one key.
+	// Local, if set, splits the latencies of answered GETs (hits and
+	// misses; errors are left out) by Local(key): a run through one node
+	// that says which keys that node owns measures its own GETs and the
+	// ones it forwards side by side, at the same load (Result.Local and
+	// Result.Forwarded). It needs Pipeline 1, so that each latency belongs
+	// to one key.
 	Local func(key string) bool `json:"-"`
 }
 
@@ -209,8 +210,9 @@ type Result struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 	// Preloaded is how many keys were written before the timed run.
 	Preloaded int64 `json:"preloaded,omitempty"`
-	// Local and Forwarded are the latencies of GETs whose key
-	// Config.Local reported local, and of the others (nil without it).
+	// Local and Forwarded are the latencies of answered GETs whose key
+	// Config.Local reported local, and of the others (nil without it);
+	// their Ops add up to Hits + Misses.
 	Local     *Split `json:"local,omitempty"`
 	Forwarded *Split `json:"forwarded,omitempty"`
 
@@ -392,7 +394,7 @@ func (w *worker) run(ctx context.Context, d Doer, cfg *Config, id int, keys []st
 			return // cut short by the caller: not a measurement
 		}
 		w.hist.RecordN(lat, uint64(n))
-		if w.split != nil && reqs[0].Op == transport.OpGet && resps[0] != nil && resps[0].Code != transport.CodeUnavailable {
+		if r := resps[0]; w.split != nil && reqs[0].Op == transport.OpGet && r != nil && (r.Code == transport.CodeOK || r.Code == transport.CodeNotFound) {
 			k := 0
 			if cfg.Local(reqs[0].Key) {
 				k = 1

@@ -421,7 +421,7 @@ func TestRunSplitsGetLatencyByKey(t *testing.T) {
 	if res.Local == nil || res.Forwarded == nil {
 		t.Fatalf("no split: %+v", res)
 	}
-	if res.Local.Ops+res.Forwarded.Ops != res.Gets || res.Local.Ops < res.Gets/5 || res.Forwarded.Ops < res.Gets/2 {
+	if res.Local.Ops+res.Forwarded.Ops != res.Hits+res.Misses || res.Local.Ops < res.Gets/5 || res.Forwarded.Ops < res.Gets/2 {
 		t.Errorf("local %d + forwarded %d of %d GETs", res.Local.Ops, res.Forwarded.Ops, res.Gets)
 	}
 	for _, s := range []*bench.Split{res.Local, res.Forwarded} {

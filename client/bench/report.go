@@ -86,7 +86,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  [%d]\n", res.Local.Ops)
 		line("fwd GET", res.Forwarded.Latency)
 		fmt.Fprintf(&b, "  [%d]", res.Forwarded.Ops)
-		if lp := res.Local.Latency.P99; lp > 0 {
+		if lp := res.Local.Latency.P99; lp > 0 && res.Local.Ops > 0 && res.Forwarded.Ops > 0 {
 			fmt.Fprintf(&b, "  p99 %.2fx local", float64(res.Forwarded.Latency.P99)/float64(lp))
 		}
 		b.WriteString("\n")
