@@ -227,11 +227,11 @@ func (b *batch) runLocal() {
 // cached when plan gets there.
 const prefetchWindow = 16
 
-// route finds the owners of reqs[lo:hi], once, for plan (and any later
-// step) to use, and has the store bring in, all at once, the memory that
-// serving here the keys this node will serve will read (see
-// store.Prefetch): a pipeline's lookups then overlap their cache misses
-// instead of paying them one after another. The keys passed are those a
+// route finds the owners of reqs[lo:hi], once, for plan to use, and has
+// the store bring in, all at once, the memory that serving this node's
+// share of them will read (see store.Prefetch): a pipeline's lookups then
+// overlap their cache misses instead of paying them one after another.
+// prefetchWindow matches the store's own batch of 16. The keys passed are those a
 // peer sent (forwarded, rerouted, replica copies) and those this node
 // owns; a guess that turns out wrong only costs a wasted lookup.
 func (b *batch) route(lo, hi int) {
@@ -343,9 +343,8 @@ func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFal
 	if !wrote {
 		return resp
 	}
-	// Where the key belongs now: on the batch's ring (owners, unless the
-	// caller passed a failover list) or, if the ring changed while the
-	// batch ran, on the new one.
+	// Where the key belongs now: its owners on the batch's ring or, if the
+	// ring changed while the batch ran, on the new one.
 	var buf [maxReplicas]string
 	v := n.view.Load()
 	var current []string
