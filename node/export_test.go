@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/starlingcache/starling/node/metrics"
 )
 
 // Crash stops n the way kill -9 would look to its peers: no leave message,
@@ -38,3 +40,6 @@ func SettleState(n *Node) string {
 	}
 	return s
 }
+
+// MetricsOf returns n's request counters.
+func MetricsOf(n *Node) metrics.Snapshot { return n.rec.Snapshot() }

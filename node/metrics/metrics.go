@@ -183,7 +183,14 @@ func (r *Recorder) stripe() *stripe {
 // includes requests other nodes forwarded here) and how long it took. It
 // takes no lock and allocates nothing.
 func (r *Recorder) Observe(op transport.Op, res Result, forwarded bool, d time.Duration) {
-	if r == nil {
+	r.ObserveN(op, res, forwarded, d, 1)
+}
+
+// ObserveN records n requests alike in all of Observe's respects, such as
+// the GETs of one pipeline, which end together: one update of each
+// counter instead of n.
+func (r *Recorder) ObserveN(op transport.Op, res Result, forwarded bool, d time.Duration, n int) {
+	if r == nil || n <= 0 {
 		return
 	}
 	i := int(op)
@@ -201,9 +208,9 @@ func (r *Recorder) Observe(op transport.Op, res Result, forwarded bool, d time.D
 		d = 0
 	}
 	c := &r.stripe().cells[i][route]
-	c.results[res].Add(1)
-	c.buckets[bucketOf(d)].Add(1)
-	c.sumNanos.Add(uint64(d))
+	c.results[res].Add(uint64(n))
+	c.buckets[bucketOf(d)].Add(uint64(n))
+	c.sumNanos.Add(uint64(d) * uint64(n))
 }
 
 // AddBytes records bytes received (in) and sent (out) on behalf of

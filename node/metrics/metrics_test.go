@@ -180,3 +180,32 @@ func TestResultOf(t *testing.T) {
 		t.Error("result names changed: they are metric label values")
 	}
 }
+
+// TestObserveNMatchesRepeatedObserve checks that counting n alike
+// requests at once moves every counter exactly as n Observe calls do, and
+// that n <= 0 records nothing.
+func TestObserveNMatchesRepeatedObserve(t *testing.T) {
+	one, many := NewRecorder(), NewRecorder()
+	for range 7 {
+		one.Observe(transport.OpGet, OK, true, 300*time.Microsecond)
+	}
+	one.Observe(transport.OpSet, Error, false, 2*time.Millisecond)
+	many.ObserveN(transport.OpGet, OK, true, 300*time.Microsecond, 7)
+	many.ObserveN(transport.OpSet, Error, false, 2*time.Millisecond, 1)
+	many.ObserveN(transport.OpSet, OK, false, time.Second, 0)
+	many.ObserveN(transport.OpSet, OK, false, time.Second, -3)
+	var nilRec *Recorder
+	nilRec.ObserveN(transport.OpGet, OK, false, time.Second, 2) // no panic
+	a, b := one.Snapshot(), many.Snapshot()
+	if len(a.Ops) != len(b.Ops) {
+		t.Fatalf("ops: %d vs %d", len(a.Ops), len(b.Ops))
+	}
+	for i := range a.Ops {
+		if a.Ops[i] != b.Ops[i] {
+			t.Errorf("op %d: Observe x n = %+v, ObserveN = %+v", i, a.Ops[i], b.Ops[i])
+		}
+	}
+	if b.Requests() != 8 {
+		t.Errorf("Requests() = %d, want 8", b.Requests())
+	}
+}
