@@ -41,6 +41,12 @@ type batch struct {
 	respBuf []*transport.Response
 	groups  []fwdGroup
 	flights []fwdFlight
+	pending []*fwdItem // forwardAll's items still to send
+	// The copies of forwarded requests (and pointers to them) that one
+	// round of forwardAll hands its flights: sized for the round before
+	// it starts, so no flight's requests move while it is out.
+	fwdReqs []transport.Request
+	fwdPtrs []*transport.Request
 	oneItem [1]*fwdItem
 	// While runLocal serves a window of a pipeline, reqs[win+k]'s owners
 	// are routes[k], found once by route for both the prefetch and plan
@@ -170,6 +176,11 @@ func (n *Node) freeBatch(b *batch) {
 	b.fwd, b.fallback, b.repl = b.fwd[:0], b.fallback[:0], b.repl[:0]
 	clear(b.selfServe)
 	b.selfServe = b.selfServe[:0]
+	clear(b.pending)
+	b.pending = b.pending[:0]
+	clear(b.fwdReqs) // values may alias a caller's buffer
+	clear(b.fwdPtrs)
+	b.fwdReqs, b.fwdPtrs = b.fwdReqs[:0], b.fwdPtrs[:0]
 	b.loads = b.loads[:0]
 	b.waitRepl, b.ar = false, nil
 	b.own.Reset()
@@ -467,15 +478,23 @@ func (b *batch) forwardAll(ctx context.Context) {
 			}
 		}
 	}
-	pending := make([]*fwdItem, len(b.fwd))
+	pending := b.pending[:0]
 	for j := range b.fwd {
-		pending[j] = &b.fwd[j]
+		pending = append(pending, &b.fwd[j])
 	}
+	b.pending = pending
 	for len(pending) > 0 {
 		groups := b.group(pending)
 		if len(groups) == 0 {
 			return // every remaining item falls back to this node
 		}
+		if cap(b.fwdReqs) < len(pending) {
+			b.fwdReqs = make([]transport.Request, 0, max(len(pending), 2*cap(b.fwdReqs)))
+			b.fwdPtrs = make([]*transport.Request, 0, cap(b.fwdReqs))
+		}
+		clear(b.fwdReqs) // the last round's: its flights are over
+		clear(b.fwdPtrs)
+		b.fwdReqs, b.fwdPtrs = b.fwdReqs[:0], b.fwdPtrs[:0]
 		// Every owner's batch leaves before any reply is waited for: the
 		// owners work in parallel, and no goroutine is needed per owner.
 		flights := b.flights[:0]
@@ -575,15 +594,17 @@ func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, l
 		fwd.ID, fwd.Flags = 0, items[0].flags
 		f.resp, f.err = n.client.CallWithin(ctx, addr, &fwd, n.cfg.ForwardTimeout)
 	default:
-		reqs := make([]*transport.Request, len(items))
-		fwd := make([]transport.Request, len(items))
-		for j, it := range items {
-			fwd[j] = *b.reqs[it.i]
-			fwd[j].ID = 0
-			fwd[j].Flags = it.flags
-			reqs[j] = &fwd[j]
+		// Copies in the round's storage (see forwardAll), which outlives
+		// the flight: Wait returns only once the transport is done with
+		// them.
+		from := len(b.fwdReqs)
+		for _, it := range items {
+			b.fwdReqs = append(b.fwdReqs, *b.reqs[it.i])
+			fwd := &b.fwdReqs[len(b.fwdReqs)-1]
+			fwd.ID, fwd.Flags = 0, it.flags
+			b.fwdPtrs = append(b.fwdPtrs, fwd)
 		}
-		f.flight = n.client.StartWithin(ctx, addr, reqs, n.cfg.ForwardTimeout)
+		f.flight = n.client.StartWithin(ctx, addr, b.fwdPtrs[from:len(b.fwdPtrs):len(b.fwdPtrs)], n.cfg.ForwardTimeout)
 	}
 	return f
 }

@@ -287,25 +287,37 @@ func (f *Flight) finishStart() {
 // register, noting why in f.err unless the connection was found broken
 // before anything was registered (the caller may then try another).
 func (f *Flight) send(cc *clientConn, now time.Time) bool {
-	n := uint64(len(f.reqs))
-	f.first = f.c.nextID.Add(n) - n + 1
-	for i, req := range f.reqs {
+	n := len(f.reqs)
+	f.first = f.c.nextID.Add(uint64(n)) - uint64(n) + 1
+	for f.sent < n {
+		// One slot, waiting for it if need be, then as many more as are
+		// free at once: those requests are registered under one lock.
 		if err := cc.acquire(f.ctx, f.timer); err != nil {
 			f.err = err
 			break
 		}
-		req.ID = f.first + uint64(i)
-		ok, err := cc.registerFlight(f, i, req, now)
-		if err != nil || !ok {
+		k := 1
+		for f.sent+k < n && cc.tryAcquire() {
+			k++
+		}
+		for j := f.sent; j < f.sent+k; j++ {
+			f.reqs[j].ID = f.first + uint64(j)
+		}
+		done, err := cc.registerFlight(f, f.sent, k, now)
+		for range k - done {
 			cc.releaseSlot()
+		}
+		if done > 0 {
+			f.cc = cc
+		}
+		f.sent += done
+		if done < k {
 			f.err = err
-			if err == nil && i > 0 {
+			if err == nil && f.sent > 0 {
 				f.err = fmt.Errorf("transport: %s: %w", f.addr, ErrConnLost)
 			}
 			break
 		}
-		f.cc = cc
-		f.sent++
 	}
 	return f.sent > 0
 }
@@ -777,6 +789,16 @@ func (cc *clientConn) acquire(ctx context.Context, cl *call) error {
 	}
 }
 
+// tryAcquire takes an in-flight slot if one is free now.
+func (cc *clientConn) tryAcquire() bool {
+	select {
+	case cc.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 func (cc *clientConn) releaseSlot() { <-cc.sem }
 
 // hasRoom reports whether n more requests would fit in flight now (a
@@ -814,24 +836,41 @@ type waiter struct {
 	i  int
 }
 
-// registerFlight is send for request i of f, without the write: that
-// happens at flushSoon, or earlier if the buffer passes its high-water
-// mark.
-func (cc *clientConn) registerFlight(f *Flight, i int, req *Request, now time.Time) (bool, error) {
-	cc.mu.Lock()
-	ok, err := cc.registerLocked(waiter{f: f, i: i}, req, now)
-	if ok {
-		f.remaining.Add(1)
-	}
+// registerFlight is send for requests from to from+k of f, without the
+// write: that happens at flushSoon, or earlier if the buffer passes its
+// high-water mark. It returns how many it registered: fewer than k if
+// the connection broke (err nil) or a request was too large (err set).
+func (cc *clientConn) registerFlight(f *Flight, from, k int, now time.Time) (done int, err error) {
 	var werr error
-	if ok && cc.out.overHigh() {
-		werr = cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+	counted := 0 // of done, how many remaining counts
+	cc.mu.Lock()
+	for done < k {
+		i := from + done
+		ok, rerr := cc.registerLocked(waiter{f: f, i: i}, f.reqs[i], now)
+		if !ok {
+			err = rerr
+			break
+		}
+		done++
+		if cc.out.overHigh() {
+			// drainLocked releases the lock while it writes, and a reply
+			// may then arrive: remaining must count its request first.
+			f.remaining.Add(int32(done - counted))
+			counted = done
+			if werr = cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout); werr != nil {
+				// What is registered fails with the connection, below;
+				// the rest finds it broken.
+				break
+			}
+		}
 	}
+	// Replies can arrive only once the lock is released.
+	f.remaining.Add(int32(done - counted))
 	cc.mu.Unlock()
 	if werr != nil {
 		cc.fail(cc.lostErr(werr))
 	}
-	return ok, err
+	return done, err
 }
 
 func (cc *clientConn) registerLocked(w waiter, req *Request, now time.Time) (bool, error) {
@@ -943,57 +982,93 @@ func (cc *clientConn) abandon(cl *call, id uint64, err error) (*Response, error)
 	return cl.resp, cl.err
 }
 
-// readLoop reads replies and hands each to its waiting call.
+// readLoop reads replies and hands each to its waiting call. Replies
+// already in the read buffer are decoded first and handed over together,
+// under one acquisition of the connection's lock: a pipelined batch's
+// replies usually arrive in one read.
 func (cc *clientConn) readLoop() {
 	defer cc.p.c.wg.Done()
 	var resps chunk[Response]
+	ds := make([]delivery, 0, maxDeliveries)
 	for {
 		kind, body, owned, err := cc.fr.next()
 		if err != nil {
+			cc.deliverAll(ds)
 			cc.fail(cc.lostErr(err))
 			return
 		}
 		if kind == kindAuthFail {
 			// The server wants a handshake this client did not make (it
 			// has a Secret, or TLS, and we do not).
+			cc.deliverAll(ds)
 			cc.fail(fmt.Errorf("transport: connection to %s: %w", cc.p.addr, refusedBy(body)))
 			return
 		}
-		if kind != kindResponse {
-			continue // a kind from a newer protocol: not for us
-		}
-		resp := resps.next(owned)
-		if err := decodeResponse(body, resp, owned); err != nil {
-			if resp.ID == 0 {
-				cc.fail(cc.lostErr(err))
-				return
+		if kind == kindResponse {
+			resp := resps.next(owned)
+			if err := decodeResponse(body, resp, owned); err != nil {
+				if resp.ID == 0 {
+					cc.deliverAll(ds)
+					cc.fail(cc.lostErr(err))
+					return
+				}
+				ds = append(ds, delivery{id: resp.ID, err: fmt.Errorf("transport: reply from %s: %w", cc.p.addr, err)})
+			} else {
+				ds = append(ds, delivery{id: resp.ID, resp: resp})
 			}
-			cc.deliver(resp.ID, nil, fmt.Errorf("transport: reply from %s: %w", cc.p.addr, err))
-			continue
+		} // else a kind from a newer protocol: not for us
+		if len(ds) == cap(ds) || !cc.fr.buffered() {
+			cc.deliverAll(ds)
+			clear(ds)
+			ds = ds[:0]
 		}
-		cc.deliver(resp.ID, resp, nil)
 	}
 }
 
-// deliver completes call id. A reply nobody waits for any more (the call
-// timed out) is dropped.
-func (cc *clientConn) deliver(id uint64, resp *Response, err error) {
+// maxDeliveries bounds how many replies readLoop holds before handing
+// them over.
+const maxDeliveries = 64
+
+// delivery is a reply (or the reason there is none) for request id.
+type delivery struct {
+	id   uint64
+	resp *Response
+	err  error
+	cl   *call // set by deliverAll when a Call waits for it
+}
+
+// deliverAll completes the calls and flight requests ds answer, under one
+// acquisition of the lock. Replies nobody waits for any more (timed out)
+// are dropped.
+func (cc *clientConn) deliverAll(ds []delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	done := 0
 	cc.mu.Lock()
-	w, ok := cc.pending[id]
-	if ok {
-		delete(cc.pending, id)
+	for i := range ds {
+		d := &ds[i]
+		w, ok := cc.pending[d.id]
+		if !ok {
+			continue
+		}
+		delete(cc.pending, d.id)
+		done++
 		if w.f != nil {
-			w.f.finishLocked(w.i, resp, err)
+			w.f.finishLocked(w.i, d.resp, d.err)
+		} else {
+			d.cl = w.cl
 		}
 	}
 	cc.mu.Unlock()
-	if !ok {
-		return
+	for range done {
+		cc.releaseSlot()
 	}
-	cc.releaseSlot()
-	if cl := w.cl; cl != nil {
-		cl.resp, cl.err = resp, err
-		cl.done <- struct{}{}
+	for i := range ds {
+		if cl := ds[i].cl; cl != nil {
+			cl.resp, cl.err = ds[i].resp, ds[i].err
+			cl.done <- struct{}{}
+		}
 	}
 }
 
