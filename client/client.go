@@ -27,6 +27,14 @@ import (
 	"github.com/starlingcache/starling/transport"
 )
 
+// Member is a cluster member as nodes report it: name, state, and the
+// addresses of its data port, gossip and RESP listener.
+type Member = transport.Member
+
+// Stats are one node's counters (keys, bytes, requests served, forwarded,
+// replicated...), as `starling stats` prints them.
+type Stats = transport.Stats
+
 // Errors callers branch on. Most are the transport's sentinels, re-exported
 // so that users of this package need not import transport.
 var (
@@ -315,7 +323,7 @@ func (c *Client) Delete(ctx context.Context, key string) error {
 
 // Members returns the cluster members as the contacted node (the first
 // reachable one of Config.Addrs) sees them.
-func (c *Client) Members(ctx context.Context) ([]transport.Member, error) {
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	resp, err := c.call(ctx, &transport.Request{Op: transport.OpMembers})
 	if err != nil {
 		return nil, err
@@ -413,10 +421,10 @@ func (c *Client) SetMany(ctx context.Context, items map[string][]byte, ttl time.
 
 // NodeStats is one node's counters, or why they could not be read.
 type NodeStats struct {
-	Name  string          `json:"name"`
-	Addr  string          `json:"addr"`
-	Stats transport.Stats `json:"stats"`
-	Err   string          `json:"error,omitempty"`
+	Name  string `json:"name"`
+	Addr  string `json:"addr"`
+	Stats Stats  `json:"stats"`
+	Err   string `json:"error,omitempty"`
 }
 
 // Stats asks every member the contacted node knows of for its counters,

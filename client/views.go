@@ -12,7 +12,7 @@ import (
 // never uses it.
 type RingView struct {
 	// Members is the member list the node reported, every state included.
-	Members []transport.Member
+	Members []Member
 	// NodeVersion is the ring version the node stamped on its reply.
 	NodeVersion uint64
 	// Ring is rebuilt from Members with Config.Ring, leaving out members

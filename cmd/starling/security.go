@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/starlingcache/starling/transport"
+	"github.com/starlingcache/starling/node"
 	"github.com/urfave/cli/v2"
 )
 
@@ -42,7 +42,7 @@ func loadSecurity(c *cli.Context) (security, error) {
 		if cert == "" || key == "" || ca == "" {
 			return s, cli.Exit("--tls-cert, --tls-key and --tls-ca go together", exitUsage)
 		}
-		if s.serverTLS, s.clientTLS, err = transport.LoadTLS(cert, key, ca); err != nil {
+		if s.serverTLS, s.clientTLS, err = node.LoadTLS(cert, key, ca); err != nil {
 			return s, cli.Exit(err, exitUsage)
 		}
 	}

@@ -11,10 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/starlingcache/starling/gossip"
 	"github.com/starlingcache/starling/node"
 	"github.com/starlingcache/starling/node/resp"
-	"github.com/starlingcache/starling/transport"
 	"github.com/urfave/cli/v2"
 )
 
@@ -45,10 +43,10 @@ func startCommand() *cli.Command {
 			&cli.StringFlag{Name: "eviction", Usage: "eviction policy when full: s3fifo or lru", Value: "s3fifo", EnvVars: env("EVICTION")},
 			&cli.StringFlag{Name: "max-key-size", Usage: "largest key accepted", Value: "64KiB", EnvVars: env("MAX_KEY_SIZE")},
 			&cli.StringFlag{Name: "max-value-size", Usage: "largest value accepted", Value: "1MiB", EnvVars: env("MAX_VALUE_SIZE")},
-			&cli.IntFlag{Name: "max-conns", Usage: "connections the data port holds open; further ones are closed at once", Value: transport.DefaultConfig().MaxConns, EnvVars: env("MAX_CONNS")},
+			&cli.IntFlag{Name: "max-conns", Usage: "connections the data port holds open; further ones are closed at once", Value: node.DefaultConfig().Transport.MaxConns, EnvVars: env("MAX_CONNS")},
 			&cli.IntFlag{Name: "resp-max-conns", Usage: "RESP clients held open (Redis's maxclients)", Value: resp.DefaultConfig().MaxConns, EnvVars: env("RESP_MAX_CONNS")},
-			&cli.IntFlag{Name: "max-inflight", Usage: "requests in flight per data connection; at the limit the node stops reading it (backpressure)", Value: transport.DefaultConfig().MaxInflightPerConn, EnvVars: env("MAX_INFLIGHT")},
-			&cli.DurationFlag{Name: "idle-timeout", Usage: "close a data connection idle this long", Value: transport.DefaultConfig().IdleTimeout, EnvVars: env("IDLE_TIMEOUT")},
+			&cli.IntFlag{Name: "max-inflight", Usage: "requests in flight per data connection; at the limit the node stops reading it (backpressure)", Value: node.DefaultConfig().Transport.MaxInflightPerConn, EnvVars: env("MAX_INFLIGHT")},
+			&cli.DurationFlag{Name: "idle-timeout", Usage: "close a data connection idle this long", Value: node.DefaultConfig().Transport.IdleTimeout, EnvVars: env("IDLE_TIMEOUT")},
 			&cli.DurationFlag{Name: "resp-idle-timeout", Usage: "close a RESP client idle this long (0: never, as Redis)", EnvVars: env("RESP_IDLE_TIMEOUT")},
 			&cli.DurationFlag{Name: "resp-command-timeout", Usage: "longest a RESP client may take to send one command (slowloris guard; 0: none)", Value: resp.DefaultConfig().CommandTimeout, EnvVars: env("RESP_COMMAND_TIMEOUT")},
 			&cli.IntFlag{Name: "replicas", Usage: "copies of each key (1 = no replication)", Value: 2, EnvVars: env("REPLICAS")},
@@ -107,7 +105,7 @@ func runStart(c *cli.Context) error {
 		return err
 	}
 	for _, k := range splitList(c.StringSlice("gossip-extra-key")) {
-		key, err := gossip.ParseKey(k)
+		key, err := node.ParseGossipKey(k)
 		if err != nil {
 			return cli.Exit(fmt.Sprintf("--gossip-extra-key: %v", err), exitUsage)
 		}
@@ -162,18 +160,18 @@ func runStart(c *cli.Context) error {
 
 // gossipKey returns the key --gossip-key or --gossip-key-file gives, nil
 // for none.
-func gossipKey(c *cli.Context) (gossip.Key, error) {
+func gossipKey(c *cli.Context) (node.GossipKey, error) {
 	switch v, file := c.String("gossip-key"), c.String("gossip-key-file"); {
 	case v != "" && file != "":
 		return nil, cli.Exit("--gossip-key and --gossip-key-file are exclusive", exitUsage)
 	case file != "":
-		k, err := gossip.LoadKeyFile(file)
+		k, err := node.LoadGossipKeyFile(file)
 		if err != nil {
 			return nil, cli.Exit(fmt.Sprintf("--gossip-key-file: %v", err), exitUsage)
 		}
 		return k, nil
 	case v != "":
-		k, err := gossip.ParseKey(v)
+		k, err := node.ParseGossipKey(v)
 		if err != nil {
 			return nil, cli.Exit(fmt.Sprintf("--gossip-key: %v", err), exitUsage)
 		}

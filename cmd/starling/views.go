@@ -11,7 +11,6 @@ import (
 
 	"github.com/starlingcache/starling/client"
 	"github.com/starlingcache/starling/node"
-	"github.com/starlingcache/starling/transport"
 	"github.com/urfave/cli/v2"
 )
 
@@ -50,7 +49,7 @@ func membersCommand() *cli.Command {
 
 // writeMembers prints the member table. Scripts (and the end-to-end tests)
 // read the state from the fourth column: keep the column order.
-func writeMembers(w io.Writer, ms []transport.Member) error {
+func writeMembers(w io.Writer, ms []client.Member) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tGOSSIP ADDRESS\tDATA ADDRESS\tSTATE\tRESP ADDRESS")
 	for _, m := range ms {
@@ -177,7 +176,7 @@ func statsCommand() *cli.Command {
 				if c.Bool("json") {
 					return printJSON(c.App.Writer, struct {
 						Nodes []client.NodeStats `json:"nodes"`
-						Total transport.Stats    `json:"total"`
+						Total client.Stats       `json:"total"`
 					}{nodes, total})
 				}
 				return writeStats(c.App.Writer, nodes, total)
@@ -189,8 +188,8 @@ func statsCommand() *cli.Command {
 // totalStats sums the nodes' counters. The last hand-off's duration is the
 // longest of any node's rather than a sum: a cluster-wide hand-off runs on
 // every node at once.
-func totalStats(nodes []client.NodeStats) transport.Stats {
-	var total transport.Stats
+func totalStats(nodes []client.NodeStats) client.Stats {
+	var total client.Stats
 	for _, n := range nodes {
 		s := n.Stats
 		total.Entries += s.Entries
@@ -215,10 +214,10 @@ func totalStats(nodes []client.NodeStats) transport.Stats {
 // writeStats prints one row per node and a TOTAL row, numbers aligned
 // right. A node that did not answer gets dashes, its error under the
 // table, and adds nothing to the totals.
-func writeStats(w io.Writer, nodes []client.NodeStats, total transport.Stats) error {
+func writeStats(w io.Writer, nodes []client.NodeStats, total client.Stats) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "NODE\tKEYS\tMEMORY\tMAX MEMORY\tHITS\tMISSES\tEVICTED\tEXPIRED\tLOCAL\tFORWARDED\tREPLICATED\tKEYS MOVED\tBYTES MOVED\tLAST HANDOFF\tUNDER-REPLICATED\t")
-	row := func(name string, s transport.Stats, failed bool) {
+	row := func(name string, s client.Stats, failed bool) {
 		if failed {
 			fmt.Fprintf(tw, "%s%s\n", name, strings.Repeat("\t-", 14)+"\t")
 			return
