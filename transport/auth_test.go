@@ -21,6 +21,7 @@ func TestSecretRoundTrip(t *testing.T) {
 		cfg.Secret = testSecret
 		srv, addr := startServer(t, cfg, echo)
 		c := newTestClient(t, cfg)
+		dialPool(t, c, addr) // every connection does the handshake
 		for range 2 * cfg.ConnsPerPeer {
 			if resp := mustCall(t, c, addr, &Request{Op: OpGet, Key: "k"}); resp.Err != "k" {
 				t.Fatalf("echo %+v", resp)
@@ -231,9 +232,8 @@ func TestHandshakeDeadline(t *testing.T) {
 			}
 			srv, addr := startServer(t, cfg, echo)
 			gc := newTestClient(t, good)
-			for range 2 * good.ConnsPerPeer { // dial the whole pool
-				mustCall(t, gc, addr, &Request{Op: OpPing})
-			}
+			dialPool(t, gc, addr)
+			mustCall(t, gc, addr, &Request{Op: OpPing})
 			baseline := len(srv.connsOf())
 
 			// The trickler needs seconds for its bytes: a hello frame for

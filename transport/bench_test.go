@@ -36,10 +36,9 @@ func benchSetupCounting(b *testing.B) (*Client, string, *countingNetwork) {
 	}
 	b.Cleanup(func() { c.Close() })
 	// Warm the pool: dial every connection before timing.
-	for range 2 * cfg.ConnsPerPeer {
-		if _, err := c.Call(context.Background(), addr, &Request{Op: OpPing}); err != nil {
-			b.Fatal(err)
-		}
+	dialPool(b, c, addr)
+	if _, err := c.Call(context.Background(), addr, &Request{Op: OpPing}); err != nil {
+		b.Fatal(err)
 	}
 	return c, addr, cn
 }

@@ -541,7 +541,6 @@ type peer struct {
 	addr string
 	// tls is Config.TLS for this address (see clientTLS); nil: plaintext.
 	tls   *tls.Config
-	next  atomic.Uint32
 	slots []connSlot
 }
 
@@ -559,17 +558,58 @@ type dialState struct {
 	err  error // set before done is closed
 }
 
-// pick returns a usable connection, round-robin over the slots, dialling
-// one if its slot is empty. It waits for a dial no longer than the call's
+// spillAt is how many requests one of a peer's connections carries in
+// flight before the next request goes to another (dialling it if need
+// be). Below it one connection carries everything: each of its writes,
+// and each of the peer's reads and replies, then holds more requests,
+// which is what keeps a node serving many clients efficient (a smart
+// client spreading 50 requests over three nodes and two connections each
+// sent a third fewer per write than over one, for 10-15% less
+// throughput). Past it the load spreads over the pool, so a pipelined
+// burst or a slow reply does not queue everything behind one stream.
+const spillAt = 32
+
+// choose returns the connection the next request should go on: the
+// first usable one with fewer than spillAt requests in flight, else, if a
+// slot is free, nil and that slot (the pool grows), else the least loaded.
+func (p *peer) choose(now time.Time) (*clientConn, *connSlot) {
+	var best *clientConn
+	var free *connSlot
+	bestLoad := 0
+	for i := range p.slots {
+		s := &p.slots[i]
+		cc := s.cc.Load()
+		if cc == nil || cc.broken.Load() || cc.retireIfIdle(now) {
+			if free == nil {
+				free = s
+			}
+			continue
+		}
+		load := len(cc.sem)
+		if load < spillAt {
+			return cc, nil
+		}
+		if best == nil || load < bestLoad {
+			best, bestLoad = cc, load
+		}
+	}
+	if free != nil {
+		return nil, free
+	}
+	return best, nil
+}
+
+// pick returns a usable connection (see choose), dialling one if the pool
+// should grow or has none. It waits for a dial no longer than the call's
 // deadline.
 func (p *peer) pick(ctx context.Context, cl *call, now time.Time) (*clientConn, error) {
-	s := &p.slots[int(p.next.Add(1))%len(p.slots)]
 	for {
-		if cc := s.cc.Load(); cc != nil {
-			if !cc.broken.Load() && !cc.retireIfIdle(now) {
-				return cc, nil
-			}
-			s.cc.CompareAndSwap(cc, nil)
+		cc, s := p.choose(now)
+		if cc != nil {
+			return cc, nil
+		}
+		if old := s.cc.Load(); old != nil {
+			s.cc.CompareAndSwap(old, nil) // broken or retired
 		}
 		ds, err := p.startDial(s)
 		if err != nil {
@@ -590,14 +630,11 @@ func (p *peer) pick(ctx context.Context, cl *call, now time.Time) (*clientConn, 
 	}
 }
 
-// ready is pick without dialling or waiting: the next connection in
-// round-robin order if it is usable, nil otherwise.
+// ready is pick without dialling or waiting: the connection choose
+// picks, nil if the pool should grow first.
 func (p *peer) ready(now time.Time) *clientConn {
-	s := &p.slots[int(p.next.Load()+1)%len(p.slots)]
-	if cc := s.cc.Load(); cc != nil && !cc.broken.Load() && !cc.retireIfIdle(now) {
-		return cc
-	}
-	return nil
+	cc, _ := p.choose(now)
+	return cc
 }
 
 // startDial returns the dial in progress for s, starting one if needed.

@@ -256,3 +256,32 @@ func inOrder(t *testing.T, resps []*Response) {
 		}
 	}
 }
+
+// dialPool dials every connection of c's pool to addr, as sustained load
+// would (one caller at a time keeps to the first connection: see
+// spillAt).
+func dialPool(t testing.TB, c *Client, addr string) {
+	t.Helper()
+	p, err := c.peer(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p.slots {
+		s := &p.slots[i]
+		if cc := s.cc.Load(); cc != nil && !cc.broken.Load() {
+			continue
+		}
+		ds, err := p.startDial(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ds.done:
+			if ds.err != nil {
+				t.Fatalf("dial %s: %v", addr, ds.err)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("dial %s: no answer in %v", addr, waitTimeout)
+		}
+	}
+}

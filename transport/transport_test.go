@@ -1046,3 +1046,76 @@ func TestStartDoesNotBlockOnSlowPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolFillsOneConnectionThenSpills: callers one at a time share the
+// first connection (the server sees one); once spillAt requests are in
+// flight on it the next opens the second, and with both loaded past
+// spillAt requests go to the less loaded. Every held request is answered.
+func TestPoolFillsOneConnectionThenSpills(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		cfg := testConfig(nw)
+		cfg.ConnsPerPeer = 2
+		release := make(chan struct{})
+		arrived := make(chan *serverConn, 4*spillAt)
+		srv, addr := startServer(t, cfg, HandlerFunc(func(ctx context.Context, req *Request, w ResponseWriter) {
+			if req.Op != OpGet {
+				echo(ctx, req, w)
+				return
+			}
+			arrived <- w.(*serverConn)
+			go func() {
+				<-release
+				echo(ctx, req, w)
+			}()
+		}))
+		c := newTestClient(t, cfg)
+		for range 10 {
+			mustCall(t, c, addr, &Request{Op: OpPing})
+		}
+		if n := len(srv.connsOf()); n != 1 {
+			t.Fatalf("one caller at a time: %d server connections, want 1", n)
+		}
+
+		// Held requests, each sent once the one before has arrived, so the
+		// client sees every earlier one in flight when it chooses.
+		var wg sync.WaitGroup
+		perConn := map[*serverConn]int{}
+		hold := func(k int) {
+			for range k {
+				wg.Go(func() {
+					if resp, err := c.Call(context.Background(), addr, &Request{Op: OpGet, Key: "held"}); err != nil || resp.Err != "held" {
+						t.Errorf("held call: %+v, %v", resp, err)
+					}
+				})
+				select {
+				case sc := <-arrived:
+					perConn[sc]++
+				case <-time.After(waitTimeout):
+					t.Fatal("a held request never reached the server")
+				}
+			}
+		}
+		hold(spillAt)
+		if len(perConn) != 1 {
+			t.Fatalf("%d requests in flight spread over %d connections, want 1", spillAt, len(perConn))
+		}
+		hold(1)
+		if n := len(srv.connsOf()); n != 2 || len(perConn) != 2 {
+			t.Fatalf("request %d in flight: %d server connections, %d used; want 2 and 2", spillAt+1, n, len(perConn))
+		}
+		hold(spillAt - 1) // the second fills up to spillAt too
+		for sc, n := range perConn {
+			if n != spillAt {
+				t.Errorf("connection %p carries %d requests, want %d", sc, n, spillAt)
+			}
+		}
+		hold(10) // past spillAt on both, the less loaded takes the next
+		for sc, n := range perConn {
+			if n != spillAt+5 {
+				t.Errorf("connection %p carries %d requests, want %d", sc, n, spillAt+5)
+			}
+		}
+		close(release)
+		wg.Wait()
+	})
+}
