@@ -185,6 +185,9 @@ type Client struct {
 	bgMu   sync.Mutex
 	bg     sync.WaitGroup // background refreshes and the refresh loop
 	closed bool
+
+	// doStates holds Do's working storage (*doState) between calls.
+	doStates sync.Pool
 }
 
 // New returns a Client; it connects lazily on the first request.

@@ -150,9 +150,10 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 	}
 	start := time.Now()
 	t := c.tableFor(ctx)
-	routes := make([]route, len(reqs))
-	scratch := make([]int, 2*len(reqs))
-	pending, order := scratch[:len(reqs)], scratch[len(reqs):]
+	st := c.getDoState(len(reqs))
+	defer c.putDoState(st)
+	routes := st.routes
+	pending, order := st.scratch[:len(reqs)], st.scratch[len(reqs):]
 	for i, req := range reqs {
 		c.plan(&routes[i], t, req, start.UnixNano())
 		pending[i] = i
@@ -168,7 +169,8 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 			firstErr = rt.err
 		}
 	}
-	groups := make([]group, 0, 8)
+	groups := st.groups[:0]
+	defer func() { st.groups = groups }() // keep what it grew to
 	// Every round moves each pending request to its next candidate, so
 	// there are at most maxCandidates rounds.
 	for round := 0; len(pending) > 0; round++ {
@@ -217,7 +219,8 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 		// Every owner's group leaves before any reply is waited for: the
 		// nodes work in parallel, with no goroutine per node.
 		for g := range groups {
-			groups[g].start(ctx, c, order[groups[g].lo:groups[g].hi], reqs, routes)
+			lo, hi := groups[g].lo, groups[g].hi
+			groups[g].start(ctx, c, order[lo:hi], st.subs[lo:hi:hi], reqs, routes)
 		}
 		for g := range groups {
 			groups[g].finish(ctx, c, order[groups[g].lo:groups[g].hi], reqs, resps, routes)
@@ -247,9 +250,9 @@ type group struct {
 }
 
 // start sends the requests reqs[idx...] to the group's node in one
-// write, without waiting for the replies.
-func (g *group) start(ctx context.Context, c *Client, idx []int, reqs []*transport.Request, routes []route) {
-	sub := make([]*transport.Request, len(idx))
+// write, without waiting for the replies. sub, as long as idx, holds them
+// for the flight until finish.
+func (g *group) start(ctx context.Context, c *Client, idx []int, sub, reqs []*transport.Request, routes []route) {
 	reads := true
 	for j, i := range idx {
 		sub[j] = reqs[i]
@@ -396,4 +399,43 @@ func idempotent(req *transport.Request) bool {
 		return true
 	}
 	return false
+}
+
+// doState is Do's working storage for one pipeline, pooled so that a
+// pipeline at steady state allocates none of it.
+type doState struct {
+	routes  []route
+	scratch []int // pending, then order
+	groups  []group
+	subs    []*transport.Request // each group's requests, laid out as order
+}
+
+// maxPooledDo bounds the pipelines whose storage goes back to the pool.
+const maxPooledDo = 1024
+
+func (c *Client) getDoState(n int) *doState {
+	st, _ := c.doStates.Get().(*doState)
+	if st == nil {
+		st = &doState{groups: make([]group, 0, 8)}
+	}
+	if cap(st.routes) < n {
+		st.routes = make([]route, n)
+		st.scratch = make([]int, 2*n)
+		st.subs = make([]*transport.Request, n)
+	}
+	st.routes, st.scratch, st.subs = st.routes[:n], st.scratch[:2*n], st.subs[:n]
+	return st
+}
+
+// putDoState pools st once Do is done with it: every flight has been
+// waited for, so nothing refers to subs any more. Pointers are dropped so
+// a pooled state pins no requests, errors or members.
+func (c *Client) putDoState(st *doState) {
+	if cap(st.routes) > maxPooledDo {
+		return
+	}
+	clear(st.routes)
+	clear(st.subs)
+	clear(st.groups[:cap(st.groups)])
+	c.doStates.Put(st)
 }

@@ -49,9 +49,12 @@ type Config struct {
 	// sync (NTP) anyway: TTLs and last-writer-wins versions rely on it.
 	MaxClockSkew time.Duration
 
-	// ConnsPerPeer is how many connections a Client opens to one address.
-	// Every connection multiplexes many requests; more than one lets the
-	// peer serve them on more than one core.
+	// ConnsPerPeer is how many connections a Client may open to one
+	// address. Every connection multiplexes many requests; more than one
+	// lets the peer serve them on more than one core. A connection carries
+	// up to 32 requests in flight before the next is used (and dialled):
+	// under light load one connection carries everything, in fuller
+	// writes, and one left idle is closed (see IdleTimeout).
 	ConnsPerPeer int
 
 	// IdleTimeout closes a server connection that has carried no request
