@@ -43,8 +43,9 @@ type batch struct {
 	flights []fwdFlight
 	pending []*fwdItem // forwardAll's items still to send
 	// The copies of forwarded requests (and pointers to them) that one
-	// round of forwardAll hands its flights: sized for the round before
-	// it starts, so no flight's requests move while it is out.
+	// round of forwardAll hands its flights, kept across batches. Sized
+	// for the round before it starts, only to save allocations: were they
+	// reallocated, flights still out would keep the old array.
 	fwdReqs []transport.Request
 	fwdPtrs []*transport.Request
 	oneItem [1]*fwdItem
@@ -184,7 +185,7 @@ func (n *Node) freeBatch(b *batch) {
 	b.loads = b.loads[:0]
 	b.waitRepl, b.ar = false, nil
 	b.own.Reset()
-	if cap(b.reqBuf) > maxPooledBatch || cap(b.repl) > maxPooledBatch {
+	if cap(b.reqBuf) > maxPooledBatch || cap(b.repl) > maxPooledBatch || cap(b.fwd) > maxPooledBatch || cap(b.fwdReqs) > maxPooledBatch {
 		return // a rare huge pipeline: let it go rather than pin its memory
 	}
 	n.batches.Put(b)

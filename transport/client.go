@@ -547,6 +547,8 @@ type peer struct {
 // connSlot holds one pooled connection, dialled lazily.
 type connSlot struct {
 	cc atomic.Pointer[clientConn]
+	// failedAt is when a dial of this slot last failed (unix nanoseconds).
+	failedAt atomic.Int64
 
 	mu      sync.Mutex
 	dialing *dialState // non-nil while a dial is in progress
@@ -569,55 +571,74 @@ type dialState struct {
 // burst or a slow reply does not queue everything behind one stream.
 const spillAt = 32
 
-// choose returns the connection the next request should go on: the
-// first usable one with fewer than spillAt requests in flight, else, if a
-// slot is free, nil and that slot (the pool grows), else the least loaded.
-func (p *peer) choose(now time.Time) (*clientConn, *connSlot) {
-	var best *clientConn
-	var free *connSlot
+// growBackoff is how long a slot whose dial failed is left alone while
+// the peer's other connections still have room: a peer refusing further
+// connections (at its MaxConns, say) then costs a failed dial a second,
+// not one per request.
+const growBackoff = time.Second
+
+// choose finds the connection the next request should go on. use is the
+// first usable one with fewer than spillAt requests in flight (or fewer
+// than its in-flight limit, if that is lower). Otherwise grow is a free
+// slot to dial, if there is one worth dialling, and best the least loaded
+// usable connection, which the caller may use meanwhile if it has room.
+func (p *peer) choose(now time.Time) (use, best *clientConn, grow *connSlot) {
 	bestLoad := 0
 	for i := range p.slots {
 		s := &p.slots[i]
 		cc := s.cc.Load()
 		if cc == nil || cc.broken.Load() || cc.retireIfIdle(now) {
-			if free == nil {
-				free = s
+			if grow == nil {
+				grow = s
 			}
 			continue
 		}
 		load := len(cc.sem)
-		if load < spillAt {
-			return cc, nil
+		if load < min(spillAt, cap(cc.sem)) {
+			return cc, nil, nil
 		}
 		if best == nil || load < bestLoad {
 			best, bestLoad = cc, load
 		}
 	}
-	if free != nil {
-		return nil, free
+	if grow != nil && best != nil && now.UnixNano()-grow.failedAt.Load() < int64(growBackoff) {
+		grow = nil // its last dial failed just now; best will do
 	}
-	return best, nil
+	return nil, best, grow
 }
 
-// pick returns a usable connection (see choose), dialling one if the pool
-// should grow or has none. It waits for a dial no longer than the call's
-// deadline.
+// roomy reports whether cc can take another request without waiting.
+func roomy(cc *clientConn) bool { return cc != nil && len(cc.sem) < cap(cc.sem) }
+
+// pick returns a usable connection (see choose). When the pool should
+// grow it starts the dial, and uses a busy connection meanwhile if that
+// has room; it waits for the dial only when none has, and no longer than
+// the call's deadline.
 func (p *peer) pick(ctx context.Context, cl *call, now time.Time) (*clientConn, error) {
 	for {
-		cc, s := p.choose(now)
-		if cc != nil {
-			return cc, nil
+		use, best, grow := p.choose(now)
+		if use != nil {
+			return use, nil
 		}
-		if old := s.cc.Load(); old != nil {
-			s.cc.CompareAndSwap(old, nil) // broken or retired
+		if grow == nil {
+			return best, nil // every slot busy: acquire waits for room
 		}
-		ds, err := p.startDial(s)
+		if old := grow.cc.Load(); old != nil {
+			grow.cc.CompareAndSwap(old, nil) // broken or retired
+		}
+		ds, err := p.startDial(grow)
 		if err != nil {
 			return nil, err
+		}
+		if roomy(best) {
+			return best, nil // the dial goes on in the background
 		}
 		select {
 		case <-ds.done:
 			if ds.err != nil {
+				if best != nil {
+					return best, nil // full, but up: wait for room on it
+				}
 				return nil, ds.err
 			}
 		case <-ctx.Done():
@@ -630,11 +651,24 @@ func (p *peer) pick(ctx context.Context, cl *call, now time.Time) (*clientConn, 
 	}
 }
 
-// ready is pick without dialling or waiting: the connection choose
-// picks, nil if the pool should grow first.
+// ready is pick without waiting: the connection pick would use at once,
+// nil if the request would have to wait for a dial. A dial the pool
+// needs is started.
 func (p *peer) ready(now time.Time) *clientConn {
-	cc, _ := p.choose(now)
-	return cc
+	use, best, grow := p.choose(now)
+	switch {
+	case use != nil:
+		return use
+	case grow == nil:
+		return best
+	}
+	if old := grow.cc.Load(); old != nil {
+		grow.cc.CompareAndSwap(old, nil)
+	}
+	if _, err := p.startDial(grow); err == nil && roomy(best) {
+		return best
+	}
+	return nil
 }
 
 // startDial returns the dial in progress for s, starting one if needed.
@@ -700,6 +734,9 @@ func (p *peer) dial(s *connSlot, ds *dialState) {
 			go cc.writeLoop()
 		}
 		c.mu.RUnlock()
+	}
+	if ds.err != nil {
+		s.failedAt.Store(time.Now().UnixNano())
 	}
 	s.mu.Lock()
 	s.dialing = nil

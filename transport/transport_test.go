@@ -1048,74 +1048,160 @@ func TestStartDoesNotBlockOnSlowPeer(t *testing.T) {
 }
 
 // TestPoolFillsOneConnectionThenSpills: callers one at a time share the
-// first connection (the server sees one); once spillAt requests are in
-// flight on it the next opens the second, and with both loaded past
-// spillAt requests go to the less loaded. Every held request is answered.
+// first connection (the server sees one); once a connection is full
+// (spillAt requests in flight, or its in-flight limit if lower) the next
+// request opens the second, and with both past that the less loaded takes
+// the next. Every held request is answered.
 func TestPoolFillsOneConnectionThenSpills(t *testing.T) {
+	for _, limit := range []int{DefaultConfig().MaxInflightPerConn, 4} {
+		spill := min(spillAt, limit)
+		t.Run(fmt.Sprintf("inflight%d", limit), func(t *testing.T) {
+			forEachNetwork(t, func(t *testing.T, nw Network) {
+				cfg := testConfig(nw)
+				cfg.ConnsPerPeer = 2
+				cfg.MaxInflightPerConn = limit
+				release := make(chan struct{})
+				arrived := make(chan *serverConn, 4*spillAt)
+				srv, addr := startServer(t, cfg, HandlerFunc(func(ctx context.Context, req *Request, w ResponseWriter) {
+					if req.Op != OpGet {
+						echo(ctx, req, w)
+						return
+					}
+					arrived <- w.(*serverConn)
+					go func() {
+						<-release
+						echo(ctx, req, w)
+					}()
+				}))
+				c := newTestClient(t, cfg)
+				for range 10 {
+					mustCall(t, c, addr, &Request{Op: OpPing})
+				}
+				if n := len(srv.connsOf()); n != 1 {
+					t.Fatalf("one caller at a time: %d server connections, want 1", n)
+				}
+
+				// Held requests, each sent once the one before has arrived,
+				// so the client sees every earlier one in flight when it
+				// chooses.
+				var wg sync.WaitGroup
+				perConn := map[*serverConn]int{}
+				hold := func(k int) {
+					for range k {
+						wg.Go(func() {
+							if resp, err := c.Call(context.Background(), addr, &Request{Op: OpGet, Key: "held"}); err != nil || resp.Err != "held" {
+								t.Errorf("held call: %+v, %v", resp, err)
+							}
+						})
+						select {
+						case sc := <-arrived:
+							perConn[sc]++
+						case <-time.After(waitTimeout):
+							t.Fatalf("held request %d never reached the server (%v so far)", len(perConn), perConn)
+						}
+					}
+				}
+				defer func() {
+					close(release)
+					wg.Wait()
+				}()
+				hold(spill)
+				if len(perConn) != 1 {
+					t.Fatalf("%d requests in flight spread over %d connections, want 1", spill, len(perConn))
+				}
+				// The next starts the second connection's dial; it goes on
+				// the first meanwhile if that still has room.
+				hold(1)
+				p, err := c.peer(addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "the second connection to be dialled", func() bool {
+					return p.slots[0].cc.Load() != nil && p.slots[1].cc.Load() != nil
+				})
+				first, second := spill+1, 0
+				if spill == limit { // the first was full: it went on the second
+					first, second = spill, 1
+				}
+				hold(spill - second) // the second fills up to the same point
+				loads := func() (a, b int) {
+					for _, n := range perConn {
+						if n > a {
+							a, b = n, a
+						} else {
+							b = max(b, n)
+						}
+					}
+					return a, b
+				}
+				if a, b := loads(); len(perConn) != 2 || a != first || b != spill {
+					t.Fatalf("%d connections carry %d and %d requests, want 2 carrying %d and %d", len(perConn), a, b, first, spill)
+				}
+				if spill == limit {
+					return // both full: further calls wait for room
+				}
+				hold(10) // past spillAt on both, the less loaded takes the next
+				if a, b := loads(); a-b > 1 || a+b != first+spill+10 {
+					t.Errorf("connections carry %d and %d requests: want the 10 more spread evenly", a, b)
+				}
+			})
+		})
+	}
+}
+
+// refusingNetwork lets the first dial through and refuses the rest.
+type refusingNetwork struct {
+	Network
+	dials atomic.Int64
+}
+
+func (n *refusingNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if n.dials.Add(1) > 1 {
+		return nil, errors.New("refused by the test")
+	}
+	return n.Network.Dial(ctx, addr)
+}
+
+// TestPoolGrowthFailureKeepsTheBusyConnection: when the first connection
+// is past spillAt but has room, a failed dial for the second costs no
+// call an error or a wait, and is not retried for every request.
+func TestPoolGrowthFailureKeepsTheBusyConnection(t *testing.T) {
 	forEachNetwork(t, func(t *testing.T, nw Network) {
-		cfg := testConfig(nw)
+		rn := &refusingNetwork{Network: nw}
+		cfg := testConfig(rn)
 		cfg.ConnsPerPeer = 2
 		release := make(chan struct{})
-		arrived := make(chan *serverConn, 4*spillAt)
-		srv, addr := startServer(t, cfg, HandlerFunc(func(ctx context.Context, req *Request, w ResponseWriter) {
-			if req.Op != OpGet {
-				echo(ctx, req, w)
-				return
-			}
-			arrived <- w.(*serverConn)
+		arrived := make(chan struct{}, 4*spillAt)
+		_, addr := startServer(t, testConfig(nw), HandlerFunc(func(ctx context.Context, req *Request, w ResponseWriter) {
+			arrived <- struct{}{}
 			go func() {
 				<-release
 				echo(ctx, req, w)
 			}()
 		}))
 		c := newTestClient(t, cfg)
-		for range 10 {
-			mustCall(t, c, addr, &Request{Op: OpPing})
-		}
-		if n := len(srv.connsOf()); n != 1 {
-			t.Fatalf("one caller at a time: %d server connections, want 1", n)
-		}
-
-		// Held requests, each sent once the one before has arrived, so the
-		// client sees every earlier one in flight when it chooses.
 		var wg sync.WaitGroup
-		perConn := map[*serverConn]int{}
-		hold := func(k int) {
-			for range k {
-				wg.Go(func() {
-					if resp, err := c.Call(context.Background(), addr, &Request{Op: OpGet, Key: "held"}); err != nil || resp.Err != "held" {
-						t.Errorf("held call: %+v, %v", resp, err)
-					}
-				})
-				select {
-				case sc := <-arrived:
-					perConn[sc]++
-				case <-time.After(waitTimeout):
-					t.Fatal("a held request never reached the server")
+		defer func() {
+			close(release)
+			wg.Wait()
+		}()
+		for range 3 * spillAt {
+			wg.Go(func() {
+				if resp, err := c.Call(context.Background(), addr, &Request{Op: OpGet, Key: "held"}); err != nil || resp.Err != "held" {
+					t.Errorf("held call: %+v, %v", resp, err)
 				}
+			})
+			select {
+			case <-arrived:
+			case <-time.After(waitTimeout):
+				t.Fatal("a held request never reached the server")
 			}
 		}
-		hold(spillAt)
-		if len(perConn) != 1 {
-			t.Fatalf("%d requests in flight spread over %d connections, want 1", spillAt, len(perConn))
+		// The growth dial may still be failing in the background: one
+		// attempt, maybe two if the first failed before the last request,
+		// never one per request past spillAt.
+		if n := rn.dials.Load(); n > 3 {
+			t.Errorf("%d dials for %d requests over one connection, want at most 3", n, 3*spillAt)
 		}
-		hold(1)
-		if n := len(srv.connsOf()); n != 2 || len(perConn) != 2 {
-			t.Fatalf("request %d in flight: %d server connections, %d used; want 2 and 2", spillAt+1, n, len(perConn))
-		}
-		hold(spillAt - 1) // the second fills up to spillAt too
-		for sc, n := range perConn {
-			if n != spillAt {
-				t.Errorf("connection %p carries %d requests, want %d", sc, n, spillAt)
-			}
-		}
-		hold(10) // past spillAt on both, the less loaded takes the next
-		for sc, n := range perConn {
-			if n != spillAt+5 {
-				t.Errorf("connection %p carries %d requests, want %d", sc, n, spillAt+5)
-			}
-		}
-		close(release)
-		wg.Wait()
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,7 +18,24 @@ import (
 // test fakes a transport server, say), so only the code that ships is
 // checked.
 func TestImportsPointOneWay(t *testing.T) {
-	const module = "github.com/starlingcache/starling/"
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var module string
+	for line := range strings.Lines(string(gomod)) {
+		if m, ok := strings.CutPrefix(strings.TrimSpace(line), "module "); ok {
+			module = strings.Trim(strings.TrimSpace(m), `"`) + "/"
+			break
+		}
+	}
+	if module == "" {
+		t.Fatal("no module line in go.mod")
+	}
 	// allowed maps a package tree to the trees its code may import.
 	allowed := map[string][]string{
 		"cmd":       {"node", "client"},
@@ -27,11 +45,10 @@ func TestImportsPointOneWay(t *testing.T) {
 		"gossip":    {},
 		"transport": {},
 	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Programs that use the public packages, as any user's would.
+	unlayered := map[string]bool{"examples": true, "deploy": true}
 	checked := map[string]bool{}
+	seen := 0 // imports of ours, so a wrong module path cannot pass
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -50,7 +67,10 @@ func TestImportsPointOneWay(t *testing.T) {
 		tree, _, _ := strings.Cut(rel, "/")
 		ok, layered := allowed[tree]
 		if !layered {
-			return nil // examples, deploy: programs that use the public packages
+			if !unlayered[tree] {
+				t.Errorf("%s: %s/ is neither a layer nor a program: add it to the test's table", rel, tree)
+			}
+			return nil
 		}
 		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
 		if err != nil {
@@ -63,6 +83,7 @@ func TestImportsPointOneWay(t *testing.T) {
 			if !isOurs {
 				continue
 			}
+			seen++
 			to, _, _ := strings.Cut(ours, "/")
 			permitted := false
 			for _, a := range ok {
@@ -76,6 +97,9 @@ func TestImportsPointOneWay(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if seen == 0 {
+		t.Errorf("no import of %s* found: is the module path right?", module)
 	}
 	for tree := range allowed {
 		if !checked[tree] {
