@@ -40,7 +40,7 @@ func benchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "ttl", Usage: "expiry of SET values (0: none)"},
 			&cli.BoolFlag{Name: "smart", Usage: "send requests straight to their owners", Value: true},
 			&cli.IntFlag{Name: "replicas", Usage: "the cluster's --replicas, for read failover", Value: client.DefaultConfig().Replicas},
-			&cli.IntFlag{Name: "conns", Usage: "connections per node", Value: client.DefaultConfig().Transport.ConnsPerPeer},
+			&cli.IntFlag{Name: "conns", Usage: "connections per node, at most (one carries up to 32 requests in flight before the next is opened)", Value: client.DefaultConfig().Transport.ConnsPerPeer},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up on a request after this long", Value: 5 * time.Second, EnvVars: env("TIMEOUT")},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 			&cli.BoolFlag{Name: "split", Usage: "with --smart=false, --pipeline 1 and one --addr: time the GETs that node serves itself and those it forwards apart, at the same load (answered GETs only; a batch's local answers wait for its forwarded ones, see --conns)"},
