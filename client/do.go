@@ -150,8 +150,9 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 	}
 	start := time.Now()
 	t := c.tableFor(ctx)
+	// Put back explicitly at the end, not deferred: after a panic a
+	// flight's goroutine could still hold subs.
 	st := c.getDoState(len(reqs))
-	defer c.putDoState(st)
 	routes := st.routes
 	pending, order := st.scratch[:len(reqs)], st.scratch[len(reqs):]
 	for i, req := range reqs {
@@ -170,7 +171,6 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 		}
 	}
 	groups := st.groups[:0]
-	defer func() { st.groups = groups }() // keep what it grew to
 	// Every round moves each pending request to its next candidate, so
 	// there are at most maxCandidates rounds.
 	for round := 0; len(pending) > 0; round++ {
@@ -237,6 +237,8 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 			}
 		}
 	}
+	st.groups = groups // keep what it grew to
+	c.putDoState(st)
 	return firstErr
 }
 

@@ -185,7 +185,7 @@ func (n *Node) freeBatch(b *batch) {
 	b.loads = b.loads[:0]
 	b.waitRepl, b.ar = false, nil
 	b.own.Reset()
-	if cap(b.reqBuf) > maxPooledBatch || cap(b.repl) > maxPooledBatch || cap(b.fwd) > maxPooledBatch || cap(b.fwdReqs) > maxPooledBatch {
+	if max(cap(b.reqBuf), cap(b.repl), cap(b.fwd), cap(b.fwdReqs), cap(b.pending), cap(b.fallback), cap(b.loads)) > maxPooledBatch {
 		return // a rare huge pipeline: let it go rather than pin its memory
 	}
 	n.batches.Put(b)

@@ -623,9 +623,9 @@ func (p *peer) pick(ctx context.Context, cl *call, now time.Time) (*clientConn, 
 		if grow == nil {
 			return best, nil // every slot busy: acquire waits for room
 		}
-		if old := grow.cc.Load(); old != nil {
-			grow.cc.CompareAndSwap(old, nil) // broken or retired
-		}
+		// A broken or retired connection left in the slot is replaced by
+		// the dial (startDial treats it as absent); it is not swapped out
+		// here, which could remove one a dial just installed.
 		ds, err := p.startDial(grow)
 		if err != nil {
 			return nil, err
@@ -661,9 +661,6 @@ func (p *peer) ready(now time.Time) *clientConn {
 		return use
 	case grow == nil:
 		return best
-	}
-	if old := grow.cc.Load(); old != nil {
-		grow.cc.CompareAndSwap(old, nil)
 	}
 	if _, err := p.startDial(grow); err == nil && roomy(best) {
 		return best
@@ -737,6 +734,8 @@ func (p *peer) dial(s *connSlot, ds *dialState) {
 	}
 	if ds.err != nil {
 		s.failedAt.Store(time.Now().UnixNano())
+	} else {
+		s.failedAt.Store(0)
 	}
 	s.mu.Lock()
 	s.dialing = nil
@@ -1225,7 +1224,8 @@ func (cc *clientConn) retireIfIdle(now time.Time) bool {
 	cc.mu.Lock()
 	// Re-check under the lock, which registration holds: a request
 	// registered meanwhile keeps the connection.
-	retire := cc.err == nil && len(cc.pending) == 0 && now.UnixNano()-cc.lastSend.Load() >= limit
+	// A caller holding a slot may be about to register on it: not idle.
+	retire := cc.err == nil && len(cc.pending) == 0 && len(cc.sem) == 0 && now.UnixNano()-cc.lastSend.Load() >= limit
 	if retire {
 		cc.failLocked(fmt.Errorf("transport: connection to %s retired after idling: %w", cc.p.addr, ErrConnLost))
 	}

@@ -1185,6 +1185,7 @@ func TestPoolGrowthFailureKeepsTheBusyConnection(t *testing.T) {
 			close(release)
 			wg.Wait()
 		}()
+		start := time.Now()
 		for range 3 * spillAt {
 			wg.Go(func() {
 				if resp, err := c.Call(context.Background(), addr, &Request{Op: OpGet, Key: "held"}); err != nil || resp.Err != "held" {
@@ -1200,8 +1201,9 @@ func TestPoolGrowthFailureKeepsTheBusyConnection(t *testing.T) {
 		// The growth dial may still be failing in the background: one
 		// attempt, maybe two if the first failed before the last request,
 		// never one per request past spillAt.
-		if n := rn.dials.Load(); n > 3 {
-			t.Errorf("%d dials for %d requests over one connection, want at most 3", n, 3*spillAt)
+		// (One more per growBackoff the test took, on a slow machine.)
+		if n, most := rn.dials.Load(), 3+int64(time.Since(start)/growBackoff); n > most {
+			t.Errorf("%d dials for %d requests over one connection, want at most %d", n, 3*spillAt, most)
 		}
 	})
 }
