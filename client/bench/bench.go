@@ -51,6 +51,26 @@ type Doer interface {
 	Do(ctx context.Context, reqs []*transport.Request, resps []*transport.Response) error
 }
 
+// ByKey is a Doer that sends each call to Local when IsLocal holds for
+// the key of its first request, and to Other otherwise. Given two clients
+// with connections of their own, a --split run keeps the GETs a node
+// serves itself and those it forwards on separate connections: the node
+// then answers them in separate batches, so a local GET never waits for a
+// forwarded one read in the same batch, and the two latencies are those
+// of the two paths.
+type ByKey struct {
+	Local, Other Doer
+	IsLocal      func(key string) bool
+}
+
+// Do sends reqs to Local or Other (see ByKey).
+func (b ByKey) Do(ctx context.Context, reqs []*transport.Request, resps []*transport.Response) error {
+	if len(reqs) > 0 && b.IsLocal(reqs[0].Key) {
+		return b.Local.Do(ctx, reqs, resps)
+	}
+	return b.Other.Do(ctx, reqs, resps)
+}
+
 // Config describes one run.
 type Config struct {
 	// Clients is the number of concurrent workers.

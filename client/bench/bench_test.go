@@ -438,3 +438,55 @@ func TestRunSplitsGetLatencyByKey(t *testing.T) {
 		t.Errorf("Local with pipeline 2: %v", err)
 	}
 }
+
+// countingDoer answers every request OK and counts the keys it saw.
+type countingDoer struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (d *countingDoer) Do(_ context.Context, reqs []*transport.Request, resps []*transport.Response) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, r := range reqs {
+		d.keys = append(d.keys, r.Key)
+		resps[i] = &transport.Response{Code: transport.CodeOK}
+	}
+	return nil
+}
+
+// TestByKeySendsEachCallToItsSide: a --split run's GETs go to the Doer
+// their key belongs to, every one of them, and the split latencies count
+// them on the matching side.
+func TestByKeySendsEachCallToItsSide(t *testing.T) {
+	local, other := &countingDoer{}, &countingDoer{}
+	isLocal := func(k string) bool { return strings.HasSuffix(k, "0") || strings.HasSuffix(k, "5") }
+	cfg := bench.DefaultConfig()
+	cfg.Clients, cfg.Pipeline, cfg.Requests, cfg.Keys = 4, 1, 2000, 100
+	cfg.GetRatio, cfg.SetRatio = 1, 0
+	cfg.Local = isLocal
+	res, err := bench.Run(context.Background(), bench.ByKey{Local: local, Other: other, IsLocal: isLocal}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range local.keys {
+		if !isLocal(k) {
+			t.Fatalf("%s went to the local side", k)
+		}
+	}
+	for _, k := range other.keys {
+		if isLocal(k) {
+			t.Fatalf("%s went to the other side", k)
+		}
+	}
+	if n := len(local.keys) + len(other.keys); n != 2000 || len(local.keys) == 0 || len(other.keys) == 0 {
+		t.Fatalf("%d local + %d other calls, want 2000 spread over both", len(local.keys), len(other.keys))
+	}
+	if res.Local.Ops != int64(len(local.keys)) || res.Forwarded.Ops != int64(len(other.keys)) {
+		t.Errorf("split counts %d local, %d forwarded; the doers saw %d and %d", res.Local.Ops, res.Forwarded.Ops, len(local.keys), len(other.keys))
+	}
+	none := bench.ByKey{Local: local, Other: other, IsLocal: isLocal}
+	if err := none.Do(context.Background(), nil, nil); err != nil {
+		t.Errorf("empty call: %v", err)
+	}
+}

@@ -43,7 +43,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "conns", Usage: "connections per node, at most (one carries up to 32 requests in flight before the next is opened)", Value: client.DefaultConfig().Transport.ConnsPerPeer},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up on a request after this long", Value: 5 * time.Second, EnvVars: env("TIMEOUT")},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
-			&cli.BoolFlag{Name: "split", Usage: "with --smart=false, --pipeline 1 and one --addr: time the GETs that node serves itself and those it forwards apart, at the same load (answered GETs only; a batch's local answers wait for its forwarded ones, see --conns)"},
+			&cli.BoolFlag{Name: "split", Usage: "with --smart=false, --pipeline 1 and one --addr: time the GETs that node serves itself and those it forwards apart, at the same load (answered GETs only; the two kinds travel on separate connections)"},
 		),
 		Action: runBench,
 	}
@@ -104,6 +104,7 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Errorf("cannot reach the cluster: %w", err), exitUnavailable)
 	}
+	var d bench.Doer = cl
 	if c.Bool("split") {
 		mctx, cancel := context.WithTimeout(ctx, ccfg.Timeout)
 		cfg.Local, err = cl.Owns(mctx, ccfg.Addrs[0])
@@ -111,12 +112,19 @@ func runBench(c *cli.Context) error {
 		if err != nil {
 			return cli.Exit(err, exitUnavailable)
 		}
+		// The forwarded GETs get a client, and connections, of their own.
+		fwd, err := client.New(ccfg)
+		if err != nil {
+			return cli.Exit(err, exitUsage)
+		}
+		defer fwd.Close()
+		d = bench.ByKey{Local: cl, Other: fwd, IsLocal: cfg.Local}
 	}
 	if isTerminal(c.App.ErrWriter) {
 		w := c.App.ErrWriter
 		cfg.Progress = func(p bench.Progress) { fmt.Fprintf(w, "\r%s\x1b[K", bench.FormatProgress(p)) }
 	}
-	res, err := bench.Run(ctx, cl, cfg)
+	res, err := bench.Run(ctx, d, cfg)
 	if cfg.Progress != nil {
 		fmt.Fprint(c.App.ErrWriter, "\r\x1b[K")
 	}
