@@ -607,9 +607,6 @@ func (p *peer) choose(now time.Time) (use, best *clientConn, grow *connSlot) {
 	return nil, best, grow
 }
 
-// roomy reports whether cc can take another request without waiting.
-func roomy(cc *clientConn) bool { return cc != nil && len(cc.sem) < cap(cc.sem) }
-
 // pick returns a usable connection (see choose). When the pool should
 // grow it starts the dial, and uses a busy connection meanwhile if that
 // has room; it waits for the dial only when none has, and no longer than
@@ -630,7 +627,7 @@ func (p *peer) pick(ctx context.Context, cl *call, now time.Time) (*clientConn, 
 		if err != nil {
 			return nil, err
 		}
-		if roomy(best) {
+		if best != nil && best.hasRoom(1) {
 			return best, nil // the dial goes on in the background
 		}
 		select {
@@ -662,7 +659,7 @@ func (p *peer) ready(now time.Time) *clientConn {
 	case grow == nil:
 		return best
 	}
-	if _, err := p.startDial(grow); err == nil && roomy(best) {
+	if _, err := p.startDial(grow); err == nil && best != nil && best.hasRoom(1) {
 		return best
 	}
 	return nil
