@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -42,10 +43,10 @@ const (
 	// DefaultVNodes is the number of virtual nodes per member used by
 	// DefaultConfig, chosen by measurement (TestBalance, BenchmarkNew,
 	// BenchmarkOwner): over 1M keys the busiest member gets 1.04x, 1.09x and
-	// 1.17x its fair share at 3, 10 and 50 members; New takes 1-2 ms and
-	// 1 MB at 100 members; Owner stays near 40 ns at 100 members. 512 would
-	// cut the 50-member figure to about 1.09x at twice the build cost and a
-	// slower, more cache-hungry Owner.
+	// 1.17x its fair share at 3, 10 and 50 members; New takes about 2 ms
+	// and 1.2 MB at 100 members; Owner stays near 30-40 ns at 100 members.
+	// 512 would cut the 50-member figure to about 1.09x at twice the build
+	// cost and a slower, more cache-hungry Owner.
 	DefaultVNodes = 256
 
 	// MaxVNodes bounds Config.VNodes so one bad setting cannot make every
@@ -53,8 +54,8 @@ const (
 	MaxVNodes = 1 << 16
 
 	// MaxPoints bounds the total number of virtual nodes in one Ring
-	// (members times VNodes). A Ring costs 16 to 24 bytes per point, and
-	// New briefly twice that.
+	// (members times VNodes). A Ring costs 28 to 40 bytes per point (less
+	// past the cap on Ring.whole), and New briefly 16 more.
 	MaxPoints = 1 << 26
 
 	// algorithm names the way virtual-node labels are derived and ties
@@ -140,6 +141,17 @@ type Ring struct {
 	// shift is 64 minus the table's bit count: hash>>shift is the bucket.
 	shift uint
 
+	// whole is a finer index used by lookups that need only the first
+	// owner: whole[f] is 1 + the index in members of the member owning
+	// every hash whose top bits (hash>>wholeShift) are f, or 0 where that
+	// range is split between members. Most ranges are whole, so Owner
+	// usually touches one 2-byte entry instead of the table and a point:
+	// one cache miss instead of two on a ring too big for the L1 cache.
+	// It is nil when members do not fit in a uint16 (then every lookup
+	// takes the table path).
+	whole      []uint16
+	wholeShift uint
+
 	// version fingerprints members and Config; see Version.
 	version uint64
 }
@@ -167,6 +179,9 @@ func New(cfg Config, members []string) (*Ring, error) {
 		members: slices.Clip(names),
 	}
 	r.points, r.table, r.shift = build(cfg, names)
+	if len(r.points) > 0 && len(names) < math.MaxUint16 {
+		r.whole, r.wholeShift = buildWhole(r.points, 64-r.shift)
+	}
 	r.version = fingerprint(cfg, names)
 	return r, nil
 }
@@ -221,6 +236,52 @@ func build(cfg Config, names []string) ([]point, []uint32, uint) {
 		sortBucket(pts[table[b]:table[b+1]])
 	}
 	return pts, table, shift
+}
+
+// Sizing of Ring.whole. With wholeExtraBits more bits than the table there
+// are 4 ranges per point on average, and about 80% of ranges (those holding
+// no point, or only points of the member owning the range's end) are whole;
+// at 100 members of 256 points the index takes 256 KiB. maxWholeBits caps
+// it at 2 MiB for rings past about 1000 such members, which then find
+// fewer ranges whole but stay correct.
+const (
+	wholeExtraBits = 2
+	maxWholeBits   = 20
+)
+
+// buildWhole returns Ring.whole for pts (sorted, at least one) and its
+// shift, for a table of tableBits bits. It walks the points once: range f
+// covers hashes [start, end]; a key hashing into it belongs to one of the
+// points from the first at or after start to the first at or after end
+// (wrapping past the last to the first), so the range is whole when those
+// points share a member.
+func buildWhole(pts []point, tableBits uint) ([]uint16, uint) {
+	bits := min(tableBits+wholeExtraBits, maxWholeBits)
+	shift := 64 - bits
+	whole := make([]uint16, 1<<bits)
+	member := func(i int) uint32 {
+		if i == len(pts) {
+			i = 0
+		}
+		return pts[i].member
+	}
+	i := 0
+	for f := range whole {
+		start := uint64(f) << shift
+		end := start | (1<<shift - 1)
+		for i < len(pts) && pts[i].hash < start {
+			i++
+		}
+		m := member(i)
+		whole[f] = uint16(m + 1)
+		for j := i; j < len(pts) && pts[j].hash < end; {
+			if j++; member(j) != m {
+				whole[f] = 0
+				break
+			}
+		}
+	}
+	return whole, shift
 }
 
 // sortBucket stably sorts pts by hash.
@@ -297,8 +358,13 @@ func (r *Ring) Owner(key string) string {
 	if r == nil || len(r.points) == 0 {
 		return ""
 	}
-	i := r.locate(r.hash(stringBytes(key)))
-	return r.members[r.points[i].member]
+	h := r.hash(stringBytes(key))
+	if r.whole != nil {
+		if m := r.whole[h>>r.wholeShift]; m != 0 {
+			return r.members[m-1]
+		}
+	}
+	return r.members[r.points[r.locate(h)].member]
 }
 
 // Owners returns up to n distinct members for key: the owner first, then the
@@ -321,8 +387,14 @@ func (r *Ring) AppendOwners(dst []string, key string, n int) []string {
 		return dst
 	}
 	n = min(n, len(r.members))
+	h := r.hash(stringBytes(key))
+	if n == 1 && r.whole != nil {
+		if m := r.whole[h>>r.wholeShift]; m != 0 {
+			return append(dst, r.members[m-1])
+		}
+	}
 	start := len(dst)
-	i := r.locate(r.hash(stringBytes(key)))
+	i := r.locate(h)
 	for walked := 0; walked < len(r.points); walked++ {
 		name := r.members[r.points[i].member]
 		if !slices.Contains(dst[start:], name) {

@@ -464,6 +464,57 @@ func TestCrowdedBucket(t *testing.T) {
 	}
 }
 
+// TestWholeRangeBoundaries puts points on, just before and just after the
+// boundaries of the ranges the first-owner index (Ring.whole) divides the
+// hash space into, and checks Owner and Owners(k, 1) against the reference
+// for keys at every such boundary: an off-by-one there would send a sliver
+// of keys to the wrong member only through the fast path.
+func TestWholeRangeBoundaries(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := range 200 {
+		vnodes := 1 + rng.IntN(4)
+		members := names(2 + rng.IntN(5))
+		// A ring of n points has a table of bits.Len(n-1) bits and ranges
+		// of 2 more; placing on multiples of 2^56 to 2^63 covers every
+		// range size these rings can have, and more.
+		place := map[string]uint64{}
+		for _, m := range members {
+			for i := range vnodes {
+				step := uint64(1) << (56 + rng.IntN(8))
+				// On a boundary, or up to two either side of one.
+				h := step*uint64(rng.IntN(1<<(64-56))) + uint64(rng.IntN(5)) - 2
+				place[m+"#"+strconv.Itoa(i)] = h
+			}
+		}
+		cfg := ring.Config{VNodes: vnodes, Hash: handHash(place)}
+		r := mustNew(t, cfg, members)
+		ref := newRef(cfg, members)
+		check := func(h uint64) {
+			k := strconv.FormatUint(h, 10)
+			want := ref.owners(k, 1)
+			if got := r.Owner(k); got != want[0] {
+				t.Fatalf("trial %d: Owner(%d) = %q, reference %q (points %v)", trial, h, got, want[0], place)
+			}
+			if got := r.Owners(k, 1); !slices.Equal(got, want) {
+				t.Fatalf("trial %d: Owners(%d, 1) = %q, reference %q", trial, h, got, want)
+			}
+		}
+		near := func(h uint64) {
+			for d := range uint64(5) {
+				check(h + d - 2)
+			}
+		}
+		for _, h := range place {
+			near(h)
+		}
+		for s := 56; s < 64; s++ {
+			for b := uint64(0); b < 1<<(64-s); b++ {
+				near(b << s)
+			}
+		}
+	}
+}
+
 func TestOwners(t *testing.T) {
 	ks := keys(2_000)
 	tests := []struct {
