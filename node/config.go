@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/starlingcache/starling/gossip"
@@ -39,7 +40,9 @@ type Config struct {
 	Gossip gossip.Config
 
 	// Transport configures the server peers and clients connect to, and the
-	// client this node forwards requests with.
+	// client this node forwards requests with. DefaultConfig gives that
+	// client one connection per peer when the process may run on only one
+	// core (GOMAXPROCS 1; see peerConns), two otherwise.
 	Transport transport.Config
 
 	// RESP configures the Redis-protocol front end. It is disabled unless
@@ -138,13 +141,32 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// peerConns is how many connections a node given procs cores opens to each
+// peer to forward requests on. A second connection lets a peer with cores
+// to spare serve the node's requests on two of them; but it also halves
+// what each write and each of the peer's reads carries, and so doubles the
+// system calls and wake-ups per request on both sides. Clusters are
+// usually alike, so a node limited to one core (a container with one CPU,
+// or nodes sharing a core) most likely forwards to peers that are too,
+// where the second connection buys nothing but that overhead: three
+// nodes on one core, forwarding pipelined GETs, made a third of the
+// writes and half the peer reads per request over one connection.
+func peerConns(procs int) int {
+	if procs <= 1 {
+		return 1
+	}
+	return transport.DefaultConfig().ConnsPerPeer
+}
+
 // DefaultConfig returns a configuration with LAN gossip timings, suited to
 // nodes on separate machines of one data centre.
 func DefaultConfig() Config {
+	tcfg := transport.DefaultConfig()
+	tcfg.ConnsPerPeer = peerConns(runtime.GOMAXPROCS(0))
 	return Config{
 		Addr:           "127.0.0.1:7001",
 		Gossip:         gossip.DefaultLANConfig(),
-		Transport:      transport.DefaultConfig(),
+		Transport:      tcfg,
 		RESP:           resp.DefaultConfig(),
 		HTTP:           admin.DefaultConfig(),
 		Store:          store.DefaultConfig(),

@@ -215,6 +215,9 @@ func TestEndToEndLocalCluster(t *testing.T) {
 	if out, code := e.starling("get", "--addr", e.dataAddr(1)); code != exitUsage {
 		t.Fatalf("get without a key: exit %d %q; want %d", code, out, exitUsage)
 	}
+	if out, code := e.starling("start", "--name", "bad", "--addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--peer-conns", "0"); code != exitUsage || !strings.Contains(out, "ConnsPerPeer 0") {
+		t.Fatalf("start --peer-conns 0: exit %d %q; want %d and the bad setting named", code, out, exitUsage)
+	}
 	if n := e.aliveMembers(2); n != 3 {
 		t.Fatalf("members via node2: %d alive, want 3", n)
 	}

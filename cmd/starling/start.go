@@ -47,6 +47,7 @@ func startCommand() *cli.Command {
 			&cli.IntFlag{Name: "resp-max-conns", Usage: "RESP clients held open (Redis's maxclients)", Value: resp.DefaultConfig().MaxConns, EnvVars: env("RESP_MAX_CONNS")},
 			&cli.IntFlag{Name: "max-inflight", Usage: "requests in flight per data connection; at the limit the node stops reading it (backpressure)", Value: node.DefaultConfig().Transport.MaxInflightPerConn, EnvVars: env("MAX_INFLIGHT")},
 			&cli.DurationFlag{Name: "idle-timeout", Usage: "close a data connection idle this long", Value: node.DefaultConfig().Transport.IdleTimeout, EnvVars: env("IDLE_TIMEOUT")},
+			&cli.IntFlag{Name: "peer-conns", Usage: "connections to each peer for forwarded requests; a second lets a peer serve them on two cores, at the cost of smaller writes (the default is 1 where the node may use only one core)", Value: node.DefaultConfig().Transport.ConnsPerPeer, EnvVars: env("PEER_CONNS")},
 			&cli.DurationFlag{Name: "resp-idle-timeout", Usage: "close a RESP client idle this long (0: never, as Redis)", EnvVars: env("RESP_IDLE_TIMEOUT")},
 			&cli.DurationFlag{Name: "resp-command-timeout", Usage: "longest a RESP client may take to send one command (slowloris guard; 0: none)", Value: resp.DefaultConfig().CommandTimeout, EnvVars: env("RESP_COMMAND_TIMEOUT")},
 			&cli.IntFlag{Name: "replicas", Usage: "copies of each key (1 = no replication)", Value: 2, EnvVars: env("REPLICAS")},
@@ -130,6 +131,7 @@ func runStart(c *cli.Context) error {
 	cfg.Store.MaxKeySize, cfg.Store.MaxValueSize = int(keySize), int(valueSize)
 	cfg.Transport.MaxConns, cfg.Transport.MaxInflightPerConn = c.Int("max-conns"), c.Int("max-inflight")
 	cfg.Transport.IdleTimeout = c.Duration("idle-timeout")
+	cfg.Transport.ConnsPerPeer = c.Int("peer-conns")
 	cfg.RESP.MaxConns, cfg.RESP.IdleTimeout = c.Int("resp-max-conns"), c.Duration("resp-idle-timeout")
 	cfg.RESP.CommandTimeout = c.Duration("resp-command-timeout")
 	logger.Info("memory bound", "max_memory", node.FormatSize(cfg.Store.MaxMemory), "eviction", cfg.Store.Policy)
