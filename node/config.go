@@ -41,8 +41,8 @@ type Config struct {
 
 	// Transport configures the server peers and clients connect to, and the
 	// client this node forwards requests with. DefaultConfig gives that
-	// client one connection per peer when the process may run on only one
-	// core (GOMAXPROCS 1; see peerConns), two otherwise.
+	// client one connection per peer when GOMAXPROCS is 1 (see peerConns),
+	// two otherwise.
 	Transport transport.Config
 
 	// RESP configures the Redis-protocol front end. It is disabled unless
@@ -146,11 +146,15 @@ type Config struct {
 // to spare serve the node's requests on two of them; but it also halves
 // what each write and each of the peer's reads carries, and so doubles the
 // system calls and wake-ups per request on both sides. Clusters are
-// usually alike, so a node limited to one core (a container with one CPU,
-// or nodes sharing a core) most likely forwards to peers that are too,
-// where the second connection buys nothing but that overhead: three
-// nodes on one core, forwarding pipelined GETs, made a third of the
-// writes and half the peer reads per request over one connection.
+// usually alike, so a node that may run on one core most likely forwards
+// to peers that can too, where the second connection buys nothing but
+// that overhead: three nodes on one core, forwarding pipelined GETs, made
+// a third of the writes and half the peer reads per request over one
+// connection. GOMAXPROCS is 1 on a one-CPU machine, under an affinity or
+// cpuset of one CPU (taskset, docker --cpuset-cpus, Kubernetes' static CPU
+// manager) or when set so; a CPU quota (docker --cpus=1, a Kubernetes
+// limit of one CPU) leaves it at 2 or more, and such nodes are better
+// started with --peer-conns 1.
 func peerConns(procs int) int {
 	if procs <= 1 {
 		return 1

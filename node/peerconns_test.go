@@ -1,6 +1,7 @@
 package node
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/starlingcache/starling/transport"
@@ -20,6 +21,9 @@ func TestPeerConns(t *testing.T) {
 		}
 	}
 	cfg := DefaultConfig()
+	if got, want := cfg.Transport.ConnsPerPeer, peerConns(runtime.GOMAXPROCS(0)); got != want {
+		t.Errorf("DefaultConfig: ConnsPerPeer %d with GOMAXPROCS %d, want %d", got, runtime.GOMAXPROCS(0), want)
+	}
 	cfg.Name = "n1"
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("DefaultConfig: %v", err)

@@ -43,7 +43,7 @@ const (
 	// DefaultVNodes is the number of virtual nodes per member used by
 	// DefaultConfig, chosen by measurement (TestBalance, BenchmarkNew,
 	// BenchmarkOwner): over 1M keys the busiest member gets 1.04x, 1.09x and
-	// 1.17x its fair share at 3, 10 and 50 members; New takes about 2 ms
+	// 1.17x its fair share at 3, 10 and 50 members; New takes 2-3 ms
 	// and 1.2 MB at 100 members; Owner stays near 30-40 ns at 100 members.
 	// 512 would cut the 50-member figure to about 1.09x at twice the build
 	// cost and a slower, more cache-hungry Owner.
@@ -142,13 +142,16 @@ type Ring struct {
 	shift uint
 
 	// whole is a finer index used by lookups that need only the first
-	// owner: whole[f] is 1 + the index in members of the member owning
-	// every hash whose top bits (hash>>wholeShift) are f, or 0 where that
-	// range is split between members. Most ranges are whole, so Owner
-	// usually touches one 2-byte entry instead of the table and a point:
-	// one cache miss instead of two on a ring too big for the L1 cache.
-	// It is nil when members do not fit in a uint16 (then every lookup
-	// takes the table path).
+	// owner (Owner, AppendOwners with n = 1: clusters keeping one copy,
+	// and counting the keys a node owns): whole[f] is 1 + the index in
+	// members of the member owning every hash whose top bits
+	// (hash>>wholeShift) are f, or 0 where that range is split between
+	// members. Most ranges are whole, so such a lookup usually touches one
+	// 2-byte entry instead of the table and a point: one cache miss
+	// instead of two on a ring too big for the L1 cache. Lookups of
+	// several owners walk the points as before. It is nil when there are
+	// more than math.MaxUint16 members (then every lookup takes the table
+	// path).
 	whole      []uint16
 	wholeShift uint
 
@@ -179,7 +182,7 @@ func New(cfg Config, members []string) (*Ring, error) {
 		members: slices.Clip(names),
 	}
 	r.points, r.table, r.shift = build(cfg, names)
-	if len(r.points) > 0 && len(names) < math.MaxUint16 {
+	if len(r.points) > 0 && len(names) <= math.MaxUint16 {
 		r.whole, r.wholeShift = buildWhole(r.points, 64-r.shift)
 	}
 	r.version = fingerprint(cfg, names)

@@ -515,6 +515,32 @@ func TestWholeRangeBoundaries(t *testing.T) {
 	}
 }
 
+// TestWholeIndexUsed checks that the first-owner index is built and
+// answers most lookups on a typical ring (a zeroed or missing index would
+// pass every ownership test, only slower), and that a ring with more
+// members than its 2-byte entries can name does without it and still
+// agrees with the reference.
+func TestWholeIndexUsed(t *testing.T) {
+	r := mustNew(t, ring.DefaultConfig(), names(100))
+	if share := ring.WholeShare(r); share < 0.7 {
+		t.Errorf("100 members: %.2f of the first-owner index is whole, want most of it", share)
+	}
+	cfg := ring.Config{VNodes: 1, Hash: murmur3.Sum64}
+	for _, n := range []int{math.MaxUint16, math.MaxUint16 + 2} {
+		members := names(n)
+		r := mustNew(t, cfg, members)
+		if share := ring.WholeShare(r); (n <= math.MaxUint16) != (share > 0) {
+			t.Errorf("%d members: whole share %.2f", n, share)
+		}
+		ref := newRef(cfg, members)
+		for _, k := range keys(20_000) {
+			if got, want := r.Owner(k), ref.owners(k, 1)[0]; got != want {
+				t.Fatalf("%d members: Owner(%q) = %q, reference %q", n, k, got, want)
+			}
+		}
+	}
+}
+
 func TestOwners(t *testing.T) {
 	ks := keys(2_000)
 	tests := []struct {

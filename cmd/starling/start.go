@@ -47,7 +47,7 @@ func startCommand() *cli.Command {
 			&cli.IntFlag{Name: "resp-max-conns", Usage: "RESP clients held open (Redis's maxclients)", Value: resp.DefaultConfig().MaxConns, EnvVars: env("RESP_MAX_CONNS")},
 			&cli.IntFlag{Name: "max-inflight", Usage: "requests in flight per data connection; at the limit the node stops reading it (backpressure)", Value: node.DefaultConfig().Transport.MaxInflightPerConn, EnvVars: env("MAX_INFLIGHT")},
 			&cli.DurationFlag{Name: "idle-timeout", Usage: "close a data connection idle this long", Value: node.DefaultConfig().Transport.IdleTimeout, EnvVars: env("IDLE_TIMEOUT")},
-			&cli.IntFlag{Name: "peer-conns", Usage: "connections to each peer for forwarded requests; a second lets a peer serve them on two cores, at the cost of smaller writes (the default is 1 where the node may use only one core)", Value: node.DefaultConfig().Transport.ConnsPerPeer, EnvVars: env("PEER_CONNS")},
+			&cli.IntFlag{Name: "peer-conns", Usage: "connections to each peer for forwarded requests; a second lets a peer serve them on two cores, at the cost of smaller writes (the default is 1 when GOMAXPROCS is 1: a one-CPU machine or cpuset; set 1 yourself under a CPU quota of one)", Value: node.DefaultConfig().Transport.ConnsPerPeer, EnvVars: env("PEER_CONNS")},
 			&cli.DurationFlag{Name: "resp-idle-timeout", Usage: "close a RESP client idle this long (0: never, as Redis)", EnvVars: env("RESP_IDLE_TIMEOUT")},
 			&cli.DurationFlag{Name: "resp-command-timeout", Usage: "longest a RESP client may take to send one command (slowloris guard; 0: none)", Value: resp.DefaultConfig().CommandTimeout, EnvVars: env("RESP_COMMAND_TIMEOUT")},
 			&cli.IntFlag{Name: "replicas", Usage: "copies of each key (1 = no replication)", Value: 2, EnvVars: env("REPLICAS")},
