@@ -362,12 +362,23 @@ func (r *Ring) Owner(key string) string {
 		return ""
 	}
 	h := r.hash(stringBytes(key))
-	if r.whole != nil {
-		if m := r.whole[h>>r.wholeShift]; m != 0 {
-			return r.members[m-1]
-		}
+	if name, ok := r.wholeOwner(h); ok {
+		return name
 	}
 	return r.members[r.points[r.locate(h)].member]
+}
+
+// wholeOwner returns the member owning every hash in h's range of
+// Ring.whole, if that range is whole.
+func (r *Ring) wholeOwner(h uint64) (string, bool) {
+	if r.whole == nil {
+		return "", false
+	}
+	m := r.whole[h>>r.wholeShift]
+	if m == 0 {
+		return "", false
+	}
+	return r.members[m-1], true
 }
 
 // Owners returns up to n distinct members for key: the owner first, then the
@@ -391,9 +402,9 @@ func (r *Ring) AppendOwners(dst []string, key string, n int) []string {
 	}
 	n = min(n, len(r.members))
 	h := r.hash(stringBytes(key))
-	if n == 1 && r.whole != nil {
-		if m := r.whole[h>>r.wholeShift]; m != 0 {
-			return append(dst, r.members[m-1])
+	if n == 1 {
+		if name, ok := r.wholeOwner(h); ok {
+			return append(dst, name)
 		}
 	}
 	start := len(dst)
