@@ -11,6 +11,11 @@
 # servers within each round, and the tables show the median of each
 # column: on a small shared machine one run can be 20% off.
 #
+# The first table's last column is the CPU time (user + system) the
+# server processes used per request, from /proc: on a shared machine it
+# moves less than ops/s, and it says what a request costs each server
+# (for the 3-node cluster, the three nodes together).
+#
 # A second table runs `starling bench` (the Go client on the msgpack
 # protocol) against the same nodes: owner-direct ("smart") against the
 # 3-node cluster, forwarded through one node, and the single node; the
@@ -101,16 +106,37 @@ start_starling() { # name index join...
   pids+=($!)
 }
 
-# run LABEL PORT P: prints "label P SET_ops GET_ops SET_p50 SET_p99 GET_p50 GET_p99"
+# cputicks PID...: the CPU time (user + system, in clock ticks) the
+# processes have used so far.
+cputicks() {
+  local t=0 pid f
+  for pid in "$@"; do
+    # Fields after the parenthesised command name: utime and stime are
+    # the 12th and 13th.
+    read -r -a f <<<"$(sed 's/^.*) //' "/proc/$pid/stat")"
+    t=$((t + f[11] + f[12]))
+  done
+  echo "$t"
+}
+hz=$(getconf CLK_TCK)
+
+# run LABEL PORT P PID...: prints "label P SET_ops GET_ops SET_p50 SET_p99
+# GET_p50 GET_p99 cpu_us", cpu_us being the CPU time the server processes
+# PID... spent per request, SET and GET together (a load generator that
+# waits on the servers makes ops/s noisy on a shared machine; the CPU a
+# request costs moves less).
 run() {
-  local label=$1 port=$2 p=$3 out
+  local label=$1 port=$2 p=$3 out before after
+  shift 3
+  before=$(cputicks "$@")
   out=$(${on_load[@]+"${on_load[@]}"} redis-benchmark -p "$port" -t set,get -n "$N" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>/dev/null)
+  after=$(cputicks "$@")
   # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  awk -F'","' -v label="$label" -v p="$p" '
+  awk -F'","' -v label="$label" -v p="$p" -v ticks=$((after - before)) -v hz="$hz" -v n=$((2 * N)) '
     { gsub(/"/, "", $1); gsub(/"/, "", $NF) }
     $1 == "SET" { sr=$2; s50=$5; s99=$7 }
     $1 == "GET" { gr=$2; g50=$5; g99=$7 }
-    END { printf "%s %s %s %s %s %s %s %s\n", label, p, sr, gr, s50, s99, g50, g99 }' <<<"$out"
+    END { printf "%s %s %s %s %s %s %s %s %.2f\n", label, p, sr, gr, s50, s99, g50, g99, ticks * 1e6 / hz / n }' <<<"$out"
 }
 
 ${on_server[@]+"${on_server[@]}"} redis-server --port "$((BASE + 1))" --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
@@ -119,6 +145,7 @@ start_starling single 0
 start_starling c1 1
 start_starling c2 2 --join "127.0.0.1:$((BASE + 21))"
 start_starling c3 3 --join "127.0.0.1:$((BASE + 21))"
+redis_pid=${pids[0]} single_pid=${pids[1]} cluster_pids=("${pids[@]:2:3}")
 wait_port "$((BASE + 1))"; wait_port "$((BASE + 30))"; wait_port "$((BASE + 31))"
 for _ in $(seq 200); do
   [[ $("$work/starling" members --addr "127.0.0.1:$((BASE + 11))" 2>/dev/null | grep -c alive) -eq 3 ]] && break
@@ -144,26 +171,27 @@ results=()
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS: redis-benchmark..." >&2
   for p in $PIPELINES; do
-    results+=("$(run redis "$((BASE + 1))" "$p")")
-    results+=("$(run starling-1 "$((BASE + 30))" "$p")")
-    results+=("$(run starling-3 "$((BASE + 31))" "$p")")
+    results+=("$(run redis "$((BASE + 1))" "$p" "$redis_pid")")
+    results+=("$(run starling-1 "$((BASE + 30))" "$p" "$single_pid")")
+    results+=("$(run starling-3 "$((BASE + 31))" "$p" "${cluster_pids[@]}")")
   done
 done
 mapfile -t results < <(printf '%s\n' "${results[@]}" | medians)
 
 echo
 echo "redis-benchmark -t set,get -n $N -c $C -d $D -r $R; starling --replicas $REPLICAS; medians of $ROUNDS rounds; $(nproc) cores, $(uname -m); $placement"
-printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s %9s %9s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis SETx1node GETx1node
+echo "cpu_us: CPU time the server process(es) spent per request, SET and GET together (all three nodes for starling-3)"
+printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s %9s %9s %8s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis SETx1node GETx1node cpu_us
 declare -A base_set base_get one_set one_get
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 for line in "${results[@]}"; do
-  read -r label p sr gr s50 s99 g50 g99 <<<"$line"
+  read -r label p sr gr s50 s99 g50 g99 cpu <<<"$line"
   if [[ $label == redis ]]; then base_set[$p]=$sr; base_get[$p]=$gr; fi
   if [[ $label == starling-1 ]]; then one_set[$p]=$sr; one_get[$p]=$gr; fi
   x1s=- x1g=-
   if [[ $label == starling-3 ]]; then x1s=$(ratio "$sr" "${one_set[$p]}"); x1g=$(ratio "$gr" "${one_get[$p]}"); fi
-  printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9s %9s %9s %9s\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
-    "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g"
+  printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9s %9s %9s %9s %8s\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
+    "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g" "$cpu"
 done
 
 [[ $NATIVE == 1 ]] || exit 0
