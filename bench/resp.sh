@@ -16,6 +16,14 @@
 # moves less than ops/s, and it says what a request costs each server
 # (for the 3-node cluster, the three nodes together).
 #
+# PASSTHROUGH=1 (the default) adds two rows: bench/passthrough, the
+# smallest RESP node that forwards (a sharded map, raw pipelined commands
+# copied to each owner over a connection per client connection, no
+# membership, framing, replication or expiry), as one node and as three
+# through one. It measures what forwarding costs on this machine whatever
+# the implementation: its 3-node ratio to its own 1-node figure is the
+# yardstick for starling's. PASSTHROUGH=0 skips it.
+#
 # A second table runs `starling bench` (the Go client on the msgpack
 # protocol) against the same nodes: owner-direct ("smart") against the
 # 3-node cluster, forwarded through one node, and the single node; the
@@ -47,6 +55,7 @@ N=${N:-200000} C=${C:-50} D=${D:-100} R=${R:-100000}
 PIPELINES=${PIPELINES:-"1 16"}
 ROUNDS=${ROUNDS:-3}
 NATIVE=${NATIVE:-1}
+PASSTHROUGH=${PASSTHROUGH:-1}
 REPLICAS=${REPLICAS:-2}
 PIN=${PIN:-1}
 SCHED=${SCHED:-}
@@ -92,6 +101,9 @@ esac
 
 echo "building starling..." >&2
 (cd "$repo" && CGO_ENABLED=0 go build -o "$work/starling" ./cmd/starling)
+if [[ $PASSTHROUGH == 1 ]]; then
+  (cd "$repo" && CGO_ENABLED=0 go build -o "$work/passthrough" ./bench/passthrough)
+fi
 
 wait_port() { # wait until redis-cli PING answers on port $1
   for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
@@ -146,6 +158,19 @@ start_starling c1 1
 start_starling c2 2 --join "127.0.0.1:$((BASE + 21))"
 start_starling c3 3 --join "127.0.0.1:$((BASE + 21))"
 redis_pid=${pids[0]} single_pid=${pids[1]} cluster_pids=("${pids[@]:2:3}")
+if [[ $PASSTHROUGH == 1 ]]; then
+  pt_peers="127.0.0.1:$((BASE + 51)),127.0.0.1:$((BASE + 52)),127.0.0.1:$((BASE + 53))"
+  ${on_server[@]+"${on_server[@]}"} "$work/passthrough" --addr "127.0.0.1:$((BASE + 50))" >>"$work/passthrough.log" 2>&1 &
+  pids+=($!)
+  pt_single=$!
+  pt_cluster=()
+  for i in 0 1 2; do
+    ${on_server[@]+"${on_server[@]}"} "$work/passthrough" --addr "127.0.0.1:$((BASE + 51 + i))" --peers "$pt_peers" --self "$i" >>"$work/passthrough.log" 2>&1 &
+    pids+=($!)
+    pt_cluster+=($!)
+  done
+  for port in 50 51 52 53; do wait_port "$((BASE + port))"; done
+fi
 wait_port "$((BASE + 1))"; wait_port "$((BASE + 30))"; wait_port "$((BASE + 31))"
 for _ in $(seq 200); do
   [[ $("$work/starling" members --addr "127.0.0.1:$((BASE + 11))" 2>/dev/null | grep -c alive) -eq 3 ]] && break
@@ -174,22 +199,27 @@ for round in $(seq "$ROUNDS"); do
     results+=("$(run redis "$((BASE + 1))" "$p" "$redis_pid")")
     results+=("$(run starling-1 "$((BASE + 30))" "$p" "$single_pid")")
     results+=("$(run starling-3 "$((BASE + 31))" "$p" "${cluster_pids[@]}")")
+    if [[ $PASSTHROUGH == 1 ]]; then
+      results+=("$(run passthru-1 "$((BASE + 50))" "$p" "$pt_single")")
+      results+=("$(run passthru-3 "$((BASE + 51))" "$p" "${pt_cluster[@]}")")
+    fi
   done
 done
 mapfile -t results < <(printf '%s\n' "${results[@]}" | medians)
 
 echo
 echo "redis-benchmark -t set,get -n $N -c $C -d $D -r $R; starling --replicas $REPLICAS; medians of $ROUNDS rounds; $(nproc) cores, $(uname -m); $placement"
-echo "cpu_us: CPU time the server process(es) spent per request, SET and GET together (all three nodes for starling-3)"
+echo "cpu_us: CPU time the server process(es) spent per request, SET and GET together (all three nodes for the -3 rows)"
+echo "x1node: a 3-node row against the 1-node row of the same server (passthru: bench/passthrough, forwarding with nothing else)"
 printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s %9s %9s %8s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis SETx1node GETx1node cpu_us
 declare -A base_set base_get one_set one_get
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 for line in "${results[@]}"; do
   read -r label p sr gr s50 s99 g50 g99 cpu <<<"$line"
   if [[ $label == redis ]]; then base_set[$p]=$sr; base_get[$p]=$gr; fi
-  if [[ $label == starling-1 ]]; then one_set[$p]=$sr; one_get[$p]=$gr; fi
+  if [[ $label == *-1 ]]; then one_set[${label%-1}$p]=$sr; one_get[${label%-1}$p]=$gr; fi
   x1s=- x1g=-
-  if [[ $label == starling-3 ]]; then x1s=$(ratio "$sr" "${one_set[$p]}"); x1g=$(ratio "$gr" "${one_get[$p]}"); fi
+  if [[ $label == *-3 ]]; then x1s=$(ratio "$sr" "${one_set[${label%-3}$p]}"); x1g=$(ratio "$gr" "${one_get[${label%-3}$p]}"); fi
   printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9s %9s %9s %9s %8s\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
     "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g" "$cpu"
 done
