@@ -133,22 +133,34 @@ cputicks() {
 hz=$(getconf CLK_TCK)
 
 # run LABEL PORT P PID...: prints "label P SET_ops GET_ops SET_p50 SET_p99
-# GET_p50 GET_p99 cpu_us", cpu_us being the CPU time the server processes
-# PID... spent per request, SET and GET together (a load generator that
-# waits on the servers makes ops/s noisy on a shared machine; the CPU a
-# request costs moves less).
+# GET_p50 GET_p99 cpu_us [cpu_us of each PID]", cpu_us being the CPU time
+# the server processes PID... spent per request, SET and GET together (a
+# load generator that waits on the servers makes ops/s noisy on a shared
+# machine; the CPU a request costs moves less). With several PIDs, each
+# one's share follows: for a cluster addressed through its first node,
+# what the entry node and each owner spend.
 run() {
-  local label=$1 port=$2 p=$3 out before after
+  local label=$1 port=$2 p=$3 out pid
   shift 3
-  before=$(cputicks "$@")
+  local -a before=() each=()
+  for pid in "$@"; do before+=("$(cputicks "$pid")"); done
   out=$(${on_load[@]+"${on_load[@]}"} redis-benchmark -p "$port" -t set,get -n "$N" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>/dev/null)
-  after=$(cputicks "$@")
+  local i=0 total=0 t
+  for pid in "$@"; do
+    t=$(($(cputicks "$pid") - before[i]))
+    total=$((total + t))
+    each+=("$t")
+    i=$((i + 1))
+  done
+  [[ $# -gt 1 ]] || each=()
   # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  awk -F'","' -v label="$label" -v p="$p" -v ticks=$((after - before)) -v hz="$hz" -v n=$((2 * N)) '
+  awk -F'","' -v label="$label" -v p="$p" -v ticks="$total" -v each="${each[*]}" -v hz="$hz" -v n=$((2 * N)) '
     { gsub(/"/, "", $1); gsub(/"/, "", $NF) }
     $1 == "SET" { sr=$2; s50=$5; s99=$7 }
     $1 == "GET" { gr=$2; g50=$5; g99=$7 }
-    END { printf "%s %s %s %s %s %s %s %s %.2f\n", label, p, sr, gr, s50, s99, g50, g99, ticks * 1e6 / hz / n }' <<<"$out"
+    END { printf "%s %s %s %s %s %s %s %s %.2f", label, p, sr, gr, s50, s99, g50, g99, ticks * 1e6 / hz / n
+          k = split(each, e, " "); for (j = 1; j <= k; j++) printf " %.2f", e[j] * 1e6 / hz / n
+          printf "\n" }' <<<"$out"
 }
 
 ${on_server[@]+"${on_server[@]}"} redis-server --port "$((BASE + 1))" --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
@@ -210,18 +222,19 @@ mapfile -t results < <(printf '%s\n' "${results[@]}" | medians)
 echo
 echo "redis-benchmark -t set,get -n $N -c $C -d $D -r $R; starling --replicas $REPLICAS; medians of $ROUNDS rounds; $(nproc) cores, $(uname -m); $placement"
 echo "cpu_us: CPU time the server process(es) spent per request, SET and GET together (all three nodes for the -3 rows)"
+echo "split: cpu_us of the node addressed, then of each other node"
 echo "x1node: a 3-node row against the 1-node row of the same server (passthru: bench/passthrough, forwarding with nothing else)"
-printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s %9s %9s %8s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis SETx1node GETx1node cpu_us
+printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s %9s %9s %8s  %s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis SETx1node GETx1node cpu_us split
 declare -A base_set base_get one_set one_get
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 for line in "${results[@]}"; do
-  read -r label p sr gr s50 s99 g50 g99 cpu <<<"$line"
+  read -r label p sr gr s50 s99 g50 g99 cpu split <<<"$line"
   if [[ $label == redis ]]; then base_set[$p]=$sr; base_get[$p]=$gr; fi
   if [[ $label == *-1 ]]; then one_set[${label%-1}$p]=$sr; one_get[${label%-1}$p]=$gr; fi
   x1s=- x1g=-
   if [[ $label == *-3 ]]; then x1s=$(ratio "$sr" "${one_set[${label%-3}$p]}"); x1g=$(ratio "$gr" "${one_get[${label%-3}$p]}"); fi
-  printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9s %9s %9s %9s %8s\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
-    "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g" "$cpu"
+  printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9s %9s %9s %9s %8s  %s\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
+    "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g" "$cpu" "${split// /+}"
 done
 
 [[ $NATIVE == 1 ]] || exit 0
