@@ -16,13 +16,13 @@
 # moves less than ops/s, and it says what a request costs each server
 # (for the 3-node cluster, the three nodes together).
 #
-# PASSTHROUGH=1 (the default) adds two rows: bench/passthrough, the
-# smallest RESP node that forwards (a sharded map, raw pipelined commands
-# copied to each owner over a connection per client connection, no
-# membership, framing, replication or expiry), as one node and as three
-# through one. It measures what forwarding costs on this machine whatever
-# the implementation: its 3-node ratio to its own 1-node figure is the
-# yardstick for starling's. PASSTHROUGH=0 skips it.
+# PASSTHROUGH=1 (the default) adds two rows: bench/passthrough, a minimal
+# RESP node that forwards (a sharded map, raw pipelined commands copied to
+# each owner over a connection per client connection, no membership,
+# framing, replication or expiry), as one node and as three through one.
+# It is a baseline for what forwarding costs on this machine: its 3-node
+# ratio to its own 1-node figure is there to compare starling's with.
+# PASSTHROUGH=0 skips it.
 #
 # A second table runs `starling bench` (the Go client on the msgpack
 # protocol) against the same nodes: owner-direct ("smart") against the
@@ -61,6 +61,9 @@ PIN=${PIN:-1}
 SCHED=${SCHED:-}
 SERVER_CPUS=${SERVER_CPUS:-0} LOAD_CPUS=${LOAD_CPUS:-1}
 BASE=${BASE_PORT:-17400}
+for flag in NATIVE PASSTHROUGH PIN; do
+  [[ ${!flag} == 0 || ${!flag} == 1 ]] || { echo "bench/resp.sh: $flag must be 0 or 1, not ${!flag}" >&2; exit 1; }
+done
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d)
 pids=()
@@ -223,7 +226,11 @@ echo
 echo "redis-benchmark -t set,get -n $N -c $C -d $D -r $R; starling --replicas $REPLICAS; medians of $ROUNDS rounds; $(nproc) cores, $(uname -m); $placement"
 echo "cpu_us: CPU time the server process(es) spent per request, SET and GET together (all three nodes for the -3 rows)"
 echo "split: cpu_us of the node addressed, then of each other node"
-echo "x1node: a 3-node row against the 1-node row of the same server (passthru: bench/passthrough, forwarding with nothing else)"
+if [[ $PASSTHROUGH == 1 ]]; then
+  echo "x1node: a 3-node row against the 1-node row of the same server (passthru: bench/passthrough, a minimal forwarding baseline)"
+else
+  echo "x1node: the 3-node row against the 1-node row"
+fi
 printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s %9s %9s %8s  %s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis SETx1node GETx1node cpu_us split
 declare -A base_set base_get one_set one_get
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
@@ -234,7 +241,8 @@ for line in "${results[@]}"; do
   x1s=- x1g=-
   if [[ $label == *-3 ]]; then x1s=$(ratio "$sr" "${one_set[${label%-3}$p]}"); x1g=$(ratio "$gr" "${one_get[${label%-3}$p]}"); fi
   printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9s %9s %9s %9s %8s  %s\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
-    "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g" "$cpu" "${split// /+}"
+    "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g" "$cpu" \
+    "$(awk -v s="$split" 'BEGIN { k = split(s, v, " "); for (j = 1; j <= k; j++) printf "%s%.2f", (j > 1 ? "+" : ""), v[j] }')"
 done
 
 [[ $NATIVE == 1 ]] || exit 0

@@ -1,7 +1,7 @@
-// Command passthrough is a measuring instrument, not part of starling: the
-// smallest RESP cache node that forwards requests to their owners, used by
-// bench/bound.sh to find what forwarding costs on a machine regardless of
-// how a cache implements it.
+// Command passthrough is a measuring instrument, not part of starling: a
+// minimal RESP cache node that forwards requests to their owners, run by
+// bench/resp.sh as a baseline beside starling, so that what forwarding
+// costs on a machine can be told apart from what starling adds to it.
 //
 // Each node keeps GET/SET keys in a sharded map and serves a client
 // connection's pipeline in one pass: commands it owns are executed, the
@@ -9,10 +9,12 @@
 // owner over a connection of their own (one per client connection per
 // owner, so nothing is multiplexed, framed or re-encoded); the owners'
 // replies are read back and all replies written in order in one write.
-// Ownership is FNV-1a of the key modulo the node count. There is no
-// membership, replication, expiry, eviction or limit: whatever a real
-// cache adds only costs more, so the ratio between this program's
-// three-node and one-node figures bounds what forwarding can reach here.
+// Ownership of a GET or SET is FNV-1a of the key modulo the node count;
+// every other command is answered where it arrives. There is no
+// membership, replication, expiry, eviction, multiplexing or batching
+// across clients: the simplest forwarding there is, not the cheapest (one
+// upstream connection per client connection means an owner wakes for
+// each client's share of a pipeline).
 //
 //	passthrough --addr 127.0.0.1:19001                       # one node
 //	passthrough --addr 127.0.0.1:19011 --self 0 \
@@ -33,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 func main() {
@@ -60,9 +63,16 @@ func main() {
 	log.Fatal(s.serveListener(ln))
 }
 
-// maxArg bounds one argument, so a bad length cannot make a node allocate
-// without limit.
-const maxArg = 1 << 20
+// maxArg bounds one argument and maxRound the commands read before they
+// are served, so a bad length or an endless pipeline cannot make a node
+// allocate without limit.
+const (
+	maxArg   = 1 << 20
+	maxRound = 4 << 20
+)
+
+// dialTimeout bounds connecting to an owner.
+const dialTimeout = 2 * time.Second
 
 type server struct {
 	self   int
@@ -164,14 +174,14 @@ func (c *conn) round() error {
 		if err := c.parse(); err != nil {
 			return err
 		}
-		if c.r.Buffered() == 0 {
+		if c.r.Buffered() == 0 || len(c.arena) >= maxRound {
 			break
 		}
 	}
 	for i := range c.cmds {
 		cm := &c.cmds[i]
 		cm.owner = c.s.self
-		if len(cm.args) >= 2 {
+		if keyed(c.arg(cm, 0)) && len(cm.args) >= 2 {
 			cm.owner = c.s.owner(c.arg(cm, 1))
 		}
 		if cm.owner == c.s.self {
@@ -232,14 +242,21 @@ func (c *conn) arg(cm *command, i int) []byte {
 	return c.arena[a[0]:a[1]]
 }
 
+// keyed reports whether a command goes to its key's owner.
+func keyed(name []byte) bool {
+	return bytes.EqualFold(name, []byte("GET")) || bytes.EqualFold(name, []byte("SET"))
+}
+
 // upstream returns the connection to owner o, dialling it the first time.
-// A failed dial is remembered: that owner's commands get an error.
+// A failed dial or a broken connection is remembered for the rest of the
+// client connection: that owner's commands get an error (an instrument
+// need not reconnect).
 func (c *conn) upstream(o int) *upstream {
 	if u := c.ups[o]; u != nil {
 		return u
 	}
 	u := &upstream{}
-	u.conn, u.err = net.Dial("tcp", c.s.peers[o])
+	u.conn, u.err = net.DialTimeout("tcp", c.s.peers[o], dialTimeout)
 	if u.err == nil {
 		u.r = bufio.NewReaderSize(u.conn, 64<<10)
 	} else {
@@ -279,6 +296,9 @@ func (c *conn) parse() error {
 		if _, err := io.ReadFull(c.r, c.arena[start:]); err != nil {
 			return err
 		}
+		if !bytes.HasSuffix(c.arena, []byte("\r\n")) {
+			return errProtocol
+		}
 		c.argBuf = append(c.argBuf, [2]int{start, start + l})
 	}
 	c.cmds = append(c.cmds, command{from: from, to: len(c.arena), args: c.argBuf[argFrom:len(c.argBuf):len(c.argBuf)]})
@@ -287,7 +307,7 @@ func (c *conn) parse() error {
 
 // header parses a "<kind><int>\r\n" line.
 func header(line []byte, kind byte) (int, bool) {
-	if len(line) < 4 || line[0] != kind || line[len(line)-2] != '\r' {
+	if len(line) < 4 || line[0] != kind || line[len(line)-2] != '\r' || line[1] == '+' {
 		return 0, false
 	}
 	n, err := strconv.Atoi(string(line[1 : len(line)-2]))
@@ -315,7 +335,9 @@ func readReply(r *bufio.Reader, b []byte) ([]byte, error) {
 		}
 		start := len(b)
 		b = append(b, make([]byte, l+2)...)
-		_, err = io.ReadFull(r, b[start:])
+		if _, err = io.ReadFull(r, b[start:]); err == nil && !bytes.HasSuffix(b, []byte("\r\n")) {
+			err = errProtocol
+		}
 		return b, err
 	}
 	return b, errProtocol

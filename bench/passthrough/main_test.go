@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // listen opens a loopback listener on an ephemeral port, closed when the
@@ -117,6 +119,45 @@ func TestForwardsToOwners(t *testing.T) {
 	got := pipeline(t, addrs[1], []string{"GET", "missing"}, []string{"PING"}, []string{"FLUSHALL"})
 	if got[0] != "$-1" || got[1] != "+PONG" || !strings.HasPrefix(got[2], "-ERR") {
 		t.Fatalf("miss, PING, unknown command: %q", got)
+	}
+	// Commands without a key are answered where they arrive (redis-benchmark
+	// asks every node for its settings), and leave the owners reachable.
+	for i, addr := range addrs {
+		got := pipeline(t, addr, []string{"CONFIG", "GET", "save"}, gets[0], gets[1], gets[2])
+		if got[0] != "*0" || got[1] != "$2 v0" || got[2] != "$2 v1" || got[3] != "$2 v2" {
+			t.Fatalf("node %d: CONFIG then GETs: %q", i, got)
+		}
+	}
+}
+
+func TestRefusesMalformedInput(t *testing.T) {
+	addrs := startNodes(t, 1)
+	for _, in := range []string{
+		"*1\r\n$4\r\nPINGxx\r\n", // bulk string without its \r\n
+		"*1\r\n$+4\r\nPING\r\n",  // a sign in a length
+		"*0\r\n",                 // no command
+		"*1\r\n$-1\r\n",          // a negative length
+		"PING\r\n",               // an inline command
+	} {
+		c, err := net.Dial("tcp", addrs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte(in)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || len(b) != 0 {
+			t.Fatalf("%q: got %q, %v; want the connection closed without a reply", in, b, err)
+		}
+	}
+	// The node still serves.
+	if got := pipeline(t, addrs[0], []string{"PING"}); got[0] != "+PONG" {
+		t.Fatalf("PING after bad input: %q", got)
 	}
 }
 
