@@ -180,6 +180,14 @@ func TestEndToEndLocalCluster(t *testing.T) {
 			t.Fatalf("cluster.sh up does not print node%d's address %s:\n%s", i, e.dataAddr(i), out)
 		}
 	}
+	// The binary tunes the garbage collector to the store's bound unless
+	// the environment does.
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+		data, err := os.ReadFile(filepath.Join(e.dir, "node1.log"))
+		if err != nil || !strings.Contains(string(data), `msg="garbage collector" settings="GOGC 400, memory limit `) {
+			t.Fatalf("node1.log does not report the tuned garbage collector (%v):\n%s", err, data)
+		}
+	}
 	// Safe to run twice: a second "up" refuses instead of starting duplicates.
 	if out, err := e.run(exec.Command("bash", "../../scripts/cluster.sh", "up", "3")); err == nil {
 		t.Fatalf("second 'up' succeeded while the cluster runs:\n%s", out)

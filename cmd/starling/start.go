@@ -135,6 +135,8 @@ func runStart(c *cli.Context) error {
 	cfg.RESP.MaxConns, cfg.RESP.IdleTimeout = c.Int("resp-max-conns"), c.Duration("resp-idle-timeout")
 	cfg.RESP.CommandTimeout = c.Duration("resp-command-timeout")
 	logger.Info("memory bound", "max_memory", node.FormatSize(cfg.Store.MaxMemory), "eviction", cfg.Store.Policy)
+	gc, fromEnv := node.TuneGC(cfg.Store.MaxMemory)
+	logger.Info("garbage collector", "settings", gc.String(), "from_environment", strings.Join(fromEnv, ","))
 
 	n, err := node.New(cfg)
 	if err != nil {
