@@ -3,30 +3,37 @@ package node
 import (
 	"fmt"
 	"math"
-	"os"
-	"runtime/debug"
-	"slices"
-	"strings"
 )
 
 // GCSettings are the Go garbage collector's two knobs, as a process
 // hosting a node should set them.
 type GCSettings struct {
 	// Percent is GOGC: the collector runs when the heap has grown by this
-	// percentage since the last collection left it.
+	// percentage since the last collection left it; negative is off.
 	Percent int
-	// Limit is GOMEMLIMIT, in bytes: past it the collector runs as often
-	// as it must to stay under, whatever Percent says.
+	// Limit is GOMEMLIMIT, in bytes (math.MaxInt64 for none): past it the
+	// collector runs as often as it must to stay under, whatever Percent
+	// says.
 	Limit int64
 }
 
-// String formats s for a log line or an error.
+// String formats s for a log line.
 func (s GCSettings) String() string {
-	limit := "none"
+	percent, limit := fmt.Sprint(s.Percent), "none"
+	if s.Percent < 0 {
+		percent = "off"
+	}
 	if s.Limit != math.MaxInt64 {
 		limit = FormatSize(s.Limit)
 	}
-	return fmt.Sprintf("GOGC %d, memory limit %s", s.Percent, limit)
+	return fmt.Sprintf("GOGC %s, memory limit %s", percent, limit)
+}
+
+// Cramped reports whether s's memory limit leaves less room above a store
+// of maxMemory bytes than a node needs besides it: the collector would
+// then run near constantly once the store is full.
+func (s GCSettings) Cramped(maxMemory int64) bool {
+	return s.Limit-maxMemory < gcLimitFloor
 }
 
 // Why the defaults differ from Go's (GOGC=100, no limit). A node's heap is
@@ -34,14 +41,15 @@ func (s GCSettings) String() string {
 //   - With a full store the goal is twice MaxMemory: a node with
 //     --max-memory 256MiB grew to 520 MiB of RSS under a million SETs of
 //     1 KB values. The limit holds it near the third more that the
-//     deployment guide tells operators to leave: 399 MiB in the same run,
-//     at the same SET rate (the collector ran about once per million SETs
-//     either way).
+//     deployment guide tells operators to leave: 399 MiB in the same run.
 //   - With a small store the goal is a few MiB above the live heap, so the
 //     garbage of forwarding (a decoded reply per forwarded request) starts
 //     a collection several times a second. A larger GOGC costs a few MiB
 //     there; measured on one core, a forwarded GET took 2-5% less time
 //     with GOGC=400 (BenchmarkDoForwarded, three alternating pairs).
+//   - In a container Go knows nothing of the memory limit, and a heap
+//     past it is killed: the limit stays a tenth under the control
+//     group's.
 //
 // The collector never holds the heap under a limit it cannot reach: past
 // it, Go caps the collector at about half the CPU rather than spin, so a
@@ -56,52 +64,23 @@ const (
 
 // DefaultGC returns the garbage collector settings for a process hosting
 // one node whose store may hold maxMemory bytes: GOGC=400, and a soft
-// memory limit of maxMemory plus a third plus 64 MiB.
+// memory limit of maxMemory plus a third plus 64 MiB, or 90% of the
+// process's control group limit if that is lower. It only computes them:
+// applying them changes the whole process, which is its main function's
+// business (the starling command does, unless GOGC or GOMEMLIMIT is set).
 func DefaultGC(maxMemory int64) GCSettings {
+	return defaultGC(maxMemory, containerMemory())
+}
+
+// defaultGC is DefaultGC for a control group limit of container bytes (0
+// for none).
+func defaultGC(maxMemory, container int64) GCSettings {
 	limit := int64(math.MaxInt64)
 	if maxMemory > 0 && maxMemory < (math.MaxInt64-gcLimitFloor)/4*3 {
 		limit = maxMemory + maxMemory/3 + gcLimitFloor
 	}
+	if container > 0 {
+		limit = min(limit, container/10*9)
+	}
 	return GCSettings{Percent: defaultGCPercent, Limit: limit}
-}
-
-// TuneGC applies DefaultGC(maxMemory) to this process, except where the
-// GOGC or GOMEMLIMIT environment variable is set: the runtime has applied
-// those at start, and an operator's choice wins. It returns the settings
-// in effect and the names of the variables it left alone.
-//
-// It changes process-wide state, so it is for a program's main function:
-// a library or a test running several nodes in one process must not call
-// it.
-func TuneGC(maxMemory int64) (GCSettings, []string) {
-	want, fromEnv := DefaultGC(maxMemory), envGC(os.Getenv)
-	if !slices.Contains(fromEnv, "GOGC") {
-		debug.SetGCPercent(want.Percent)
-	}
-	if !slices.Contains(fromEnv, "GOMEMLIMIT") {
-		debug.SetMemoryLimit(want.Limit)
-	}
-	return currentGC(), fromEnv
-}
-
-// currentGC reads the settings in effect. Neither knob has a getter: a
-// negative limit asks for the current one without changing it, and the
-// percentage is read by setting it and putting it back at once.
-func currentGC() GCSettings {
-	cur := GCSettings{Limit: debug.SetMemoryLimit(-1)}
-	cur.Percent = debug.SetGCPercent(100)
-	debug.SetGCPercent(cur.Percent)
-	return cur
-}
-
-// envGC returns which of GOGC and GOMEMLIMIT the environment, read
-// through getenv, sets.
-func envGC(getenv func(string) string) []string {
-	var set []string
-	for _, name := range []string{"GOGC", "GOMEMLIMIT"} {
-		if strings.TrimSpace(getenv(name)) != "" {
-			set = append(set, name)
-		}
-	}
-	return set
 }

@@ -2,70 +2,53 @@ package node
 
 import (
 	"math"
-	"runtime/debug"
-	"slices"
 	"testing"
 )
 
 func TestDefaultGC(t *testing.T) {
 	for _, tc := range []struct {
-		max, limit int64
+		max, container, limit int64
 	}{
-		{256 << 20, 256<<20 + 256<<20/3 + 64<<20},
-		{3 << 30, 4<<30 + 64<<20},
-		{0, math.MaxInt64},             // no bound known: no limit
-		{math.MaxInt64, math.MaxInt64}, // a limit would overflow
+		{256 << 20, 0, 256<<20 + 256<<20/3 + 64<<20},
+		{3 << 30, 0, 4<<30 + 64<<20},
+		{3 << 30, 8 << 30, 4<<30 + 64<<20}, // the container leaves room
+		{700 << 20, 1 << 30, (1 << 30) / 10 * 9},
+		{0, 0, math.MaxInt64},             // no bound known: no limit
+		{-1, 0, math.MaxInt64},            // nonsense: no limit
+		{math.MaxInt64, 0, math.MaxInt64}, // a limit would overflow
+		{math.MaxInt64, 1 << 40, (1 << 40) / 10 * 9},
 	} {
-		got := DefaultGC(tc.max)
+		got := defaultGC(tc.max, tc.container)
 		if got.Percent != 400 || got.Limit != tc.limit {
-			t.Errorf("DefaultGC(%d) = %+v, want GOGC 400 and limit %d", tc.max, got, tc.limit)
+			t.Errorf("defaultGC(%d, %d) = %+v, want GOGC 400 and limit %d", tc.max, tc.container, got, tc.limit)
 		}
 	}
-	if s := DefaultGC(3 << 30).String(); s != "GOGC 400, memory limit 4.1 GiB" {
-		t.Errorf("String() = %q", s)
-	}
-	if s := DefaultGC(0).String(); s != "GOGC 400, memory limit none" {
-		t.Errorf("String() without a limit = %q", s)
-	}
-}
-
-func TestEnvGC(t *testing.T) {
-	env := map[string]string{"GOGC": "off", "GOMEMLIMIT": " ", "OTHER": "1"}
-	if got := envGC(func(k string) string { return env[k] }); !slices.Equal(got, []string{"GOGC"}) {
-		t.Fatalf("envGC = %q, want [GOGC] (a blank GOMEMLIMIT is unset)", got)
-	}
-	env["GOMEMLIMIT"] = "1GiB"
-	if got := envGC(func(k string) string { return env[k] }); !slices.Equal(got, []string{"GOGC", "GOMEMLIMIT"}) {
-		t.Fatalf("envGC = %q, want both", got)
+	// The limit stays under the largest int64 for every maxMemory near
+	// the overflow guard.
+	for _, m := range []int64{(math.MaxInt64 - 64<<20) / 4 * 3, (math.MaxInt64-64<<20)/4*3 - 1} {
+		if got := defaultGC(m, 0); got.Limit < m {
+			t.Errorf("defaultGC(%d) limit %d overflowed", m, got.Limit)
+		}
 	}
 }
 
-// TestTuneGC runs TuneGC on the test process, putting its settings back
-// afterwards.
-func TestTuneGC(t *testing.T) {
-	before := currentGC()
-	t.Cleanup(func() {
-		debug.SetGCPercent(before.Percent)
-		debug.SetMemoryLimit(before.Limit)
-	})
-	t.Setenv("GOGC", "")
-	t.Setenv("GOMEMLIMIT", "")
-	got, fromEnv := TuneGC(512 << 20)
-	if want := DefaultGC(512 << 20); got != want || len(fromEnv) != 0 {
-		t.Fatalf("TuneGC = %v %q, want %v and nothing from the environment", got, fromEnv, want)
+func TestGCSettingsString(t *testing.T) {
+	for s, want := range map[GCSettings]string{
+		{Percent: 400, Limit: 4<<30 + 64<<20}: "GOGC 400, memory limit 4.1 GiB",
+		{Percent: -1, Limit: 1 << 30}:         "GOGC off, memory limit 1 GiB",
+		{Percent: 100, Limit: math.MaxInt64}:  "GOGC 100, memory limit none",
+	} {
+		if got := s.String(); got != want {
+			t.Errorf("%+v.String() = %q, want %q", s, got, want)
+		}
 	}
-	// An operator's GOGC is left as the runtime applied it (here: what the
-	// test sets by hand, since the runtime read the variable long ago).
-	debug.SetGCPercent(50)
-	t.Setenv("GOGC", "50")
-	got, fromEnv = TuneGC(1 << 30)
-	if got.Percent != 50 || got.Limit != DefaultGC(1<<30).Limit || !slices.Equal(fromEnv, []string{"GOGC"}) {
-		t.Fatalf("with GOGC=50 set: TuneGC = %v %q", got, fromEnv)
+}
+
+func TestCramped(t *testing.T) {
+	if defaultGC(256<<20, 0).Cramped(256 << 20) {
+		t.Error("the default limit is cramped")
 	}
-	debug.SetMemoryLimit(300 << 20)
-	t.Setenv("GOMEMLIMIT", "300MiB")
-	got, fromEnv = TuneGC(1 << 30)
-	if got.Percent != 50 || got.Limit != 300<<20 || len(fromEnv) != 2 {
-		t.Fatalf("with both set: TuneGC = %v %q", got, fromEnv)
+	if !defaultGC(1<<30, 1<<30).Cramped(1 << 30) {
+		t.Error("a limit under max-memory is not cramped")
 	}
 }

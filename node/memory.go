@@ -7,9 +7,10 @@ import (
 )
 
 // DefaultMaxMemory is the store bound a node uses when none is configured: a
-// quarter of physical memory, leaving room for the Go runtime, connection
-// buffers and whatever else runs on the machine, or 256 MiB where physical
-// memory cannot be read.
+// quarter of the memory the process may use (physical memory, or its
+// control group's limit in a container or a systemd unit with MemoryMax=),
+// leaving room for the Go runtime, connection buffers and whatever else
+// runs there, or 256 MiB where neither can be read.
 func DefaultMaxMemory() int64 {
 	if m := systemMemory(); m > 0 {
 		return m / 4

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/starlingcache/starling/node"
 )
 
 // The deployment files under deploy/ cannot be run here (no cluster, no
@@ -102,6 +104,9 @@ type k8sContainer struct {
 	} `yaml:"ports"`
 	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
 	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
+	Resources      struct {
+		Limits map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
 }
 
 type k8sProbe struct {
@@ -274,6 +279,22 @@ func TestKubernetesManifest(t *testing.T) {
 		if p, ok := ports[pr.HTTPGet.Port]; !ok || strconv.Itoa(p) != port {
 			t.Errorf("probe of %s on port %q (%d), but --http-addr is %q", name, pr.HTTPGet.Port, p, env["STARLING_HTTP_ADDR"])
 		}
+	}
+
+	// The process the node holds itself to (max-memory + 1/3 + 64 MiB, see
+	// node.DefaultGC) fits under the container's limit with the tenth of
+	// room the node would keep itself.
+	limit, err := node.ParseSize(strings.TrimSuffix(c.Resources.Limits["memory"], "i") + "iB")
+	if err != nil {
+		t.Fatalf("the container's memory limit %q: %v", c.Resources.Limits["memory"], err)
+	}
+	maxMem, err := node.ParseSize(parsed.String("max-memory"))
+	if err != nil {
+		t.Fatalf("--max-memory %q: %v", parsed.String("max-memory"), err)
+	}
+	if gc := maxMem + maxMem/3 + 64<<20; gc > limit/10*9 {
+		t.Errorf("--max-memory %s needs %s with the garbage collector's room, over 90%% of the container's %s",
+			node.FormatSize(maxMem), node.FormatSize(gc), node.FormatSize(limit))
 	}
 
 	// SIGTERM's hand-off must finish before SIGKILL.

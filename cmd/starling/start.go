@@ -135,13 +135,12 @@ func runStart(c *cli.Context) error {
 	cfg.RESP.MaxConns, cfg.RESP.IdleTimeout = c.Int("resp-max-conns"), c.Duration("resp-idle-timeout")
 	cfg.RESP.CommandTimeout = c.Duration("resp-command-timeout")
 	logger.Info("memory bound", "max_memory", node.FormatSize(cfg.Store.MaxMemory), "eviction", cfg.Store.Policy)
-	gc, fromEnv := node.TuneGC(cfg.Store.MaxMemory)
-	logger.Info("garbage collector", "settings", gc.String(), "from_environment", strings.Join(fromEnv, ","))
 
 	n, err := node.New(cfg)
 	if err != nil {
 		return cli.Exit(err, exitUsage)
 	}
+	tuneGC(logger, cfg.Store.MaxMemory)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := n.Start(ctx); err != nil {
