@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"os"
 	"path"
 	"strconv"
@@ -43,7 +44,7 @@ func containerMemory() int64 {
 // procCgroup (the format of /proc/self/cgroup), reading the cgroup files
 // through readFile: cgroup v2's memory.max, the lowest of the group's and
 // its ancestors', or cgroup v1's memory.limit_in_bytes. 0 means no limit.
-func cgroupLimit(procCgroup interface{ Read([]byte) (int, error) }, readFile func(string) ([]byte, error)) int64 {
+func cgroupLimit(procCgroup io.Reader, readFile func(string) ([]byte, error)) int64 {
 	sc := bufio.NewScanner(procCgroup)
 	var best int64
 	lower := func(v int64) {
