@@ -71,11 +71,29 @@ func cgroupLimit(procCgroup io.Reader, readFile func(string) ([]byte, error)) in
 		case strings.Contains(","+parts[1]+",", ",memory,"):
 			// cgroup v1: the memory controller's own hierarchy, mounted
 			// at the group's path or, inside a container, at the root.
-			lower(parseLimit(readFile(path.Join("/sys/fs/cgroup/memory", path.Clean(parts[2]), "memory.limit_in_bytes"))))
-			lower(parseLimit(readFile("/sys/fs/cgroup/memory/memory.limit_in_bytes")))
+			// memory.stat's hierarchical_memory_limit is the lowest of
+			// the group's and its ancestors' (a systemd slice's, say).
+			for _, dir := range []string{path.Join("/sys/fs/cgroup/memory", path.Clean(parts[2])), "/sys/fs/cgroup/memory"} {
+				lower(parseLimit(readFile(path.Join(dir, "memory.limit_in_bytes"))))
+				lower(hierarchicalLimit(readFile(path.Join(dir, "memory.stat"))))
+			}
 		}
 	}
 	return best
+}
+
+// hierarchicalLimit returns the hierarchical_memory_limit line of a
+// cgroup v1 memory.stat file, 0 for none.
+func hierarchicalLimit(stat []byte, err error) int64 {
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(stat)) {
+		if v, ok := strings.CutPrefix(line, "hierarchical_memory_limit "); ok {
+			return parseLimit([]byte(v), nil)
+		}
+	}
+	return 0
 }
 
 // parseLimit parses a cgroup memory limit file: a number of bytes, or

@@ -37,7 +37,14 @@ func TestCgroupLimit(t *testing.T) {
 		"v1, container mount at the root": {"5:cpuacct,memory:/docker/abc\n", map[string]string{
 			"/sys/fs/cgroup/memory/memory.limit_in_bytes": "268435456\n",
 		}, 256 << 20},
-		"v1, unlimited":     {"4:memory:/\n", map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712"}, 0},
+		"v1, unlimited": {"4:memory:/\n", map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712"}, 0},
+		"v1, an ancestor's limit": {"4:memory:/system.slice/starling.service\n", map[string]string{
+			"/sys/fs/cgroup/memory/system.slice/starling.service/memory.limit_in_bytes": "9223372036854771712",
+			"/sys/fs/cgroup/memory/system.slice/starling.service/memory.stat":           "cache 0\nrss 4096\nhierarchical_memory_limit 805306368\nhierarchical_memsw_limit 9223372036854771712\n",
+		}, 768 << 20},
+		"v1, no hierarchical limit": {"4:memory:/a\n", map[string]string{
+			"/sys/fs/cgroup/memory/a/memory.stat": "cache 0\nhierarchical_memory_limit 9223372036854771712\n",
+		}, 0},
 		"nothing readable":  {"0::/\n", nil, 0},
 		"malformed entries": {"garbage\n4:memory\n0::/\n", map[string]string{"/sys/fs/cgroup/memory.max": "lots"}, 0},
 		"memsw is not memory": {"4:memsw:/x\n", map[string]string{

@@ -281,16 +281,15 @@ func TestKubernetesManifest(t *testing.T) {
 		}
 	}
 
-	// The process the node holds itself to (max-memory + 1/3 + 64 MiB, see
-	// node.DefaultGC) fits under the container's limit with the tenth of
-	// room the node would keep itself.
-	limit, err := node.ParseSize(strings.TrimSuffix(c.Resources.Limits["memory"], "i") + "iB")
-	if err != nil {
-		t.Fatalf("the container's memory limit %q: %v", c.Resources.Limits["memory"], err)
-	}
-	maxMem, err := node.ParseSize(parsed.String("max-memory"))
-	if err != nil {
-		t.Fatalf("--max-memory %q: %v", parsed.String("max-memory"), err)
+	// The process the node holds itself to (max-memory + 1/3 + 64 MiB, the
+	// formula in node.DefaultGC) fits under the container's limit with the
+	// tenth of room the node would keep itself.
+	limit := k8sQuantity(t, c.Resources.Limits["memory"])
+	maxMem := limit / 4 // the default under a control group's limit
+	if s := parsed.String("max-memory"); s != "" {
+		if maxMem, err = node.ParseSize(s); err != nil {
+			t.Fatalf("--max-memory %q: %v", s, err)
+		}
 	}
 	if gc := maxMem + maxMem/3 + 64<<20; gc > limit/10*9 {
 		t.Errorf("--max-memory %s needs %s with the garbage collector's room, over 90%% of the container's %s",
@@ -302,6 +301,30 @@ func TestKubernetesManifest(t *testing.T) {
 	if leave := parsed.Duration("leave-timeout"); grace <= leave {
 		t.Errorf("terminationGracePeriodSeconds %v is not above --leave-timeout %v", grace, leave)
 	}
+}
+
+// k8sQuantity parses a Kubernetes memory quantity: a number of bytes
+// with an optional binary (Ki, Mi, Gi, Ti) or decimal (k, M, G, T) suffix.
+func k8sQuantity(t *testing.T, q string) int64 {
+	t.Helper()
+	if q == "" {
+		t.Fatal("the container has no memory limit")
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}} {
+		if n, ok := strings.CutSuffix(q, u.suffix); ok {
+			q, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(q, 10, 64)
+	if err != nil || n <= 0 {
+		t.Fatalf("memory limit %q: not a quantity this test reads", q)
+	}
+	return n * mult
 }
 
 func cmpOr(s, def string) string {
