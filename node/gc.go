@@ -67,7 +67,8 @@ const (
 // memory limit of maxMemory plus a third plus 64 MiB, or 90% of the
 // process's control group limit if that is lower. It only computes them:
 // applying them changes the whole process, which is its main function's
-// business (the starling command does, unless GOGC or GOMEMLIMIT is set).
+// business (the starling command does, leaving alone whichever of GOGC
+// and GOMEMLIMIT the environment sets).
 func DefaultGC(maxMemory int64) GCSettings {
 	return defaultGC(maxMemory, containerMemory())
 }

@@ -43,7 +43,8 @@ func containerMemory() int64 {
 // cgroupLimit reads the memory limit for the control groups listed in
 // procCgroup (the format of /proc/self/cgroup), reading the cgroup files
 // through readFile: cgroup v2's memory.max, the lowest of the group's and
-// its ancestors', or cgroup v1's memory.limit_in_bytes. 0 means no limit.
+// its ancestors', or cgroup v1's memory.limit_in_bytes and memory.stat's
+// hierarchical_memory_limit (which covers the ancestors). 0 means no limit.
 func cgroupLimit(procCgroup io.Reader, readFile func(string) ([]byte, error)) int64 {
 	sc := bufio.NewScanner(procCgroup)
 	var best int64
