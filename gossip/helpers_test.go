@@ -200,7 +200,7 @@ func startNodeAt(tb testing.TB, cfg Config) *testNode {
 
 // startCluster starts n nodes (node-0 .. node-n-1) from newConfig (fastConfig
 // or nodeConfig), all but the first seeded with the first, and waits until
-// every node lists all of them.
+// every node lists all of them and has delivered their joins as events.
 func startCluster(tb testing.TB, n int, newConfig func(testing.TB, string, ...string) Config, mod func(*Config)) []*testNode {
 	tb.Helper()
 	nodes := make([]*testNode, 0, n)
@@ -216,7 +216,28 @@ func startCluster(tb testing.TB, n int, newConfig func(testing.TB, string, ...st
 		nodes = append(nodes, startNode(tb, cfg))
 	}
 	waitConverged(tb, nodes)
+	waitJoinEvents(tb, nodes)
 	return nodes
+}
+
+// waitJoinEvents waits until every node's collector holds an EventJoin for
+// every other node. Members() runs ahead of Events(), so without this a
+// test that acts right after convergence (a crash, a restart) could see
+// the startup joins arrive later and mistake them for reactions to what it
+// did.
+func waitJoinEvents(tb testing.TB, nodes []*testNode) {
+	tb.Helper()
+	for _, n := range nodes {
+		for _, other := range nodes {
+			if other == n {
+				continue
+			}
+			waitUntil(tb, fmt.Sprintf("%s to deliver EventJoin(%s)", n.name, other.name), func() bool {
+				_, ok := n.col.find(EventJoin, other.name, time.Time{})
+				return ok
+			})
+		}
+	}
 }
 
 // waitConverged waits until every node lists exactly the given nodes.

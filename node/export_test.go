@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/starlingcache/starling/gossip"
 	"github.com/starlingcache/starling/node/metrics"
 )
 
@@ -43,3 +44,24 @@ func SettleState(n *Node) string {
 
 // MetricsOf returns n's request counters.
 func MetricsOf(n *Node) metrics.Snapshot { return n.rec.Snapshot() }
+
+// JoinBeforeFirstRing makes n, once started, wait for its gossip join to
+// see want members before it builds its first ring, as happens when the
+// background join is quick: the first ring then holds the whole cluster.
+func JoinBeforeFirstRing(n *Node, want int) {
+	n.gossipStarted = func(g *gossip.Gossip) {
+		deadline := time.Now().Add(10 * time.Second)
+		for len(g.Members()) < want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// PrevMembers returns the members of the ring n fetches missing keys from
+// during its hand-off window, or nil if it has none.
+func PrevMembers(n *Node) []string {
+	if v := n.view.Load(); v.prev != nil {
+		return v.prev.Members()
+	}
+	return nil
+}

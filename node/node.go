@@ -129,6 +129,11 @@ type Node struct {
 	rec    *metrics.Recorder // request counts and latencies, for /metrics
 	passes atomic.Int64      // rebalance passes running
 
+	// gossipStarted, when a test sets it before Start, runs between the
+	// gossip start and the first ring: it lets a test make the background
+	// join win the race that decides how that first ring looks.
+	gossipStarted func(*gossip.Gossip)
+
 	mu       sync.Mutex
 	started  bool
 	shutdown bool
@@ -291,6 +296,9 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("node: gossip: %w", err)
 	}
 	n.gossip = g
+	if n.gossipStarted != nil {
+		n.gossipStarted(g)
+	}
 	n.rebuild()
 	if len(gcfg.Seeds) == 0 {
 		n.markReady()
@@ -456,12 +464,11 @@ func (n *Node) rebuild() {
 	next := &view{ring: r, addrs: addrs, members: members, prev: old.prev, changed: old.changed, settled: old.settled}
 	if old.ring.Version() != r.Version() {
 		next.settled = new(atomic.Bool)
-		joining := old.ring.Len() == 1 && old.ring.Contains(n.cfg.Name) && r.Len() > 1
+		joining := isJoining(old.ring, r, n.cfg.Name)
 		if joining {
 			n.joinedAt = time.Now()
 		}
 		switch {
-		case old.ring.Len() == 0:
 		case joining || (!n.joinedAt.IsZero() && time.Since(n.joinedAt) < n.cfg.HandoffGrace):
 			// We are joining: the previous owners of our keys are the
 			// others, as the cluster's ring had them before we arrived —
@@ -469,6 +476,8 @@ func (n *Node) rebuild() {
 			if others, err := ring.New(n.cfg.Ring, slices.DeleteFunc(r.Members(), func(m string) bool { return m == n.cfg.Name })); err == nil && others.Len() > 0 {
 				next.prev, next.changed = others, n.joinedAt
 			}
+		case old.ring.Len() == 0:
+			// Our first ring, and no one else on it: nothing to hand over.
 		default:
 			next.prev, next.changed = old.ring, time.Now()
 		}
@@ -480,6 +489,18 @@ func (n *Node) rebuild() {
 	case n.ringChanged <- struct{}{}:
 	default:
 	}
+}
+
+// isJoining reports whether going from ring old to ring r is this node
+// (self) meeting the cluster: before, it knew no one else — its first ring
+// is either empty or itself alone, depending on whether the background
+// join beat the first rebuild — and now it does. Both shapes must count:
+// a node that took the whole cluster as its first ring without a hand-off
+// window would answer misses from its empty store for keys on their way to
+// it.
+func isJoining(old, r *ring.Ring, self string) bool {
+	alone := old.Len() == 0 || old.Len() == 1 && old.Contains(self)
+	return alone && r.Len() > 1 && r.Contains(self)
 }
 
 // noteRestarts records members whose Boot changed between two member

@@ -201,6 +201,56 @@ func TestLeaveAfterRollingRestartHandsOff(t *testing.T) {
 	wantOneCopy(t, stay, "roll", n)
 }
 
+// A node restarted into a cluster whose gossip join completes before it
+// builds its first ring (quick on a container network) still opens a
+// hand-off window: its first ring holds the whole cluster, and without the
+// window it would answer misses from its empty store for the keys on their
+// way to it.
+func TestRestartWithWholeClusterAsFirstRing(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "graceful", true: "crash"}[crash], func(t *testing.T) {
+			nodes := nodetest.StartCluster(t, 3, nil)
+			cl := newClient(t, nodes[0].Addr())
+			const n = 600
+			writeKeys(t, cl, "first", n)
+			if crash {
+				node.Crash(nodes[2])
+			} else {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				if err := nodes[2].Shutdown(ctx); err != nil {
+					t.Fatalf("shutdown node3: %v", err)
+				}
+				cancel()
+			}
+			nodetest.WaitConverged(t, nodes[:2], 2)
+			cfg := nodetest.Config(t, "node3")
+			cfg.Gossip.Seeds = []string{nodes[0].GossipAddr()}
+			nd, err := node.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			node.JoinBeforeFirstRing(nd, 3)
+			back := nodetest.StartNode(t, nd)
+			if prev := node.PrevMembers(back); !slices.Equal(prev, []string{"node1", "node2"}) {
+				t.Errorf("restarted node fetches missing keys from %v, want [node1 node2]", prev)
+			}
+			// Every key at once, through the restarted node and through one
+			// that forwards to it.
+			ctx := context.Background()
+			for _, entry := range []*node.Node{back, nodes[0]} {
+				ec := newClient(t, entry.Addr())
+				for i := range n {
+					k := fmt.Sprintf("first-%d", i)
+					v, err := ec.Get(ctx, k)
+					if err != nil || string(v) != "v-"+k {
+						t.Fatalf("get %s through %s: %q, %v", k, entry.Name(), v, err)
+					}
+				}
+			}
+		})
+	}
+}
+
 // When every node of a cluster is stopped at once, each finds the others
 // leaving too and gives up handing off at once, instead of retrying until
 // its shutdown deadline (which used to make a whole-cluster stop take as
