@@ -269,6 +269,7 @@ func (g *group) start(ctx context.Context, c *Client, idx []int, sub, reqs []*tr
 func (g *group) finish(ctx context.Context, c *Client, idx []int, reqs []*transport.Request, resps []*transport.Response, routes []route) {
 	m := g.m
 	out, err := g.flight.Wait()
+	defer g.flight.Release() // once out is read
 	g.flight = nil
 	var ferr error
 	if err != nil {

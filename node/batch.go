@@ -404,17 +404,11 @@ func (b *batch) addReplicas(key string, e entry, owners []string) {
 // request has its answer and the replica acknowledgements the write mode
 // asks for have arrived.
 func (b *batch) runRemote(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, i := range b.fallback {
-		wg.Go(func() { b.fetch(ctx, i) })
+	if len(b.fallback) > 0 || len(b.loads) > 0 {
+		b.fetchAndForward(ctx)
+	} else if len(b.fwd) > 0 {
+		b.forwardAll(ctx) // the usual remote work, with no goroutine (or WaitGroup) to allocate
 	}
-	for _, i := range b.loads {
-		wg.Go(func() { b.resps[i] = b.n.serveLoad(ctx, b.reqs[i]) })
-	}
-	if len(b.fwd) > 0 {
-		b.forwardAll(ctx) // on this goroutine: usually the only remote work
-	}
-	wg.Wait()
 	// Served one after another, once every fetch is done: serving uses the
 	// batch's arena, which is not safe for concurrent use.
 	for _, i := range b.fallback {
@@ -454,6 +448,22 @@ func (b *batch) runRemote(ctx context.Context) {
 		return
 	}
 	b.n.sendReplicas(ctx, b.v, b.repl)
+}
+
+// fetchAndForward runs the fetches from previous owners and the
+// read-through loads each on a goroutine, and the forwards on this one.
+func (b *batch) fetchAndForward(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, i := range b.fallback {
+		wg.Go(func() { b.fetch(ctx, i) })
+	}
+	for _, i := range b.loads {
+		wg.Go(func() { b.resps[i] = b.n.serveLoad(ctx, b.reqs[i]) })
+	}
+	if len(b.fwd) > 0 {
+		b.forwardAll(ctx)
+	}
+	wg.Wait()
 }
 
 // forwardAll sends every forwarded request to its owner, one batch per
@@ -618,6 +628,7 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 	switch {
 	case f.flight != nil:
 		out, err = f.flight.Wait()
+		defer f.flight.Release() // once out is read
 	case err == nil:
 		f.one[0] = f.resp
 		out = f.one[:]

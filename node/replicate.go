@@ -65,6 +65,7 @@ func (n *Node) pushBatch(ctx context.Context, addr string, reqs []*transport.Req
 // leaving.
 func (n *Node) pushed(addr string, reqs []*transport.Request, f *transport.Flight) (ok, leaving bool) {
 	out, err := f.Wait()
+	defer f.Release() // once out is read
 	if err != nil {
 		n.peers.failed(addr, err)
 		return false, false

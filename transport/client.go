@@ -34,6 +34,7 @@ type Client struct {
 	closedCh chan struct{}
 	nextID   atomic.Uint64
 	calls    sync.Pool // *call
+	flights  sync.Pool // *Flight, given back by Release
 	// wg tracks dial and read goroutines so Close can wait for them.
 	wg sync.WaitGroup
 
@@ -198,8 +199,7 @@ func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Fligh
 // StartWithin is Start whose flight is bounded by d instead of
 // Config.CallTimeout, as CallWithin is (d <= 0: as Start).
 func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, d time.Duration) *Flight {
-	f := &Flight{c: c, ctx: ctx, addr: addr, reqs: reqs, resps: make([]*Response, len(reqs))}
-	f.remaining.Store(1)
+	f := c.newFlight(ctx, addr, reqs)
 	if len(reqs) == 0 {
 		return f
 	}
@@ -249,6 +249,43 @@ func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, 
 		f.start(p)
 	}()
 	return f
+}
+
+// newFlight returns a flight for reqs, reusing a released one if it can.
+func (c *Client) newFlight(ctx context.Context, addr string, reqs []*Request) *Flight {
+	f, _ := c.flights.Get().(*Flight)
+	if f == nil {
+		f = new(Flight)
+	}
+	f.c, f.ctx, f.addr, f.reqs = c, ctx, addr, reqs
+	if cap(f.resps) >= len(reqs) {
+		f.resps = f.resps[:len(reqs)]
+	} else {
+		f.resps = make([]*Response, len(reqs))
+	}
+	f.remaining.Store(1)
+	return f
+}
+
+// maxPooledFlight bounds the replies slice a released flight keeps, so
+// one huge batch does not pin its slice in the pool.
+const maxPooledFlight = 1024
+
+// Release gives the flight back for a later Start to reuse, sparing the
+// allocation of a flight and its replies slice per batch. Call it only
+// after Wait has returned, and only once: by then the transport holds no
+// reference to the flight (every request was answered, failed with its
+// connection, or abandoned under the connection's lock), but the caller
+// must not touch f or the slice Wait returned afterwards. Not calling it
+// is fine: the flight is then collected as garbage.
+func (f *Flight) Release() {
+	c, resps := f.c, f.resps
+	clear(resps) // drop the replies: they belong to the caller
+	if cap(resps) > maxPooledFlight {
+		resps = nil
+	}
+	*f = Flight{resps: resps[:0]}
+	c.flights.Put(f)
 }
 
 // start sends the flight's requests on one of p's connections, dialling

@@ -1207,3 +1207,74 @@ func TestPoolGrowthFailureKeepsTheBusyConnection(t *testing.T) {
 		}
 	})
 }
+
+// TestFlightReleaseReuse: flights released after Wait are reused by later
+// Starts while late replies to abandoned ones still arrive. Every reply a
+// flight returns must answer its own request, whatever the flight object
+// carried before. Run with -race, it also checks that nothing in the
+// transport touches a flight after Wait returns.
+func TestFlightReleaseReuse(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		cfg := testConfig(nw)
+		var late sync.WaitGroup
+		t.Cleanup(late.Wait)
+		_, addr := startServer(t, cfg, HandlerFunc(func(ctx context.Context, req *Request, w ResponseWriter) {
+			if req.Op != OpGet {
+				echo(ctx, req, w)
+				return
+			}
+			late.Go(func() { // answered after the caller gave up
+				time.Sleep(15 * time.Millisecond)
+				echo(ctx, req, w)
+			})
+		}))
+		c := newTestClient(t, cfg)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var errs []error
+		fail := func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(errs) < 10 {
+				errs = append(errs, err)
+			}
+		}
+		for g := range 8 {
+			wg.Go(func() {
+				for it := range 150 {
+					n := 1 + (g+it)%5
+					reqs := make([]*Request, n)
+					for i := range reqs {
+						reqs[i] = &Request{Op: OpSet, Key: fmt.Sprintf("g%d-i%d-r%d", g, it, i)}
+					}
+					timeout := time.Duration(0)
+					if it%7 == 3 { // one slow request: the flight times out
+						reqs[n-1].Op = OpGet
+						timeout = 2 * time.Millisecond
+					}
+					f := c.StartWithin(context.Background(), addr, reqs, timeout)
+					resps, err := f.Wait()
+					for i, r := range resps {
+						switch {
+						case r == nil && reqs[i].Op == OpGet:
+						case r == nil:
+							if err == nil {
+								fail(fmt.Errorf("%s: no reply and no error", reqs[i].Key))
+							}
+						case r.Err != reqs[i].Key:
+							fail(fmt.Errorf("%s answered with %q", reqs[i].Key, r.Err))
+						}
+					}
+					if reqs[n-1].Op == OpGet && !errors.Is(err, ErrTimeout) {
+						fail(fmt.Errorf("slow flight: err %v, want ErrTimeout", err))
+					}
+					f.Release()
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			t.Error(err)
+		}
+	})
+}
