@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/starlingcache/starling/gossip"
@@ -48,10 +49,14 @@ func MetricsOf(n *Node) metrics.Snapshot { return n.rec.Snapshot() }
 // JoinBeforeFirstRing makes n, once started, wait for its gossip join to
 // see want members before it builds its first ring, as happens when the
 // background join is quick: the first ring then holds the whole cluster.
-func JoinBeforeFirstRing(n *Node, want int) {
+func JoinBeforeFirstRing(t testing.TB, n *Node, want int) {
 	n.gossipStarted = func(g *gossip.Gossip) {
 		deadline := time.Now().Add(10 * time.Second)
-		for len(g.Members()) < want && time.Now().Before(deadline) {
+		for len(g.Members()) < want {
+			if time.Now().After(deadline) {
+				t.Errorf("%s: gossip listed %d members after 10s, want %d before the first ring", n.cfg.Name, len(g.Members()), want)
+				return
+			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}

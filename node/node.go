@@ -316,9 +316,19 @@ func (n *Node) Start(ctx context.Context) error {
 			n.markReady()
 		}()
 	}
+	// The rebalance loop starts from a ring of this node alone, not from
+	// the first ring: when the gossip join beat the first rebuild, that
+	// ring already holds the whole cluster, and a loop starting there
+	// would see no change, run no pass, and never report its hand-off done
+	// to the members whose windows wait for that report (see settle.go).
+	// The first pass, on an empty store, costs nothing.
+	initial := n.view.Load().ring
+	if alone, err := ring.New(n.cfg.Ring, []string{n.cfg.Name}); err == nil {
+		initial = alone
+	}
 	n.wg.Add(3)
 	go n.membershipLoop()
-	go n.rebalanceLoop(n.view.Load().ring)
+	go n.rebalanceLoop(initial)
 	n.lastTick.Store(int64(n.monotonic()))
 	go n.pauseLoop()
 	n.started = true

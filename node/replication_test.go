@@ -229,7 +229,7 @@ func TestRestartWithWholeClusterAsFirstRing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			node.JoinBeforeFirstRing(nd, 3)
+			node.JoinBeforeFirstRing(t, nd, 3)
 			back := nodetest.StartNode(t, nd)
 			if prev := node.PrevMembers(back); !slices.Equal(prev, []string{"node1", "node2"}) {
 				t.Errorf("restarted node fetches missing keys from %v, want [node1 node2]", prev)
@@ -248,6 +248,40 @@ func TestRestartWithWholeClusterAsFirstRing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A cluster whose joiners all took the whole cluster as their first ring
+// (their gossip join beat their first rebuild) closes every hand-off
+// window on reports, not by running out its grace: each node runs a first
+// pass (on an empty store) and reports it, so the others' windows, which
+// wait for those reports, settle. Until then every miss costs a fetch
+// from a previous owner.
+func TestFreshClusterSettlesWhenJoinsBeatFirstRing(t *testing.T) {
+	const grace = 5 * time.Minute // far beyond the wait below: only reports can close the windows
+	first := nodetest.Config(t, "node1")
+	first.HandoffGrace = grace
+	nodes := []*node.Node{nodetest.Start(t, first)}
+	for i, want := range []int{2, 3} {
+		cfg := nodetest.Config(t, fmt.Sprintf("node%d", i+2))
+		cfg.HandoffGrace = grace
+		cfg.Gossip.Seeds = []string{nodes[0].GossipAddr()}
+		nd, err := node.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.JoinBeforeFirstRing(t, nd, want)
+		nodes = append(nodes, nodetest.StartNode(t, nd))
+	}
+	nodetest.WaitConverged(t, nodes, 3)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		open := slices.IndexFunc(nodes, node.InHandoff)
+		if open < 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hand-off window still open 20s after convergence (grace %v): %s", grace, node.SettleState(nodes[open]))
+		}
 	}
 }
 

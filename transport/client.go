@@ -360,7 +360,8 @@ func (f *Flight) send(cc *clientConn, now time.Time) bool {
 }
 
 // Wait returns the replies: resps[i] answers the i-th request, nil where
-// none could be obtained, and then the first transport error.
+// none could be obtained, and then the first transport error. resps is the
+// flight's own slice: Release clears it, so copy out what is needed first.
 func (f *Flight) Wait() ([]*Response, error) {
 	if f.started != nil {
 		<-f.started
