@@ -54,6 +54,19 @@ func writeKeys(t *testing.T, cl *client.Client, prefix string, n int) {
 	}
 }
 
+// readAll reads every key writeKeys wrote under prefix through cl and
+// fails the test at the first that is missing or wrong; when says at what
+// point of the test.
+func readAll(t *testing.T, cl *client.Client, prefix string, n int, when string) {
+	t.Helper()
+	for i := range n {
+		k := fmt.Sprintf("%s-%d", prefix, i)
+		if v, err := cl.Get(context.Background(), k); err != nil || string(v) != "v-"+k {
+			t.Fatalf("%s: get %s = %q, %v", when, k, v, err)
+		}
+	}
+}
+
 func TestWritesReachEveryReplica(t *testing.T) {
 	nodes := nodetest.StartCluster(t, 3, nil) // Replicas defaults to 2
 	cl := newClient(t, nodes[0].Addr())
@@ -75,17 +88,9 @@ func TestCrashLosesNothingAndReadsFailOver(t *testing.T) {
 	const n = 500
 	writeKeys(t, cl, "crash", n)
 	node.Crash(nodes[2])
-	ctx := context.Background()
 	start := time.Now()
 	for _, nd := range nodes[:2] {
-		c := newClient(t, nd.Addr())
-		for i := range n {
-			k := fmt.Sprintf("crash-%d", i)
-			v, err := c.Get(ctx, k)
-			if err != nil || string(v) != "v-"+k {
-				t.Fatalf("get %s via %s after crash = %q, %v", k, nd.Name(), v, err)
-			}
-		}
+		readAll(t, newClient(t, nd.Addr()), "crash", n, "after the crash, through "+nd.Name())
 	}
 	t.Logf("%d reads through 2 survivors with the crashed node still in the ring: %v", 2*n, time.Since(start).Round(time.Millisecond))
 	// Writes keep working too, skipping the dead replica.
@@ -113,13 +118,7 @@ func TestCrashIsReReplicated(t *testing.T) {
 	}, "every key back at 2 copies")
 	node.Crash(nodes[2])
 	nodetest.WaitConverged(t, nodes[:2], 2)
-	c := newClient(t, nodes[1].Addr())
-	for i := range n {
-		k := fmt.Sprintf("rr-%d", i)
-		if v, err := c.Get(context.Background(), k); err != nil || string(v) != "v-"+k {
-			t.Fatalf("after two crashes get %s = %q, %v", k, v, err)
-		}
-	}
+	readAll(t, newClient(t, nodes[1].Addr()), "rr", n, "after two crashes")
 }
 
 // With one replica, a graceful leave hands every key to its new owner.
@@ -134,12 +133,7 @@ func TestGracefulLeaveHandsOffEverything(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 	nodetest.WaitConverged(t, []*node.Node{nodes[0], nodes[2]}, 2)
-	for i := range n {
-		k := fmt.Sprintf("leave-%d", i)
-		if v, err := cl.Get(context.Background(), k); err != nil || string(v) != "v-"+k {
-			t.Fatalf("after leave get %s = %q, %v", k, v, err)
-		}
-	}
+	readAll(t, cl, "leave", n, "after the leave")
 }
 
 // Two nodes leaving at once each refuse the other's keys (a leaving node
@@ -236,16 +230,8 @@ func TestRestartWithWholeClusterAsFirstRing(t *testing.T) {
 			}
 			// Every key at once, through the restarted node and through one
 			// that forwards to it.
-			ctx := context.Background()
 			for _, entry := range []*node.Node{back, nodes[0]} {
-				ec := newClient(t, entry.Addr())
-				for i := range n {
-					k := fmt.Sprintf("first-%d", i)
-					v, err := ec.Get(ctx, k)
-					if err != nil || string(v) != "v-"+k {
-						t.Fatalf("get %s through %s: %q, %v", k, entry.Name(), v, err)
-					}
-				}
+				readAll(t, newClient(t, entry.Addr()), "first", n, "right after the restart, through "+entry.Name())
 			}
 		})
 	}
