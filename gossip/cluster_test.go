@@ -637,3 +637,37 @@ func TestUnreadEventsAreKeptInOrder(t *testing.T) {
 		t.Errorf("o3's events out of order: %v", seen)
 	}
 }
+
+// When every member leaves at once (a whole cluster stopping), none of
+// them waits out its deadline for a leave message that nobody is left to
+// hear: memberlist gossips only to members that have not left, so its
+// Leave would block until the timeout once the others are gone.
+func TestWholeClusterLeavesAtOnce(t *testing.T) {
+	const deadline = 30 * time.Second
+	for round := range 5 {
+		nodes := startCluster(t, 3, fastConfig, nil)
+		var wg sync.WaitGroup
+		took := make([]time.Duration, len(nodes))
+		errs := make([]error, len(nodes))
+		for i, n := range nodes {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), deadline)
+				defer cancel()
+				start := time.Now()
+				errs[i] = n.Leave(ctx)
+				took[i] = time.Since(start)
+				_ = n.Shutdown()
+			})
+		}
+		wg.Wait()
+		for i, n := range nodes {
+			if errs[i] != nil {
+				t.Errorf("round %d: %s: Leave: %v", round, n.name, errs[i])
+			}
+			if took[i] > deadline/2 {
+				t.Errorf("round %d: %s: Leave took %v of its %v deadline", round, n.name, took[i], deadline)
+			}
+		}
+		t.Logf("round %d: Leave took %v", round, took)
+	}
+}

@@ -53,21 +53,59 @@ func (g *Gossip) Leave(ctx context.Context) error {
 		g.left = true
 		g.leaveAcks = nil
 		g.metaMu.Unlock()
-		// Always call Leave, even past the deadline or with ctx ended: it
-		// marks this node left and queues the message, which then goes out
-		// on its own.
-		wait := waitFor(deadline)
-		if ctx.Err() != nil {
-			wait = time.Millisecond
-		}
-		if err := g.ml.Leave(wait); err != nil {
-			errs = append(errs, fmt.Errorf("%w: leave: %v", ErrBroadcastTimeout, err))
+		if err := g.leaveMemberlist(ctx, deadline); err != nil {
+			errs = append(errs, err)
 		}
 		if len(errs) == 0 {
 			g.log.Info("left the cluster")
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// leaveRounds bounds, in gossip intervals, how long memberlist's Leave may
+// wait for its leave message to go out. The message needs RetransmitMult ×
+// ⌈log10(n+1)⌉ transmissions, GossipNodes per interval: 4 intervals at 100
+// members with the LAN preset. The bound is far above that, and it is what
+// a leave costs when the members it was counting on leave meanwhile.
+const leaveRounds = 50
+
+// leaveMemberlist calls memberlist's Leave, which marks this node left,
+// queues the leave message and waits until the message has gone out. It is
+// called even past the deadline or with ctx ended: the message then goes
+// out on its own.
+//
+// memberlist gossips only to members that have not left. When the others
+// leave at the same moment (a whole cluster stopping), the message has
+// nobody to go to and Leave would wait for its whole timeout: every
+// member's shutdown took its full deadline. So a member with nobody staying
+// (every other member left, or leaving, as far as this one knows) only
+// queues the message; one that was counting on members which then left
+// waits at most leaveRounds gossip intervals; and either way, a timeout
+// with nobody left to tell is not an error.
+func (g *Gossip) leaveMemberlist(ctx context.Context, deadline time.Time) error {
+	wait := min(waitFor(deadline), leaveRounds*g.cfg.GossipInterval)
+	if ctx.Err() != nil || !g.anyoneStaying() {
+		wait = time.Millisecond
+	}
+	err := g.ml.Leave(wait)
+	if err == nil || !g.anyoneStaying() {
+		return nil
+	}
+	return fmt.Errorf("%w: leave: %v", ErrBroadcastTimeout, err)
+}
+
+// anyoneStaying reports whether some other member is alive and not leaving
+// itself: someone the leave message is for.
+func (g *Gossip) anyoneStaying() bool {
+	g.viewMu.Lock()
+	defer g.viewMu.Unlock()
+	for name, m := range g.members {
+		if name != g.cfg.Name && m.State == StateAlive {
+			return true
+		}
+	}
+	return false
 }
 
 // Pushing the leaving flag: how many members at once, and how many rounds
