@@ -643,7 +643,7 @@ func TestUnreadEventsAreKeptInOrder(t *testing.T) {
 // hear: memberlist gossips only to members that have not left, so its
 // Leave would block until the timeout once the others are gone.
 func TestWholeClusterLeavesAtOnce(t *testing.T) {
-	const deadline = 30 * time.Second
+	const deadline = 10 * time.Second
 	for round := range 5 {
 		nodes := startCluster(t, 3, fastConfig, nil)
 		var wg sync.WaitGroup
@@ -660,13 +660,15 @@ func TestWholeClusterLeavesAtOnce(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		// Waiting out the deadline shows as an error (the leave broadcast
+		// unconfirmed, or ctx ended); a round that saw one ends the test.
 		for i, n := range nodes {
 			if errs[i] != nil {
-				t.Errorf("round %d: %s: Leave: %v", round, n.name, errs[i])
+				t.Errorf("round %d: %s: Leave after %v: %v", round, n.name, took[i], errs[i])
 			}
-			if took[i] > deadline/2 {
-				t.Errorf("round %d: %s: Leave took %v of its %v deadline", round, n.name, took[i], deadline)
-			}
+		}
+		if t.Failed() {
+			return
 		}
 		t.Logf("round %d: Leave took %v", round, took)
 	}

@@ -15,10 +15,13 @@ import (
 // once (EventLeave with StateLeft) instead of after failure detection. It
 // raises the leaving flag in this node's metadata, makes sure every known
 // member has seen it (see pushLeaving), then broadcasts memberlist's leave
-// message. It waits up to ctx's deadline (BroadcastTimeout if it has none);
-// past it, ErrBroadcastTimeout, and the leave still goes out. Joining stops;
-// call Shutdown next. A second Leave returns nil. A node that left cannot
-// rejoin: start a new Gossip.
+// message. It waits up to ctx's deadline (BroadcastTimeout if it has none),
+// and for the leave message at most leaveRounds gossip intervals; past
+// either, ErrBroadcastTimeout, and the leave still goes out. When no other
+// member is staying (all leaving or gone, as when a whole cluster stops) it
+// does not wait for the leave message at all, and returns nil: nobody is
+// left to tell. Joining stops; call Shutdown next. A second Leave returns
+// nil. A node that left cannot rejoin: start a new Gossip.
 func (g *Gossip) Leave(ctx context.Context) error {
 	return g.runOp(ctx, func(ctx context.Context, deadline time.Time) error {
 		g.metaMu.Lock()

@@ -693,8 +693,9 @@ func (n *Node) stop(ctx context.Context, leave bool) error {
 		lctx := ctx
 		if n.allLeaving.Load() {
 			// The whole cluster is stopping: nobody will remember how we
-			// left, and memberlist would wait out the whole deadline for a
-			// leave message no remaining member carries.
+			// left. Gossip already skips waiting for a leave message when
+			// it sees nobody staying; this bounds the rest of its leave
+			// (pushing the leaving flag) in case its view lags ours.
 			var cancel context.CancelFunc
 			lctx, cancel = context.WithTimeout(ctx, leaveAmongLeavers)
 			defer cancel()
