@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,4 +70,16 @@ func PrevMembers(n *Node) []string {
 		return v.prev.Members()
 	}
 	return nil
+}
+
+// Suspendable gives n, before Start, a boot clock a test can move ahead:
+// suspend(d) makes n believe its machine was just suspended for d (the
+// monotonic clock stood still, the boot clock did not), which a test
+// cannot do to the machine it runs on.
+func Suspendable(n *Node) (suspend func(d time.Duration)) {
+	var slept atomic.Int64
+	n.bootClock = func() (time.Duration, bool) {
+		return n.monotonic() + time.Duration(slept.Load()), true
+	}
+	return func(d time.Duration) { slept.Add(int64(d)) }
 }

@@ -85,6 +85,10 @@ type Node struct {
 	readyOnce sync.Once
 
 	// Pause detection (pause.go), in monotonic time since created.
+	// bootClock reads the clock that keeps counting while the machine is
+	// suspended (bootClock in suspend_linux.go); ok is false where there
+	// is none. Tests replace it before Start.
+	bootClock   func() (time.Duration, bool)
 	created     time.Time
 	lastTick    atomic.Int64
 	resyncUntil atomic.Int64
@@ -198,6 +202,7 @@ func New(cfg Config) (*Node, error) {
 		ringChanged: make(chan struct{}, 1),
 		ready:       make(chan struct{}),
 		created:     time.Now(),
+		bootClock:   bootClock,
 		rec:         metrics.NewRecorder(),
 		boot:        rand.Uint64() | 1,
 

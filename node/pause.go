@@ -5,9 +5,8 @@ import (
 )
 
 // A node whose process was paused — SIGSTOP, a debugger, a stall of the
-// whole process (a host that was suspended stops the monotonic clock too,
-// and goes unnoticed here; gossip's rejoin and hand-off still repair it) —
-// wakes believing its store is current. It is not: while it slept its
+// whole process, a host or VM that was suspended — wakes believing its
+// store is current. It is not: while it slept its
 // peers may have declared it dead and taken writes for its keys, or
 // skipped it as a replica. Until the hand-off and hints that repair it
 // have had time to arrive, serving a read from its own store would return
@@ -21,17 +20,35 @@ func (n *Node) monotonic() time.Duration { return time.Since(n.created) }
 
 // pauseLoop ticks every quarter of PauseThreshold. A tick that arrives
 // later than PauseThreshold means the process did not run for that long.
+//
+// A suspended machine is different: the monotonic clock stops with it, so
+// the ticks look punctual. The boot clock (CLOCK_BOOTTIME on Linux) keeps
+// counting through a suspend, so each tick also compares how far the two
+// clocks moved since the last: the difference is how long the machine
+// slept. Only this loop reads the boot clock (a system call), never the
+// request path; a request served in the first quarter of PauseThreshold
+// after a resume can still find the window not yet open.
 func (n *Node) pauseLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.PauseThreshold / 4)
 	defer t.Stop()
+	lastMono := n.monotonic()
+	lastBoot, haveBoot := n.bootClock()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
 			n.resyncing()
-			n.lastTick.Store(int64(n.monotonic()))
+			mono := n.monotonic()
+			if boot, ok := n.bootClock(); ok {
+				if slept := (boot - lastBoot) - (mono - lastMono); haveBoot && slept > n.cfg.PauseThreshold {
+					n.enterResync(mono, slept)
+				}
+				lastBoot, haveBoot = boot, true
+			}
+			lastMono = mono
+			n.lastTick.Store(int64(mono))
 		}
 	}
 }

@@ -55,3 +55,49 @@ func TestPausedNodeServesNothingStale(t *testing.T) {
 		t.Errorf("Stats().FallbackHits = 0, want the repaired read counted")
 	}
 }
+
+// TestSuspendedMachineServesNothingStale: after its machine was suspended
+// (the monotonic clock stood still, the boot clock did not) a node reads
+// through its peers like after any other pause, once its pause loop has
+// compared the two clocks.
+func TestSuspendedMachineServesNothingStale(t *testing.T) {
+	first := nodetest.Config(t, "node1")
+	first.Replicas = 2
+	sleeper, err := node.New(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suspend := node.Suspendable(sleeper)
+	nodetest.StartNode(t, sleeper)
+	cfg := nodetest.Config(t, "node2")
+	cfg.Replicas = 2
+	cfg.Gossip.Seeds = []string{sleeper.GossipAddr()}
+	other := nodetest.Start(t, cfg)
+	nodetest.WaitConverged(t, []*node.Node{sleeper, other}, 2)
+
+	ctx := context.Background()
+	const key = "suspended-key"
+	if resp := other.Handle(ctx, &transport.Request{Op: transport.OpSet, Key: key, Value: []byte("new")}); resp.Code != transport.CodeOK {
+		t.Fatalf("set: %+v", resp)
+	}
+	newVer, ok := sleeper.Store().Version(key)
+	if !ok {
+		t.Fatalf("sleeper has no copy of %q", key)
+	}
+	if _, err := sleeper.Store().SetWith(key, []byte("old"), store.SetOptions{Version: newVer - 1<<8}); err != nil {
+		t.Fatal(err)
+	}
+	get := func() string {
+		resp := sleeper.Handle(ctx, &transport.Request{Op: transport.OpGet, Key: key, Flags: transport.FlagForwarded})
+		if resp.Code != transport.CodeOK {
+			t.Fatalf("get: %+v", resp)
+		}
+		return string(resp.Value)
+	}
+	if got := get(); got != "old" {
+		t.Fatalf("before the suspend the node serves its own copy: got %q, want %q", got, "old")
+	}
+	suspend(time.Minute)
+	nodetest.WaitFor(t, 10*time.Second, func() bool { return get() == "new" },
+		"the node to read %q through its peer after the suspend", key)
+}
