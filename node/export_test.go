@@ -77,6 +77,12 @@ func PrevMembers(n *Node) []string {
 // monotonic clock stood still, the boot clock did not), which a test
 // cannot do to the machine it runs on.
 func Suspendable(n *Node) (suspend func(d time.Duration)) {
+	n.mu.Lock()
+	started := n.started
+	n.mu.Unlock()
+	if started {
+		panic("node.Suspendable: call it before Start")
+	}
 	var slept atomic.Int64
 	n.bootClock = func() (time.Duration, bool) {
 		return n.monotonic() + time.Duration(slept.Load()), true

@@ -41,12 +41,13 @@ func (n *Node) pauseLoop() {
 		case <-t.C:
 			n.resyncing()
 			mono := n.monotonic()
-			if boot, ok := n.bootClock(); ok {
-				if slept := (boot - lastBoot) - (mono - lastMono); haveBoot && slept > n.cfg.PauseThreshold {
-					n.enterResync(mono, slept)
-				}
-				lastBoot, haveBoot = boot, true
+			boot, ok := n.bootClock()
+			if slept := (boot - lastBoot) - (mono - lastMono); ok && haveBoot && slept > n.cfg.PauseThreshold {
+				n.enterResync(mono, slept, "the machine was suspended")
 			}
+			// A failed read must not let the next one count the ticks in
+			// between as sleep: compare only consecutive good reads.
+			lastBoot, haveBoot = boot, ok
 			lastMono = mono
 			n.lastTick.Store(int64(mono))
 		}
@@ -61,13 +62,14 @@ func (n *Node) pauseLoop() {
 func (n *Node) resyncing() bool {
 	now := n.monotonic()
 	if last := time.Duration(n.lastTick.Load()); now-last > n.cfg.PauseThreshold {
-		n.enterResync(now, now-last)
+		n.enterResync(now, now-last, "the process was paused")
 	}
 	return now < time.Duration(n.resyncUntil.Load())
 }
 
-// enterResync opens (or extends) the resync window after a pause of gap.
-func (n *Node) enterResync(now, gap time.Duration) {
+// enterResync opens (or extends) the resync window after a pause of gap;
+// what says what kind of pause, for the log.
+func (n *Node) enterResync(now, gap time.Duration, what string) {
 	until := now + n.cfg.ResyncWindow
 	for {
 		old := n.resyncUntil.Load()
@@ -79,6 +81,6 @@ func (n *Node) enterResync(now, gap time.Duration) {
 		}
 	}
 	n.stats.pauses.Add(1)
-	n.log.Warn("process was paused; reading through the other replicas until they have caught this node up",
+	n.log.Warn(what+"; reading through the other replicas until they have caught this node up",
 		"paused", gap.Round(time.Millisecond), "window", n.cfg.ResyncWindow)
 }
