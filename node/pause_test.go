@@ -18,37 +18,13 @@ import (
 // own store answers.
 func TestPausedNodeServesNothingStale(t *testing.T) {
 	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) { c.Replicas = 2 })
-	ctx := context.Background()
-	sleeper, other := nodes[0], nodes[1]
-	const key = "frozen-key"
-	if resp := other.Handle(ctx, &transport.Request{Op: transport.OpSet, Key: key, Value: []byte("new")}); resp.Code != transport.CodeOK {
-		t.Fatalf("set: %+v", resp)
-	}
-	// Both nodes own every key (2 replicas, 2 nodes). Give the sleeper an
-	// older copy, as if it had missed the write while stopped.
-	newVer, ok := sleeper.Store().Version(key)
-	if !ok {
-		t.Fatalf("sleeper has no copy of %q", key)
-	}
-	if _, err := sleeper.Store().SetWith(key, []byte("old"), store.SetOptions{Version: newVer - 1<<8}); err != nil {
-		t.Fatal(err)
-	}
-	// A direct read asks the primary; ask the sleeper for its own answer.
-	get := func() string {
-		resp := sleeper.Handle(ctx, &transport.Request{Op: transport.OpGet, Key: key, Flags: transport.FlagForwarded})
-		if resp.Code != transport.CodeOK {
-			t.Fatalf("get: %+v", resp)
-		}
-		return string(resp.Value)
-	}
-	if got := get(); got != "old" {
-		t.Fatalf("before any pause the node serves its own copy: got %q, want %q", got, "old")
-	}
+	sleeper := nodes[0]
+	get, newVer := missedWrite(t, sleeper, nodes[1], "frozen-key")
 	node.Pause(sleeper, time.Minute)
 	if got := get(); got != "new" {
 		t.Fatalf("after a pause the node served %q, want the newer %q from its peer", got, "new")
 	}
-	if v, _ := sleeper.Store().Version(key); v != newVer {
+	if v, _ := sleeper.Store().Version("frozen-key"); v != newVer {
 		t.Errorf("read repair left version %d, want %d", v, newVer)
 	}
 	if s := sleeper.Stats(); s.FallbackHits == 0 {
@@ -74,9 +50,20 @@ func TestSuspendedMachineServesNothingStale(t *testing.T) {
 	cfg.Gossip.Seeds = []string{sleeper.GossipAddr()}
 	other := nodetest.Start(t, cfg)
 	nodetest.WaitConverged(t, []*node.Node{sleeper, other}, 2)
+	get, _ := missedWrite(t, sleeper, other, "suspended-key")
+	suspend(time.Minute)
+	nodetest.WaitFor(t, 10*time.Second, func() bool { return get() == "new" },
+		"the node to read the newer copy through its peer after the suspend")
+}
 
+// missedWrite writes key = "new" through other, then gives sleeper an
+// older copy, as if it had missed the write while it slept (both nodes own
+// every key: 2 replicas, 2 nodes). It returns a read of sleeper's own
+// answer (a direct read would ask the primary), checked to be the old copy
+// for now, and the new copy's version.
+func missedWrite(t *testing.T, sleeper, other *node.Node, key string) (get func() string, newVer uint64) {
+	t.Helper()
 	ctx := context.Background()
-	const key = "suspended-key"
 	if resp := other.Handle(ctx, &transport.Request{Op: transport.OpSet, Key: key, Value: []byte("new")}); resp.Code != transport.CodeOK {
 		t.Fatalf("set: %+v", resp)
 	}
@@ -87,7 +74,7 @@ func TestSuspendedMachineServesNothingStale(t *testing.T) {
 	if _, err := sleeper.Store().SetWith(key, []byte("old"), store.SetOptions{Version: newVer - 1<<8}); err != nil {
 		t.Fatal(err)
 	}
-	get := func() string {
+	get = func() string {
 		resp := sleeper.Handle(ctx, &transport.Request{Op: transport.OpGet, Key: key, Flags: transport.FlagForwarded})
 		if resp.Code != transport.CodeOK {
 			t.Fatalf("get: %+v", resp)
@@ -95,9 +82,7 @@ func TestSuspendedMachineServesNothingStale(t *testing.T) {
 		return string(resp.Value)
 	}
 	if got := get(); got != "old" {
-		t.Fatalf("before the suspend the node serves its own copy: got %q, want %q", got, "old")
+		t.Fatalf("before any pause the node serves its own copy: got %q, want %q", got, "old")
 	}
-	suspend(time.Minute)
-	nodetest.WaitFor(t, 10*time.Second, func() bool { return get() == "new" },
-		"the node to read %q through its peer after the suspend", key)
+	return get, newVer
 }
