@@ -105,6 +105,9 @@ func (n *Node) primaryKeys() int64 {
 // at, a clock reading the caller has just made, unless at is zero.
 func (n *Node) coordinate(req *transport.Request, resp *transport.Response, at time.Time) (*transport.Response, entry, bool) {
 	n.stats.local.Add(1)
+	if err := n.pastDeadline(req, at); err != nil {
+		return errResponse(err), entry{}, false
+	}
 	if req.Op == transport.OpSet && req.Flags&(transport.FlagIfAbsent|transport.FlagIfPresent|transport.FlagKeepTTL|transport.FlagGetOld) == 0 {
 		// The common case needs no read of the old state.
 		var version uint64
@@ -329,6 +332,28 @@ func replicaRequest(key string, e entry) transport.Request {
 		r.Value = nil
 	}
 	return r
+}
+
+// pastDeadline refuses a write that would be stamped after its sender's
+// deadline (Request.Deadline, plus the transport's MaxClockSkew): the
+// sender has given up on it, and may since have written the key again
+// elsewhere, so applying it now with a fresh version would overwrite a
+// newer, acknowledged value. The transport refuses such requests when it
+// reads them; this catches the ones read in time and applied late, by a
+// process that was stopped in between. at is the time the write will be
+// stamped with (zero: now).
+func (n *Node) pastDeadline(req *transport.Request, at time.Time) error {
+	skew := n.cfg.Transport.MaxClockSkew
+	if req.Deadline == 0 || skew < 0 {
+		return nil
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if late := at.UnixMilli() - req.Deadline; late > skew.Milliseconds() {
+		return fmt.Errorf("%w: write would be applied %dms after its sender's deadline; not executed", transport.ErrUnavailable, late)
+	}
+	return nil
 }
 
 // holds reports whether this node has any state for key, a tombstone

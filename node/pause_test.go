@@ -86,3 +86,28 @@ func missedWrite(t *testing.T, sleeper, other *node.Node, key string) (get func(
 	}
 	return get, newVer
 }
+
+// A write applied after its sender's deadline (the process stopped between
+// reading it and applying it) is refused unexecuted: its sender gave up
+// and may have written the key since, and a fresh version would win over
+// that acknowledged value. One inside the deadline is applied.
+func TestWriteAfterItsDeadlineIsNotApplied(t *testing.T) {
+	nd := nodetest.StartCluster(t, 1, nil)[0]
+	ctx := context.Background()
+	late := time.Now().Add(-10 * time.Second).UnixMilli()
+	resp := nd.Handle(ctx, &transport.Request{Op: transport.OpSet, Key: "late", Value: []byte("v"), Deadline: late})
+	if resp.Code != transport.CodeUnavailable {
+		t.Fatalf("write past its deadline: %+v, want CodeUnavailable", resp)
+	}
+	if _, _, ok := nd.Store().Get("late"); ok {
+		t.Fatal("the write past its deadline was stored")
+	}
+	resp = nd.Handle(ctx, &transport.Request{Op: transport.OpIncr, Key: "late", Delta: 1, Deadline: late})
+	if resp.Code != transport.CodeUnavailable {
+		t.Fatalf("INCR past its deadline: %+v, want CodeUnavailable", resp)
+	}
+	inTime := time.Now().Add(10 * time.Second).UnixMilli()
+	if resp := nd.Handle(ctx, &transport.Request{Op: transport.OpSet, Key: "late", Value: []byte("v"), Deadline: inTime}); resp.Code != transport.CodeOK {
+		t.Fatalf("write within its deadline: %+v", resp)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,8 +122,30 @@ func newProcCluster(t *testing.T, flags ...string) *procCluster {
 		for _, p := range c.procs {
 			p.kill()
 		}
+		if t.Failed() {
+			c.logTails(60)
+		}
 	})
 	return c
+}
+
+// logTails logs the last n lines of every node's log, so that a failure in
+// CI, whose temporary directory is gone afterwards, shows what the nodes
+// saw.
+func (c *procCluster) logTails(n int) {
+	names := make([]string, 0, len(c.procs))
+	for name := range c.procs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(c.dir, name+".log"))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		c.t.Logf("%s.log, last %d lines:\n%s", name, min(n, len(lines)), strings.Join(lines[max(0, len(lines)-n):], "\n"))
+	}
 }
 
 // start launches (or relaunches, same ports) the named node, with every
