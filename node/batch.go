@@ -698,21 +698,25 @@ func (b *batch) fetch(ctx context.Context, i int) {
 			}
 		}
 	}
-	if n.fetchNewest(ctx, b.v, req.Key, prev) {
+	// After a pause, ask members even if they look down: the calls this
+	// node had in flight all timed out while it was stopped, which marks
+	// its peers down for a while and says nothing about them. Skipping
+	// them would serve the very copies the resync is there to check.
+	if n.fetchNewest(ctx, b.v, req.Key, prev, b.resync) {
 		n.stats.fallbackHits.Add(1)
 	}
 }
 
-// fetchNewest asks the members named in from (this node and members known
-// to be down skipped) for their copy of key, tombstones included, in
-// parallel, and applies the newest one found, last writer wins. It reports
-// whether any member had a copy.
-func (n *Node) fetchNewest(ctx context.Context, v *view, key string, from []string) bool {
+// fetchNewest asks the members named in from (this node skipped, and
+// members known to be down unless askDown) for their copy of key,
+// tombstones included, in parallel, and applies the newest one found, last
+// writer wins. It reports whether any member had a copy.
+func (n *Node) fetchNewest(ctx context.Context, v *view, key string, from []string, askDown bool) bool {
 	found := make([]*transport.Response, len(from))
 	var wg sync.WaitGroup
 	for j, o := range from {
 		addr, ok := v.addrs[o]
-		if o == n.cfg.Name || !ok || n.peers.down(addr) {
+		if o == n.cfg.Name || !ok || !askDown && n.peers.down(addr) {
 			continue
 		}
 		wg.Go(func() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/starlingcache/starling/gossip"
 	"github.com/starlingcache/starling/node/metrics"
+	"github.com/starlingcache/starling/transport"
 )
 
 // Crash stops n the way kill -9 would look to its peers: no leave message,
@@ -88,4 +89,10 @@ func Suspendable(n *Node) (suspend func(d time.Duration)) {
 		return n.monotonic() + time.Duration(slept.Load()), true
 	}
 	return func(d time.Duration) { slept.Add(int64(d)) }
+}
+
+// MarkDown makes n believe a call to peer just timed out, as every call n
+// had in flight does when its process was stopped.
+func MarkDown(n, peer *Node) {
+	n.peers.failed(peer.Addr(), transport.ErrTimeout)
 }

@@ -631,7 +631,7 @@ func (n *Node) ownerLoad(group, key, nk string, wait time.Duration) (ownerResult
 // a key on its way to this node is not loaded again.
 func (n *Node) fetchPrevious(ctx context.Context, v *view, nk string) {
 	var buf [maxReplicas]string
-	if n.fetchNewest(ctx, v, nk, v.prev.AppendOwners(buf[:0], nk, n.cfg.Replicas)) {
+	if n.fetchNewest(ctx, v, nk, v.prev.AppendOwners(buf[:0], nk, n.cfg.Replicas), false) {
 		n.stats.fallbackHits.Add(1)
 	}
 }

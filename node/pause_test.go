@@ -32,6 +32,20 @@ func TestPausedNodeServesNothingStale(t *testing.T) {
 	}
 }
 
+// A paused node asks the key's other owners even if it marked them down:
+// every call it had in flight timed out while it was stopped, which says
+// nothing about them, and skipping them would serve its own stale copy.
+func TestPausedNodeAsksPeersItMarkedDown(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) { c.Replicas = 2 })
+	sleeper, other := nodes[0], nodes[1]
+	get, _ := missedWrite(t, sleeper, other, "marked-key")
+	node.MarkDown(sleeper, other)
+	node.Pause(sleeper, time.Minute)
+	if got := get(); got != "new" {
+		t.Fatalf("after a pause, with its peer marked down, the node served %q, want the newer %q", got, "new")
+	}
+}
+
 // TestSuspendedMachineServesNothingStale: after its machine was suspended
 // (the monotonic clock stood still, the boot clock did not) a node reads
 // through its peers like after any other pause, once its pause loop has
