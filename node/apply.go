@@ -105,9 +105,6 @@ func (n *Node) primaryKeys() int64 {
 // at, a clock reading the caller has just made, unless at is zero.
 func (n *Node) coordinate(req *transport.Request, resp *transport.Response, at time.Time) (*transport.Response, entry, bool) {
 	n.stats.local.Add(1)
-	if err := n.pastDeadline(req, at); err != nil {
-		return errResponse(err), entry{}, false
-	}
 	if req.Op == transport.OpSet && req.Flags&(transport.FlagIfAbsent|transport.FlagIfPresent|transport.FlagKeepTTL|transport.FlagGetOld) == 0 {
 		// The common case needs no read of the old state.
 		var version uint64
@@ -115,6 +112,12 @@ func (n *Node) coordinate(req *transport.Request, resp *transport.Response, at t
 			version = n.clock.Now()
 		} else {
 			version = n.clock.At(at)
+		}
+		// Checked after the version is taken: a process stopped in between
+		// refuses the write on waking, and one stopped after the check
+		// stores a version older than anything written meanwhile.
+		if err := n.pastDeadline(req); err != nil {
+			return errResponse(err), entry{}, false
 		}
 		e := entry{Value: req.Value, ExpireAt: expiryFromTTL(req.TTL), Version: version}
 		// IfNewer: the version was taken before the key's lock, so a
@@ -142,6 +145,9 @@ func (n *Node) coordinate(req *transport.Request, resp *transport.Response, at t
 		// The version is taken under the key's lock, so it is newer than
 		// whatever is stored (which was issued or observed before).
 		version = n.clock.Now()
+		if opErr = n.pastDeadline(req); opErr != nil {
+			return entry{}, false // as for a plain SET, after the version is taken
+		}
 		live := found && !cur.Tombstone
 		next := entry{Version: version}
 		if live {
@@ -334,23 +340,20 @@ func replicaRequest(key string, e entry) transport.Request {
 	return r
 }
 
-// pastDeadline refuses a write that would be stamped after its sender's
-// deadline (Request.Deadline, plus the transport's MaxClockSkew): the
-// sender has given up on it, and may since have written the key again
-// elsewhere, so applying it now with a fresh version would overwrite a
-// newer, acknowledged value. The transport refuses such requests when it
+// pastDeadline refuses a write whose sender's deadline (Request.Deadline,
+// plus the transport's MaxClockSkew) has passed by the time its version is
+// taken: the sender has given up on it, and may since have written the key
+// again elsewhere, so applying it now with a fresh version would overwrite
+// a newer, acknowledged value. The transport refuses such requests when it
 // reads them; this catches the ones read in time and applied late, by a
-// process that was stopped in between. at is the time the write will be
-// stamped with (zero: now).
-func (n *Node) pastDeadline(req *transport.Request, at time.Time) error {
+// process that was stopped in between. Writes without a deadline (RESP's)
+// cost nothing here.
+func (n *Node) pastDeadline(req *transport.Request) error {
 	skew := n.cfg.Transport.MaxClockSkew
 	if req.Deadline == 0 || skew < 0 {
 		return nil
 	}
-	if at.IsZero() {
-		at = time.Now()
-	}
-	if late := at.UnixMilli() - req.Deadline; late > skew.Milliseconds() {
+	if late := time.Now().UnixMilli() - req.Deadline; late > skew.Milliseconds() {
 		return fmt.Errorf("%w: write would be applied %dms after its sender's deadline; not executed", transport.ErrUnavailable, late)
 	}
 	return nil

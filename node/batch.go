@@ -698,11 +698,12 @@ func (b *batch) fetch(ctx context.Context, i int) {
 			}
 		}
 	}
-	// After a pause, ask members even if they look down: the calls this
-	// node had in flight all timed out while it was stopped, which marks
-	// its peers down for a while and says nothing about them. Skipping
-	// them would serve the very copies the resync is there to check.
-	if n.fetchNewest(ctx, b.v, req.Key, prev, b.resync) {
+	// Just after a pause, ask members even if they look down: the calls
+	// this node had in flight all timed out while it was stopped, which
+	// marks its peers down for a while and says nothing about them.
+	// Skipping them would serve the very copies the resync is there to
+	// check.
+	if n.fetchNewest(ctx, b.v, req.Key, prev, b.resync && n.justWoke()) {
 		n.stats.fallbackHits.Add(1)
 	}
 }

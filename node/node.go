@@ -92,6 +92,7 @@ type Node struct {
 	created     time.Time
 	lastTick    atomic.Int64
 	resyncUntil atomic.Int64
+	noticed     atomic.Int64 // when the last pause was noticed
 
 	rejoinMu  sync.Mutex
 	rejoined  []string        // members seen restarting (new Boot) since the last pass

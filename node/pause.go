@@ -80,7 +80,18 @@ func (n *Node) enterResync(now, gap time.Duration, what string) {
 			break
 		}
 	}
+	n.noticed.Store(int64(now))
 	n.stats.pauses.Add(1)
 	n.log.Warn(what+"; reading through the other replicas until they have caught this node up",
 		"paused", gap.Round(time.Millisecond), "window", n.cfg.ResyncWindow)
+}
+
+// justWoke reports whether a pause was noticed within twice PeerBackoff:
+// the peers marked down then were marked by the calls that timed out while
+// this node was stopped, and say nothing about the peers. Later marks are
+// real again, and a resync that asked a peer that is really down would
+// wait ReplicaTimeout on every read.
+func (n *Node) justWoke() bool {
+	noticed := time.Duration(n.noticed.Load())
+	return noticed != 0 && n.monotonic()-noticed < 2*n.cfg.PeerBackoff
 }

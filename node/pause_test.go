@@ -36,7 +36,10 @@ func TestPausedNodeServesNothingStale(t *testing.T) {
 // every call it had in flight timed out while it was stopped, which says
 // nothing about them, and skipping them would serve its own stale copy.
 func TestPausedNodeAsksPeersItMarkedDown(t *testing.T) {
-	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) { c.Replicas = 2 })
+	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) {
+		c.Replicas = 2
+		c.PeerBackoff = time.Minute // the mark outlasts the test
+	})
 	sleeper, other := nodes[0], nodes[1]
 	get, _ := missedWrite(t, sleeper, other, "marked-key")
 	node.MarkDown(sleeper, other)
@@ -119,6 +122,25 @@ func TestWriteAfterItsDeadlineIsNotApplied(t *testing.T) {
 	resp = nd.Handle(ctx, &transport.Request{Op: transport.OpIncr, Key: "late", Delta: 1, Deadline: late})
 	if resp.Code != transport.CodeUnavailable {
 		t.Fatalf("INCR past its deadline: %+v, want CodeUnavailable", resp)
+	}
+	if _, _, ok := nd.Store().Get("late"); ok {
+		t.Fatal("the INCR past its deadline was stored")
+	}
+	// In a pipeline, as forwarded writes arrive: each write is checked
+	// when its version is taken, not when the batch began.
+	reqs := []*transport.Request{
+		{Op: transport.OpSet, Key: "late-a", Value: []byte("v"), Deadline: late},
+		{Op: transport.OpIncr, Key: "late-b", Delta: 1, Deadline: late},
+	}
+	resps := make([]*transport.Response, len(reqs))
+	nd.Do(ctx, reqs, resps)
+	for i, r := range resps {
+		if r.Code != transport.CodeUnavailable {
+			t.Errorf("pipelined %s past its deadline: %+v, want CodeUnavailable", reqs[i].Op, r)
+		}
+		if _, _, ok := nd.Store().Get(reqs[i].Key); ok {
+			t.Errorf("pipelined %s past its deadline was stored", reqs[i].Op)
+		}
 	}
 	inTime := time.Now().Add(10 * time.Second).UnixMilli()
 	if resp := nd.Handle(ctx, &transport.Request{Op: transport.OpSet, Key: "late", Value: []byte("v"), Deadline: inTime}); resp.Code != transport.CodeOK {
