@@ -644,7 +644,7 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 		}
 		it.next++
 		if it.next < it.count && failoverable(err) && ctx.Err() == nil &&
-			(repeatable(b.reqs[it.i]) || !errors.Is(err, transport.ErrConnLost)) {
+			(repeatable(b.reqs[it.i]) || notSent(err)) {
 			retry = append(retry, it)
 			continue
 		}
@@ -654,8 +654,9 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 }
 
 // repeatable reports whether req may be sent again to another replica
-// after the connection to its owner broke mid-request, when the owner may
-// or may not have applied it. Reads, plain writes and deletes may (last
+// after the call to its owner failed with the outcome unknown (it timed
+// out, or the connection broke mid-request): the owner may or may not
+// have applied it. Reads, plain writes and deletes may (last
 // writer wins makes a repeat harmless; a repeated DEL whose first copy was
 // applied answers 0 instead of 1, but leaves the key deleted, which is
 // what the caller asked for, where an error would leave it unsure); an
@@ -669,6 +670,16 @@ func repeatable(req *transport.Request) bool {
 		return req.Flags&(transport.FlagIfAbsent|transport.FlagIfPresent|transport.FlagGetOld) == 0
 	}
 	return true
+}
+
+// notSent reports whether a failed call certainly never reached its peer:
+// the connection could not be made. A timeout or a connection lost in
+// flight leaves the outcome unknown — the owner may have applied the
+// request, or may still, if it reads it within its deadline and the
+// allowed clock skew — so a request that is not repeatable is answered
+// with the error then, not sent to another owner to be applied twice.
+func notSent(err error) bool {
+	return errors.Is(err, transport.ErrUnreachable) && !errors.Is(err, transport.ErrConnLost)
 }
 
 // failoverable reports whether a failed call may be retried on another

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,5 +220,85 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 	// The node is still fine.
 	if err := cl.Set(ctx, "ok", []byte("v"), 0); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// stallNetwork is TCP, except that once stalled is set, what is written
+// on connections dialled to target vanishes: the peer stays up and never
+// answers, as a stopped process or a partition looks to the sender.
+type stallNetwork struct {
+	transport.TCPNetwork
+	target  atomic.Pointer[string]
+	stalled atomic.Bool
+}
+
+func (s *stallNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	c, err := s.TCPNetwork.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &stallConn{Conn: c, net: s, addr: addr}, nil
+}
+
+type stallConn struct {
+	net.Conn
+	net  *stallNetwork
+	addr string
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	if t := c.net.target.Load(); t != nil && *t == c.addr && c.net.stalled.Load() {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// A forwarded request whose owner does not answer in time may or may not
+// have been applied there: the owner applies it if it reads it within its
+// deadline and the allowed clock skew. A repeatable write is retried on
+// the key's next owner; an INCR is not — it would count twice — and gets
+// the error instead.
+func TestTimedOutIncrIsNotRetriedOnAnotherOwner(t *testing.T) {
+	stall := &stallNetwork{}
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) {
+		c.Replicas = 2
+		c.ForwardTimeout = time.Second
+		if c.Name == "node1" {
+			c.Transport.Network = stall
+		}
+	})
+	entry := nodes[0]
+	var counter, plain string
+	for i := 0; counter == "" || plain == ""; i++ {
+		k := fmt.Sprintf("stalled-%d", i)
+		if owners := entry.Ring().Owners(k, 2); owners[0] == "node2" && owners[1] == "node3" {
+			if counter == "" {
+				counter = k
+			} else {
+				plain = k
+			}
+		}
+	}
+	addr := nodes[1].Addr()
+	stall.target.Store(&addr)
+	stall.stalled.Store(true)
+
+	reqs := []*transport.Request{
+		{Op: transport.OpIncr, Key: counter, Delta: 1},
+		{Op: transport.OpSet, Key: plain, Value: []byte("v")},
+	}
+	resps := make([]*transport.Response, len(reqs))
+	entry.Do(context.Background(), reqs, resps)
+	if resps[0].Code != transport.CodeUnavailable {
+		t.Errorf("INCR whose owner timed out: %+v, want CodeUnavailable", resps[0])
+	}
+	if resps[1].Code != transport.CodeOK {
+		t.Errorf("SET whose owner timed out: %+v, want it served by the next owner", resps[1])
+	}
+	if _, _, ok := nodes[2].Store().Get(counter); ok {
+		t.Error("the timed-out INCR was applied by the key's next owner")
+	}
+	if v, _, ok := nodes[2].Store().Get(plain); !ok || string(v) != "v" {
+		t.Errorf("next owner holds %q, %v for the SET; want v", v, ok)
 	}
 }
