@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,7 +151,12 @@ func (h *hintSet) add(target string, reqs []*transport.Request) {
 			h.overrun[target] = true
 			return
 		}
-		m[r.Key] = struct{}{}
+		if _, ok := m[r.Key]; !ok {
+			// A hint may be kept for long, and a key decoded from the
+			// network may share its memory with others' (see
+			// transport.Handler): keep a copy of its own.
+			m[strings.Clone(r.Key)] = struct{}{}
+		}
 	}
 }
 

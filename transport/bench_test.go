@@ -111,7 +111,7 @@ func BenchmarkDecodeRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var r Request
-		if err := decodeRequest(data, &r, false); err != nil {
+		if err := decodeRequest(data, &r, false, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

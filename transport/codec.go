@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // This file holds a hand-written msgpack codec for Request and Response. It
@@ -468,6 +469,53 @@ func (d *decoder) str() (string, error) {
 	return string(s), err
 }
 
+// sharedStr is str with the string's bytes copied into keys (see
+// keyChunk) rather than allocated on their own.
+func (d *decoder) sharedStr(keys *keyChunk) (string, error) {
+	if d.peekNil() {
+		return "", nil
+	}
+	s, err := d.rawStr()
+	if err != nil {
+		return "", err
+	}
+	return keys.str(s), nil
+}
+
+// keyChunk holds the keys of one server connection's read-only requests
+// (sharesKey), so that decoding a GET allocates nothing per request: each
+// key is appended to a chunk that strings are made to point into
+// (unsafe.String), and no byte of a chunk is written again once a key has
+// been copied there, which is what keeps those strings immutable. A key
+// that a handler keeps keeps its chunk alive, at most keyChunkSize bytes;
+// handlers that keep keys for long (a node's hints) clone them. Longer
+// keys get an allocation of their own.
+type keyChunk []byte
+
+const (
+	keyChunkSize = 4096
+	maxChunkKey  = 256
+)
+
+func (c *keyChunk) str(b []byte) string {
+	if len(b) == 0 || len(b) > maxChunkKey {
+		return string(b)
+	}
+	if cap(*c)-len(*c) < len(b) {
+		*c = make([]byte, 0, keyChunkSize)
+	}
+	n := len(*c)
+	*c = append(*c, b...)
+	return unsafe.String(&(*c)[n], len(b))
+}
+
+// sharesKey reports whether a request of op only reads its key, so that
+// the server may decode the key into a keyChunk: nothing that serves it
+// stores the key, it is only looked up.
+func (o Op) sharesKey() bool {
+	return o == OpGet || o == OpExists || o == OpTTL
+}
+
 // bytes reads bin or str data (nil reads as nil). The result is a copy
 // unless d.alias is set.
 func (d *decoder) bytes() ([]byte, error) {
@@ -588,7 +636,7 @@ func (d *decoder) skip(depth int) error {
 // decodeRequest decodes b into r, which should be zero. Fields are set as
 // they are read, so after an error r.ID may still be usable to answer with
 // an error response. alias lets r.Value point into b.
-func decodeRequest(b []byte, r *Request, alias bool) error {
+func decodeRequest(b []byte, r *Request, alias bool, keys *keyChunk) error {
 	d := decoder{b: b, alias: alias}
 	n, err := d.containerLen(true)
 	if err != nil {
@@ -610,7 +658,13 @@ func decodeRequest(b []byte, r *Request, alias bool) error {
 			v, err = d.uintMax(math.MaxUint16)
 			r.Flags = Flags(v)
 		case "k":
-			r.Key, err = d.str()
+			// The op comes first in what Client sends; a key read before
+			// it gets an allocation of its own.
+			if keys != nil && r.Op.sharesKey() {
+				r.Key, err = d.sharedStr(keys)
+			} else {
+				r.Key, err = d.str()
+			}
 		case "v":
 			r.Value, err = d.bytes()
 		case "t":

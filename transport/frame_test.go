@@ -47,7 +47,7 @@ func TestFrameReaderSplitsStream(t *testing.T) {
 			continue
 		}
 		var r Request
-		if err := decodeRequest(body, &r, owned); err != nil {
+		if err := decodeRequest(body, &r, owned, nil); err != nil {
 			t.Fatal(err)
 		}
 		if r.ID == 2 && (!owned || !bytes.Equal(r.Value, big)) {
@@ -150,7 +150,7 @@ func FuzzReadFrame(f *testing.F) {
 			switch kind {
 			case kindRequest:
 				var r Request
-				if err := decodeRequest(body, &r, owned); err != nil && !errors.Is(err, ErrMalformed) {
+				if err := decodeRequest(body, &r, owned, nil); err != nil && !errors.Is(err, ErrMalformed) {
 					t.Fatalf("untyped decode error %v", err)
 				}
 			case kindResponse:

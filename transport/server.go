@@ -24,7 +24,10 @@ type Handler interface {
 	// exactly once for req: before returning for fast operations (no
 	// goroutine hand-off), or later from another goroutine for a request
 	// that must wait on another node, so that it does not stall the
-	// connection. req belongs to the handler after the call. ctx is
+	// connection. req belongs to the handler after the call; the Key of
+	// a request that only reads it (OpGet, OpExists, OpTTL) shares its
+	// memory with other requests' keys, so a handler that keeps such a
+	// key for long should keep a copy (strings.Clone). ctx is
 	// cancelled when the connection closes or the server is stopped
 	// forcibly; a handler waiting on something else should give up then.
 	ServeRequest(ctx context.Context, req *Request, w ResponseWriter)
@@ -477,6 +480,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 	bh, _ := c.srv.handler.(BatchHandler)
 	var pending []*Request // decoded but not yet handed to bh
 	var reqs chunk[Request]
+	var keys keyChunk
 	// nowMs is the clock expired compares deadlines with, read once per
 	// network read rather than once per request (0: read it), and again
 	// after anything that may have blocked the loop.
@@ -562,7 +566,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 			// A kind from a newer protocol, or a stray response: answer it
 			// if we can tell which request it was.
 			var probe Request
-			_ = decodeRequest(body, &probe, true)
+			_ = decodeRequest(body, &probe, true, nil)
 			if probe.ID == 0 {
 				c.log.Warn("closing connection on unexpected frame", "remote", c.conn.RemoteAddr(), "kind", kind)
 				return false
@@ -571,7 +575,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 			continue
 		}
 		req := reqs.next(owned)
-		if err := decodeRequest(body, req, owned); err != nil {
+		if err := decodeRequest(body, req, owned, &keys); err != nil {
 			if req.ID == 0 {
 				c.log.Warn("closing connection on undecodable request", "remote", c.conn.RemoteAddr(), "err", err)
 				return false

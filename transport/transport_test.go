@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1275,6 +1276,53 @@ func TestFlightReleaseReuse(t *testing.T) {
 		wg.Wait()
 		for _, err := range errs {
 			t.Error(err)
+		}
+	})
+}
+
+// The keys of read-only requests share chunks of memory on the server
+// (keyChunk): a key a handler keeps must still read as it did when it was
+// decoded after many more requests, and after a chunk fills up, whatever
+// the key's length and whichever op carried it.
+func TestServerKeysStayIntact(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		var mu sync.Mutex
+		var kept []string
+		h := HandlerFunc(func(_ context.Context, req *Request, w ResponseWriter) {
+			mu.Lock()
+			kept = append(kept, req.Key)
+			mu.Unlock()
+			w.Reply(&Response{ID: req.ID})
+		})
+		cfg := testConfig(nw)
+		_, addr := startServer(t, cfg, h)
+		c := newTestClient(t, cfg)
+		ops := []Op{OpGet, OpExists, OpTTL, OpSet, OpDelete}
+		var want []string
+		reqs := make([]*Request, 0, 64)
+		for i := range 3000 { // about 60 KiB of keys: many chunks
+			key := fmt.Sprintf("key-%d-%s", i, strings.Repeat("x", i%40))
+			if i%500 == 0 {
+				key = strings.Repeat("long", 100) + key // longer than maxChunkKey
+			}
+			want = append(want, key)
+			reqs = append(reqs, &Request{Op: ops[i%len(ops)], Key: key})
+			if len(reqs) == cap(reqs) || i == 2999 {
+				if _, err := c.CallBatch(context.Background(), addr, reqs); err != nil {
+					t.Fatal(err)
+				}
+				reqs = reqs[:0]
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(kept) != len(want) {
+			t.Fatalf("handler saw %d requests, want %d", len(kept), len(want))
+		}
+		for i := range want {
+			if kept[i] != want[i] {
+				t.Fatalf("key %d reads %q now, want %q", i, kept[i], want[i])
+			}
 		}
 	})
 }
