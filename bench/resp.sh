@@ -24,6 +24,17 @@
 # ratio to its own 1-node figure is there to compare starling's with.
 # PASSTHROUGH=0 skips it.
 #
+# REDIS_CLUSTER=1 (the default) adds a reference table: redis-server's
+# own cluster — three shards on the servers' CPU, created with redis-cli
+# --cluster create — driven by redis-benchmark --cluster, which sends each
+# command straight to its key's shard as starling's smart client does,
+# against a single redis-server, with the same load generator and
+# placement. It says what owner-direct sharding over three processes costs
+# on this machine, independent of starling. redis-benchmark's cluster mode
+# counts a run's time in 250 ms steps, so both rows of that table send
+# N x max(2, P) requests per run (a few seconds) to keep that error under
+# about 5%. REDIS_CLUSTER=0 skips it.
+#
 # A second table runs `starling bench` (the Go client on the msgpack
 # protocol) against the same nodes: owner-direct ("smart") against the
 # 3-node cluster, forwarded through one node, and the single node; the
@@ -56,12 +67,13 @@ PIPELINES=${PIPELINES:-"1 16"}
 ROUNDS=${ROUNDS:-3}
 NATIVE=${NATIVE:-1}
 PASSTHROUGH=${PASSTHROUGH:-1}
+REDIS_CLUSTER=${REDIS_CLUSTER:-1}
 REPLICAS=${REPLICAS:-2}
 PIN=${PIN:-1}
 SCHED=${SCHED:-}
 SERVER_CPUS=${SERVER_CPUS:-0} LOAD_CPUS=${LOAD_CPUS:-1}
 BASE=${BASE_PORT:-17400}
-for flag in NATIVE PASSTHROUGH PIN; do
+for flag in NATIVE PASSTHROUGH REDIS_CLUSTER PIN; do
   [[ ${!flag} == 0 || ${!flag} == 1 ]] || { echo "bench/resp.sh: $flag must be 0 or 1, not ${!flag}" >&2; exit 1; }
 done
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -142,12 +154,15 @@ hz=$(getconf CLK_TCK)
 # machine; the CPU a request costs moves less). With several PIDs, each
 # one's share follows: for a cluster addressed through its first node,
 # what the entry node and each owner spend.
+# RUN_N overrides the request count (N) and RUN_CLUSTER=1 adds
+# redis-benchmark's --cluster.
 run() {
-  local label=$1 port=$2 p=$3 out pid
+  local label=$1 port=$2 p=$3 out pid n=${RUN_N:-$N}
   shift 3
-  local -a before=() each=()
+  local -a before=() each=() extra=()
+  [[ ${RUN_CLUSTER:-0} == 1 ]] && extra=(--cluster)
   for pid in "$@"; do before+=("$(cputicks "$pid")"); done
-  out=$(${on_load[@]+"${on_load[@]}"} redis-benchmark -p "$port" -t set,get -n "$N" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>/dev/null)
+  out=$(${on_load[@]+"${on_load[@]}"} redis-benchmark ${extra[@]+"${extra[@]}"} -p "$port" -t set,get -n "$n" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>/dev/null)
   local i=0 total=0 t
   for pid in "$@"; do
     t=$(($(cputicks "$pid") - before[i]))
@@ -157,7 +172,7 @@ run() {
   done
   [[ $# -gt 1 ]] || each=()
   # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  awk -F'","' -v label="$label" -v p="$p" -v ticks="$total" -v each="${each[*]}" -v hz="$hz" -v n=$((2 * N)) '
+  awk -F'","' -v label="$label" -v p="$p" -v ticks="$total" -v each="${each[*]}" -v hz="$hz" -v n=$((2 * n)) '
     { gsub(/"/, "", $1); gsub(/"/, "", $NF) }
     $1 == "SET" { sr=$2; s50=$5; s99=$7 }
     $1 == "GET" { gr=$2; g50=$5; g99=$7 }
@@ -166,7 +181,7 @@ run() {
           printf "\n" }' <<<"$out"
 }
 
-${on_server[@]+"${on_server[@]}"} redis-server --port "$((BASE + 1))" --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+${on_server[@]+"${on_server[@]}"} redis-server --port "$((BASE + 1))" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 start_starling single 0
 start_starling c1 1
@@ -187,6 +202,26 @@ if [[ $PASSTHROUGH == 1 ]]; then
   for port in 50 51 52 53; do wait_port "$((BASE + port))"; done
 fi
 wait_port "$((BASE + 1))"; wait_port "$((BASE + 30))"; wait_port "$((BASE + 31))"
+if [[ $REDIS_CLUSTER == 1 ]]; then
+  rc_pids=()
+  for i in 1 2 3; do
+    ${on_server[@]+"${on_server[@]}"} redis-server --port "$((BASE + 60 + i))" --bind 127.0.0.1 --cluster-enabled yes \
+      --cluster-config-file "nodes-$((BASE + 60 + i)).conf" --dir "$work" --save "" --appendonly no \
+      --daemonize no >"$work/redis-cluster-$i.log" 2>&1 &
+    pids+=($!)
+    rc_pids+=($!)
+  done
+  for i in 1 2 3; do wait_port "$((BASE + 60 + i))"; done
+  redis-cli --cluster create "127.0.0.1:$((BASE + 61))" "127.0.0.1:$((BASE + 62))" "127.0.0.1:$((BASE + 63))" \
+    --cluster-replicas 0 --cluster-yes >"$work/redis-cluster-create.log" 2>&1 ||
+    { echo "bench/resp.sh: redis-cli --cluster create failed (see below), or run with REDIS_CLUSTER=0" >&2; cat "$work/redis-cluster-create.log" >&2; exit 1; }
+  for i in 1 2 3; do
+    for _ in $(seq 200); do
+      redis-cli -p "$((BASE + 60 + i))" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+      sleep 0.05
+    done
+  done
+fi
 for _ in $(seq 200); do
   [[ $("$work/starling" members --addr "127.0.0.1:$((BASE + 11))" 2>/dev/null | grep -c alive) -eq 3 ]] && break
   sleep 0.1
@@ -244,6 +279,29 @@ for line in "${results[@]}"; do
     "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g" "$cpu" \
     "$(awk -v s="$split" 'BEGIN { k = split(s, v, " "); for (j = 1; j <= k; j++) printf "%s%.2f", (j > 1 ? "+" : ""), v[j] }')"
 done
+
+if [[ $REDIS_CLUSTER == 1 ]]; then
+  cres=()
+  for round in $(seq "$ROUNDS"); do
+    echo "round $round/$ROUNDS: redis-benchmark --cluster..." >&2
+    for p in $PIPELINES; do
+      n=$((N * (p > 2 ? p : 2)))
+      cres+=("$(RUN_N=$n run redis-1 "$((BASE + 1))" "$p" "$redis_pid")")
+      cres+=("$(RUN_N=$n RUN_CLUSTER=1 run redis-3 "$((BASE + 61))" "$p" "${rc_pids[@]}")")
+    done
+  done
+  mapfile -t cres < <(printf '%s\n' "${cres[@]}" | medians)
+  echo
+  echo "Redis Cluster reference: redis-benchmark -t set,get -n N*max(2,P) -c $C -d $D -r $R; redis-1 is one redis-server, redis-3 three cluster shards driven with --cluster (straight to each key's shard); medians of $ROUNDS rounds; $placement"
+  printf '%-11s %3s %9s %11s %11s %8s %8s %9s %9s %8s  %s\n' server P requests SET/s GET/s SET_p99 GET_p99 SETx1node GETx1node cpu_us split
+  for line in "${cres[@]}"; do
+    read -r label p sr gr s50 s99 g50 g99 cpu split <<<"$line"
+    if [[ $label == redis-1 ]]; then one_set[rc$p]=$sr; one_get[rc$p]=$gr; fi
+    printf '%-11s %3s %9s %11.0f %11.0f %8s %8s %9s %9s %8s  %s\n' "$label" "$p" "$((N * (p > 2 ? p : 2)))" "$sr" "$gr" "$s99" "$g99" \
+      "$(ratio "$sr" "${one_set[rc$p]}")" "$(ratio "$gr" "${one_get[rc$p]}")" "$cpu" \
+      "$(awk -v s="$split" 'BEGIN { k = split(s, v, " "); for (j = 1; j <= k; j++) printf "%s%.2f", (j > 1 ? "+" : ""), v[j] }')"
+  done
+fi
 
 [[ $NATIVE == 1 ]] || exit 0
 
