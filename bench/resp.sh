@@ -242,20 +242,27 @@ medians() {
             print line } }'
 }
 
-results=()
-for round in $(seq "$ROUNDS"); do
-  echo "round $round/$ROUNDS: redis-benchmark..." >&2
-  for p in $PIPELINES; do
-    results+=("$(run redis "$((BASE + 1))" "$p" "$redis_pid")")
-    results+=("$(run starling-1 "$((BASE + 30))" "$p" "$single_pid")")
-    results+=("$(run starling-3 "$((BASE + 31))" "$p" "${cluster_pids[@]}")")
-    if [[ $PASSTHROUGH == 1 ]]; then
-      results+=("$(run passthru-1 "$((BASE + 50))" "$p" "$pt_single")")
-      results+=("$(run passthru-3 "$((BASE + 51))" "$p" "${pt_cluster[@]}")")
-    fi
+# repeat WHAT FUNC: calls FUNC P for every pipeline depth, ROUNDS times.
+repeat() {
+  local round p
+  for round in $(seq "$ROUNDS"); do
+    echo "round $round/$ROUNDS: $1..." >&2
+    for p in $PIPELINES; do "$2" "$p"; done
   done
-done
-mapfile -t results < <(printf '%s\n' "${results[@]}" | medians)
+}
+
+main_round() {
+  run redis "$((BASE + 1))" "$1" "$redis_pid"
+  run starling-1 "$((BASE + 30))" "$1" "$single_pid"
+  run starling-3 "$((BASE + 31))" "$1" "${cluster_pids[@]}"
+  if [[ $PASSTHROUGH == 1 ]]; then
+    run passthru-1 "$((BASE + 50))" "$1" "$pt_single"
+    run passthru-3 "$((BASE + 51))" "$1" "${pt_cluster[@]}"
+  fi
+}
+
+out=$(repeat redis-benchmark main_round | medians)
+mapfile -t results <<<"$out"
 
 echo
 echo "redis-benchmark -t set,get -n $N -c $C -d $D -r $R; starling --replicas $REPLICAS; medians of $ROUNDS rounds; $(nproc) cores, $(uname -m); $placement"
@@ -266,41 +273,39 @@ if [[ $PASSTHROUGH == 1 ]]; then
 else
   echo "x1node: the 3-node row against the 1-node row"
 fi
-printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s %9s %9s %8s  %s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis SETx1node GETx1node cpu_us split
 declare -A base_set base_get one_set one_get
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
-for line in "${results[@]}"; do
-  read -r label p sr gr s50 s99 g50 g99 cpu split <<<"$line"
-  if [[ $label == redis ]]; then base_set[$p]=$sr; base_get[$p]=$gr; fi
-  if [[ $label == *-1 ]]; then one_set[${label%-1}$p]=$sr; one_get[${label%-1}$p]=$gr; fi
-  x1s=- x1g=-
-  if [[ $label == *-3 ]]; then x1s=$(ratio "$sr" "${one_set[${label%-3}$p]}"); x1g=$(ratio "$gr" "${one_get[${label%-3}$p]}"); fi
-  printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9s %9s %9s %9s %8s  %s\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
-    "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g" "$cpu" \
-    "$(awk -v s="$split" 'BEGIN { k = split(s, v, " "); for (j = 1; j <= k; j++) printf "%s%.2f", (j > 1 ? "+" : ""), v[j] }')"
-done
-
-if [[ $REDIS_CLUSTER == 1 ]]; then
-  cres=()
-  for round in $(seq "$ROUNDS"); do
-    echo "round $round/$ROUNDS: redis-benchmark --cluster..." >&2
-    for p in $PIPELINES; do
-      n=$((N * (p > 2 ? p : 2)))
-      cres+=("$(RUN_N=$n run redis-1 "$((BASE + 1))" "$p" "$redis_pid")")
-      cres+=("$(RUN_N=$n RUN_CLUSTER=1 run redis-3 "$((BASE + 61))" "$p" "${rc_pids[@]}")")
-    done
-  done
-  mapfile -t cres < <(printf '%s\n' "${cres[@]}" | medians)
-  echo
-  echo "Redis Cluster reference: redis-benchmark -t set,get -n N*max(2,P) -c $C -d $D -r $R; redis-1 is one redis-server, redis-3 three cluster shards driven with --cluster (straight to each key's shard); medians of $ROUNDS rounds; $placement"
-  printf '%-11s %3s %9s %11s %11s %8s %8s %9s %9s %8s  %s\n' server P requests SET/s GET/s SET_p99 GET_p99 SETx1node GETx1node cpu_us split
-  for line in "${cres[@]}"; do
+# rows LINE...: prints the lines run produced as a table. xredis compares
+# a row with the redis row of the same P, x1node a "NAME-3" row with the
+# "NAME-1" row.
+rows() {
+  local line label p sr gr s50 s99 g50 g99 cpu split x1s x1g
+  printf '%-11s %3s %11s %11s %8s %8s %8s %8s %9s %9s %9s %9s %8s  %s\n' server P SET/s GET/s SET_p50 SET_p99 GET_p50 GET_p99 SETxredis GETxredis SETx1node GETx1node cpu_us split
+  for line in "$@"; do
     read -r label p sr gr s50 s99 g50 g99 cpu split <<<"$line"
-    if [[ $label == redis-1 ]]; then one_set[rc$p]=$sr; one_get[rc$p]=$gr; fi
-    printf '%-11s %3s %9s %11.0f %11.0f %8s %8s %9s %9s %8s  %s\n' "$label" "$p" "$((N * (p > 2 ? p : 2)))" "$sr" "$gr" "$s99" "$g99" \
-      "$(ratio "$sr" "${one_set[rc$p]}")" "$(ratio "$gr" "${one_get[rc$p]}")" "$cpu" \
+    if [[ $label == redis ]]; then base_set[$p]=$sr; base_get[$p]=$gr; fi
+    if [[ $label == *-1 ]]; then one_set[${label%-1}$p]=$sr; one_get[${label%-1}$p]=$gr; fi
+    x1s=- x1g=-
+    if [[ $label == *-3 ]]; then x1s=$(ratio "$sr" "${one_set[${label%-3}$p]}"); x1g=$(ratio "$gr" "${one_get[${label%-3}$p]}"); fi
+    printf '%-11s %3s %11.0f %11.0f %8s %8s %8s %8s %9s %9s %9s %9s %8s  %s\n' "$label" "$p" "$sr" "$gr" "$s50" "$s99" "$g50" "$g99" \
+      "$(ratio "$sr" "${base_set[$p]}")" "$(ratio "$gr" "${base_get[$p]}")" "$x1s" "$x1g" "$cpu" \
       "$(awk -v s="$split" 'BEGIN { k = split(s, v, " "); for (j = 1; j <= k; j++) printf "%s%.2f", (j > 1 ? "+" : ""), v[j] }')"
   done
+}
+rows "${results[@]}"
+
+cluster_round() {
+  local n=$((N * ($1 > 2 ? $1 : 2)))
+  RUN_N=$n run redis-1 "$((BASE + 1))" "$1" "$redis_pid"
+  RUN_N=$n RUN_CLUSTER=1 run redis-3 "$((BASE + 61))" "$1" "${rc_pids[@]}"
+}
+
+if [[ $REDIS_CLUSTER == 1 ]]; then
+  out=$(repeat "redis-benchmark --cluster" cluster_round | medians)
+  mapfile -t cres <<<"$out"
+  echo
+  echo "Redis Cluster reference: redis-benchmark -t set,get -n $N*max(2,P) -c $C -d $D -r $R; redis-1 is one redis-server, redis-3 three cluster shards driven with --cluster (each command straight to its key's shard); xredis against the first table's redis row; medians of $ROUNDS rounds; $placement"
+  rows "${cres[@]}"
 fi
 
 [[ $NATIVE == 1 ]] || exit 0
