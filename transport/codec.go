@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 	"unsafe"
 )
 
@@ -642,6 +643,7 @@ func decodeRequest(b []byte, r *Request, alias bool, keys *keyChunk) error {
 	if err != nil {
 		return err
 	}
+	shared := false // r.Key points into keys
 	for range n {
 		k, err := d.rawStr()
 		if err != nil {
@@ -660,7 +662,8 @@ func decodeRequest(b []byte, r *Request, alias bool, keys *keyChunk) error {
 		case "k":
 			// The op comes first in what Client sends; a key read before
 			// it gets an allocation of its own.
-			if keys != nil && r.Op.sharesKey() {
+			shared = keys != nil && r.Op.sharesKey()
+			if shared {
 				r.Key, err = d.sharedStr(keys)
 			} else {
 				r.Key, err = d.str()
@@ -686,6 +689,12 @@ func decodeRequest(b []byte, r *Request, alias bool, keys *keyChunk) error {
 	}
 	if d.rest() != 0 {
 		return errTrailing
+	}
+	if shared && !r.Op.sharesKey() {
+		// A message may repeat a field: the op that decided to share the
+		// key need not be the op the request ends up with. (A request that
+		// fails to decode is only answered with an error, by ID.)
+		r.Key = strings.Clone(r.Key)
 	}
 	return nil
 }

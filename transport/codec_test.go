@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -288,6 +289,9 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			return
 		}
+		if inChunk(r.Key, keys) && !r.Op.sharesKey() {
+			t.Fatalf("the key of a %v request shares the chunk", r.Op)
+		}
 		// Whatever we accept, the library reads the same way...
 		var lib Request
 		if err := msgpack.Unmarshal(b, &lib); err != nil {
@@ -328,4 +332,51 @@ func FuzzDecodeResponse(f *testing.F) {
 			t.Fatalf("round trip changed %+v to %+v", r, again)
 		}
 	})
+}
+
+// inChunk reports whether s's bytes lie in c's array.
+func inChunk(s string, c keyChunk) bool {
+	if len(s) == 0 || cap(c) == 0 {
+		return false
+	}
+	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(c)))
+	return p >= lo && p < lo+uintptr(cap(c))
+}
+
+// A request that names its op twice gets a key of its own unless the op
+// it ends up with only reads the key, whichever op came first.
+func TestSharedKeyFollowsTheFinalOp(t *testing.T) {
+	enc := func(ops ...Op) []byte {
+		b := []byte{0x80 | byte(len(ops)+2)}
+		b = appendUint(appendKey(b, 'i'), 1)
+		b = appendUint(appendKey(b, 'o'), uint64(ops[0]))
+		b = append(appendKey(b, 'k'), 0xa3, 'a', 'b', 'c')
+		for _, op := range ops[1:] {
+			b = appendUint(appendKey(b, 'o'), uint64(op))
+		}
+		return b
+	}
+	for _, c := range []struct {
+		ops    []Op
+		shared bool
+	}{
+		{[]Op{OpGet}, true},
+		{[]Op{OpSet}, false},
+		{[]Op{OpGet, OpSet}, false},
+		{[]Op{OpGet, OpLoad}, false},
+		{[]Op{OpSet, OpGet}, false}, // the key came before the read op: allocated, which is safe
+		{[]Op{OpGet, OpTTL}, true},
+	} {
+		var keys keyChunk
+		var r Request
+		if err := decodeRequest(enc(c.ops...), &r, false, &keys); err != nil {
+			t.Fatalf("%v: %v", c.ops, err)
+		}
+		if r.Key != "abc" {
+			t.Fatalf("%v: key %q", c.ops, r.Key)
+		}
+		if got := inChunk(r.Key, keys); got != c.shared {
+			t.Errorf("ops %v: key in the shared chunk = %v, want %v", c.ops, got, c.shared)
+		}
+	}
 }
