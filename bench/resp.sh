@@ -28,10 +28,11 @@
 # own cluster — three shards on the servers' CPU, created with redis-cli
 # --cluster create — driven by redis-benchmark --cluster, which sends each
 # command straight to its key's shard as starling's smart client does,
-# against a single redis-server, with the same load generator and
-# placement. It says what owner-direct sharding over three processes costs
-# on this machine, independent of starling. redis-benchmark's cluster mode
-# counts a run's time in 250 ms steps, so both rows of that table send
+# against a single redis-server, with the same load generator (--cluster
+# runs a thread per shard, so both rows use --threads 3) and placement. It
+# says what owner-direct sharding over three processes costs on this
+# machine, independent of starling. Threaded, redis-benchmark counts a
+# run's time in 250 ms steps, so both rows of that table send
 # N x max(2, P) requests per run (a few seconds) to keep that error under
 # about 5%. REDIS_CLUSTER=0 skips it.
 #
@@ -154,15 +155,20 @@ hz=$(getconf CLK_TCK)
 # machine; the CPU a request costs moves less). With several PIDs, each
 # one's share follows: for a cluster addressed through its first node,
 # what the entry node and each owner spend.
-# RUN_N overrides the request count (N) and RUN_CLUSTER=1 adds
-# redis-benchmark's --cluster.
+# RUN_N overrides the request count (N), RUN_THREADS sets redis-benchmark's
+# --threads and RUN_CLUSTER=1 adds its --cluster. A failed redis-benchmark
+# fails the script rather than print a row of blanks.
 run() {
   local label=$1 port=$2 p=$3 out pid n=${RUN_N:-$N}
   shift 3
   local -a before=() each=() extra=()
-  [[ ${RUN_CLUSTER:-0} == 1 ]] && extra=(--cluster)
+  [[ -n ${RUN_THREADS:-} ]] && extra+=(--threads "$RUN_THREADS")
+  [[ ${RUN_CLUSTER:-0} == 1 ]] && extra+=(--cluster)
   for pid in "$@"; do before+=("$(cputicks "$pid")"); done
-  out=$(${on_load[@]+"${on_load[@]}"} redis-benchmark ${extra[@]+"${extra[@]}"} -p "$port" -t set,get -n "$n" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>/dev/null)
+  out=$(${on_load[@]+"${on_load[@]}"} redis-benchmark ${extra[@]+"${extra[@]}"} -p "$port" -t set,get -n "$n" -c "$C" -d "$D" -r "$R" -P "$p" --csv 2>&1) ||
+    { echo "bench/resp.sh: redis-benchmark failed on $label (port $port, P $p): $out" >&2; return 1; }
+  [[ $out == *'"SET"'* && $out == *'"GET"'* ]] ||
+    { echo "bench/resp.sh: no SET and GET results from redis-benchmark on $label (port $port, P $p): $out" >&2; return 1; }
   local i=0 total=0 t
   for pid in "$@"; do
     t=$(($(cputicks "$pid") - before[i]))
@@ -203,9 +209,14 @@ if [[ $PASSTHROUGH == 1 ]]; then
 fi
 wait_port "$((BASE + 1))"; wait_port "$((BASE + 30))"; wait_port "$((BASE + 31))"
 if [[ $REDIS_CLUSTER == 1 ]]; then
+  [[ $(redis-benchmark --help 2>&1) == *--cluster* ]] ||
+    { echo "bench/resp.sh: this redis-benchmark has no --cluster (Redis 6 or later has); run with REDIS_CLUSTER=0" >&2; exit 1; }
   rc_pids=()
   for i in 1 2 3; do
-    ${on_server[@]+"${on_server[@]}"} redis-server --port "$((BASE + 60 + i))" --bind 127.0.0.1 --cluster-enabled yes \
+    # Cluster bus ports BASE+64..66: every port this script uses stays
+    # within BASE..BASE+66.
+    ${on_server[@]+"${on_server[@]}"} redis-server --port "$((BASE + 60 + i))" --cluster-port "$((BASE + 63 + i))" \
+      --bind 127.0.0.1 --cluster-enabled yes \
       --cluster-config-file "nodes-$((BASE + 60 + i)).conf" --dir "$work" --save "" --appendonly no \
       --daemonize no >"$work/redis-cluster-$i.log" 2>&1 &
     pids+=($!)
@@ -217,9 +228,11 @@ if [[ $REDIS_CLUSTER == 1 ]]; then
     { echo "bench/resp.sh: redis-cli --cluster create failed (see below), or run with REDIS_CLUSTER=0" >&2; cat "$work/redis-cluster-create.log" >&2; exit 1; }
   for i in 1 2 3; do
     for _ in $(seq 200); do
-      redis-cli -p "$((BASE + 60 + i))" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+      [[ $(redis-cli -p "$((BASE + 60 + i))" cluster info 2>/dev/null) == *cluster_state:ok* ]] && continue 2
       sleep 0.05
     done
+    echo "bench/resp.sh: the Redis Cluster shard on port $((BASE + 60 + i)) did not reach cluster_state:ok; run with REDIS_CLUSTER=0 to skip it" >&2
+    exit 1
   done
 fi
 for _ in $(seq 200); do
@@ -294,17 +307,19 @@ rows() {
 }
 rows "${results[@]}"
 
+# redis-benchmark --cluster runs a thread per shard: the single server's
+# row gets as many, so that both rows have the same load generator.
 cluster_round() {
   local n=$((N * ($1 > 2 ? $1 : 2)))
-  RUN_N=$n run redis-1 "$((BASE + 1))" "$1" "$redis_pid"
-  RUN_N=$n RUN_CLUSTER=1 run redis-3 "$((BASE + 61))" "$1" "${rc_pids[@]}"
+  RUN_N=$n RUN_THREADS=3 run redis-1 "$((BASE + 1))" "$1" "$redis_pid"
+  RUN_N=$n RUN_THREADS=3 RUN_CLUSTER=1 run redis-3 "$((BASE + 61))" "$1" "${rc_pids[@]}"
 }
 
 if [[ $REDIS_CLUSTER == 1 ]]; then
   out=$(repeat "redis-benchmark --cluster" cluster_round | medians)
   mapfile -t cres <<<"$out"
   echo
-  echo "Redis Cluster reference: redis-benchmark -t set,get -n $N*max(2,P) -c $C -d $D -r $R; redis-1 is one redis-server, redis-3 three cluster shards driven with --cluster (each command straight to its key's shard); xredis against the first table's redis row; medians of $ROUNDS rounds; $placement"
+  echo "Redis Cluster reference: redis-benchmark -t set,get -n $N*max(2,P) -c $C -d $D -r $R; redis-1 is one redis-server, redis-3 three cluster shards driven with --cluster (each command straight to its key's shard), both with --threads 3 (--cluster runs a thread per shard); xredis against the first table's redis row (one thread); medians of $ROUNDS rounds; $placement"
   rows "${cres[@]}"
 fi
 
