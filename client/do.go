@@ -107,7 +107,7 @@ func (c *Client) call(ctx context.Context, req *transport.Request) (*transport.R
 			return resp, nil
 		}
 		rt.err = c.failed(ctx, m, err)
-		if !retryable(ctx, req, err) {
+		if !retryable(ctx, req, err, errors.Is(err, transport.ErrNotSent)) {
 			break
 		}
 	}
@@ -269,6 +269,10 @@ func (g *group) start(ctx context.Context, c *Client, idx []int, sub, reqs []*tr
 func (g *group) finish(ctx context.Context, c *Client, idx []int, reqs []*transport.Request, resps []*transport.Response, routes []route) {
 	m := g.m
 	out, err := g.flight.Wait()
+	sent := g.flight.Sent() // the requests after it never left
+	if errors.Is(err, transport.ErrNotSent) {
+		sent = 0
+	}
 	defer g.flight.Release() // once out is read
 	g.flight = nil
 	var ferr error
@@ -289,7 +293,7 @@ func (g *group) finish(ctx context.Context, c *Client, idx []int, reqs []*transp
 		if ferr == nil {
 			routes[i].err = fmt.Errorf("%w: %s: no reply", ErrUnavailable, m.addr)
 		}
-		if err == nil || !retryable(ctx, reqs[i], err) {
+		if err == nil || !retryable(ctx, reqs[i], err, j >= sent) {
 			routes[i].next = routes[i].n // final
 		}
 	}
@@ -337,27 +341,22 @@ func (c *Client) failed(ctx context.Context, m *member, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrUnavailable, m.addr, err)
 }
 
-// retryable reports whether a request that failed with err may be sent to
-// its next candidate: the caller still has time, and either it is a read,
-// or it never left (the dial failed), or it is a write that may safely be
-// applied twice (after a broken connection or a timed-out attempt).
-func retryable(ctx context.Context, req *transport.Request, err error) bool {
+// retryable reports whether a request that failed with err (the node
+// could not be reached, or did not answer in time) may be sent to its next
+// candidate: the caller still has time, and either it is a read, or a
+// write that may safely be applied twice, or it never left (notSent:
+// transport.ErrNotSent, or a flight's request past Sent). A write that
+// must not be applied twice (INCR, SET NX) and did leave may still be
+// applied by the node that timed out or lost its connection, so it is not
+// resent.
+func retryable(ctx context.Context, req *transport.Request, err error, notSent bool) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	unreachable := errors.Is(err, transport.ErrUnreachable)
-	if readOnly(req.Op) {
-		return unreachable || errors.Is(err, transport.ErrTimeout)
-	}
-	if errors.Is(err, transport.ErrTimeout) {
-		// The slow node refuses the request if it reads it late (it
-		// carries its deadline), and applying it twice changes nothing.
-		return idempotent(req)
-	}
-	if !unreachable {
+	if !errors.Is(err, transport.ErrUnreachable) && !errors.Is(err, transport.ErrTimeout) {
 		return false
 	}
-	return !errors.Is(err, transport.ErrConnLost) || idempotent(req)
+	return readOnly(req.Op) || idempotent(req) || notSent
 }
 
 // failure turns a delivery error into the response Do reports for it.

@@ -10,6 +10,7 @@ import (
 
 func TestRetryable(t *testing.T) {
 	refused := fmt.Errorf("transport: dial x: %w: refused", transport.ErrUnreachable)
+	waitedForDial := fmt.Errorf("%w: transport: x: %w", transport.ErrNotSent, transport.ErrTimeout)
 	lost := fmt.Errorf("transport: x: %w", transport.ErrConnLost)
 	timeout := fmt.Errorf("transport: x: %w", transport.ErrTimeout)
 	tooLarge := fmt.Errorf("transport: x: %w", transport.ErrFrameTooLarge)
@@ -22,29 +23,32 @@ func TestRetryable(t *testing.T) {
 	done, cancel := context.WithCancel(live)
 	cancel()
 	for _, c := range []struct {
-		ctx  context.Context
-		req  *transport.Request
-		err  error
-		want bool
+		ctx     context.Context
+		req     *transport.Request
+		err     error
+		notSent bool
+		want    bool
 	}{
-		{live, get, refused, true},
-		{live, get, lost, true},
-		{live, get, timeout, true},
-		{done, get, refused, false}, // the caller gave up
-		{live, get, tooLarge, false},
-		{live, set, refused, true},
-		{live, set, lost, true},
-		{live, set, timeout, true}, // refused if read late; a repeat changes nothing
-		{live, setNX, timeout, false},
-		{live, incr, timeout, false}, // may still be applied: not resent
-		{live, del, lost, true},
-		{live, setNX, refused, true}, // never left
-		{live, setNX, lost, false},
-		{live, incr, refused, true},
-		{live, incr, lost, false},
+		{live, get, refused, true, true},
+		{live, get, lost, false, true},
+		{live, get, timeout, false, true},
+		{done, get, refused, true, false}, // the caller gave up
+		{live, get, tooLarge, true, false},
+		{live, set, refused, true, true},
+		{live, set, lost, false, true},
+		{live, set, timeout, false, true}, // refused if read late; a repeat changes nothing
+		{live, setNX, timeout, false, false},
+		{live, incr, timeout, false, false}, // may still be applied: not resent
+		{live, incr, waitedForDial, true, true},
+		{live, del, lost, false, true},
+		{live, setNX, refused, true, true}, // never left
+		{live, setNX, lost, false, false},
+		{live, setNX, lost, true, true}, // queued after the connection broke
+		{live, incr, refused, true, true},
+		{live, incr, lost, false, false},
 	} {
-		if got := retryable(c.ctx, c.req, c.err); got != c.want {
-			t.Errorf("retryable(ctx err %v, %v flags %d, %v) = %v, want %v", c.ctx.Err(), c.req.Op, c.req.Flags, c.err, got, c.want)
+		if got := retryable(c.ctx, c.req, c.err, c.notSent); got != c.want {
+			t.Errorf("retryable(ctx err %v, %v flags %d, %v, notSent %v) = %v, want %v", c.ctx.Err(), c.req.Op, c.req.Flags, c.err, c.notSent, got, c.want)
 		}
 	}
 }

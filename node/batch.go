@@ -625,13 +625,18 @@ func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, l
 func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 	n := b.n
 	out, err := f.one[:0], f.err
+	sent := len(f.items) // how many may have reached the owner
 	switch {
 	case f.flight != nil:
 		out, err = f.flight.Wait()
+		sent = f.flight.Sent()
 		defer f.flight.Release() // once out is read
 	case err == nil:
 		f.one[0] = f.resp
 		out = f.one[:]
+	}
+	if errors.Is(err, transport.ErrNotSent) {
+		sent = 0
 	}
 	if err != nil {
 		n.peers.failed(f.addr, err)
@@ -644,7 +649,7 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 		}
 		it.next++
 		if it.next < it.count && failoverable(err) && ctx.Err() == nil &&
-			(repeatable(b.reqs[it.i]) || notSent(err)) {
+			(repeatable(b.reqs[it.i]) || j >= sent) {
 			retry = append(retry, it)
 			continue
 		}
@@ -655,8 +660,12 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 
 // repeatable reports whether req may be sent again to another replica
 // after the call to its owner failed with the outcome unknown (it timed
-// out, or the connection broke mid-request): the owner may or may not
-// have applied it. Reads, plain writes and deletes may (last
+// out, or the connection broke, after the request was handed to the
+// connection): the owner may have applied it, or may still, if it reads
+// it within its deadline and the allowed clock skew. A request that is
+// not repeatable is then answered with the error; only one that certainly
+// never left (transport.ErrNotSent, or past Flight.Sent) goes to the next
+// owner. Reads, plain writes and deletes may (last
 // writer wins makes a repeat harmless; a repeated DEL whose first copy was
 // applied answers 0 instead of 1, but leaves the key deleted, which is
 // what the caller asked for, where an error would leave it unsure); an
@@ -670,16 +679,6 @@ func repeatable(req *transport.Request) bool {
 		return req.Flags&(transport.FlagIfAbsent|transport.FlagIfPresent|transport.FlagGetOld) == 0
 	}
 	return true
-}
-
-// notSent reports whether a failed call certainly never reached its peer:
-// the connection could not be made. A timeout or a connection lost in
-// flight leaves the outcome unknown — the owner may have applied the
-// request, or may still, if it reads it within its deadline and the
-// allowed clock skew — so a request that is not repeatable is answered
-// with the error then, not sent to another owner to be applied twice.
-func notSent(err error) bool {
-	return errors.Is(err, transport.ErrUnreachable) && !errors.Is(err, transport.ErrConnLost)
 }
 
 // failoverable reports whether a failed call may be retried on another

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,4 +302,65 @@ func TestTimedOutIncrIsNotRetriedOnAnotherOwner(t *testing.T) {
 	if v, _, ok := nodes[2].Store().Get(plain); !ok || string(v) != "v" {
 		t.Errorf("next owner holds %q, %v for the SET; want v", v, ok)
 	}
+}
+
+// An INCR that could not reach its owner at all (every dial refused) was
+// never applied there: it goes to the key's next owner.
+func TestUnsentIncrFailsOverToTheNextOwner(t *testing.T) {
+	// node2's data address, chosen up front so that node1 refuses to
+	// connect to it from the start and never holds a connection that
+	// might have carried the INCR.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node2Addr := ln.Addr().String()
+	ln.Close()
+	refuse := &refuseNetwork{target: node2Addr}
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) {
+		c.Replicas = 2
+		// Whatever node1 failed to send node2 while the cluster formed
+		// must not make it skip node2 now: the INCR is to try it first.
+		c.PeerBackoff = time.Millisecond
+		switch c.Name {
+		case "node1":
+			c.Transport.Network = refuse
+		case "node2":
+			c.Addr = node2Addr
+		}
+	})
+	entry := nodes[0]
+	var counter string
+	for i := 0; counter == ""; i++ {
+		k := fmt.Sprintf("refused-%d", i)
+		if owners := entry.Ring().Owners(k, 2); owners[0] == "node2" && owners[1] == "node3" {
+			counter = k
+		}
+	}
+	before := refuse.refused.Load()
+	resp := entry.Handle(context.Background(), &transport.Request{Op: transport.OpIncr, Key: counter, Delta: 1})
+	if resp.Code != transport.CodeOK || resp.Int != 1 {
+		t.Fatalf("INCR whose owner refused the connection: %+v, want 1 from the next owner", resp)
+	}
+	if refuse.refused.Load() == before {
+		t.Fatal("the INCR never tried node2: the test proves nothing")
+	}
+	if v, _, ok := nodes[2].Store().Get(counter); !ok || string(v) != "1" {
+		t.Errorf("next owner holds %q, %v; want 1", v, ok)
+	}
+}
+
+// refuseNetwork is TCP, except that dials to target are refused.
+type refuseNetwork struct {
+	transport.TCPNetwork
+	target  string
+	refused atomic.Int64
+}
+
+func (r *refuseNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if addr == r.target {
+		r.refused.Add(1)
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	}
+	return r.TCPNetwork.Dial(ctx, addr)
 }

@@ -97,14 +97,14 @@ func (c *Client) Call(ctx context.Context, addr string, req *Request) (*Response
 // out of ctx's deadline is.
 func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d time.Duration) (*Response, error) {
 	if ctx.Err() != nil {
-		return nil, expired(ctx, addr) // do not send what nobody will wait for
+		return nil, unsent(expired(ctx, addr)) // do not send what nobody will wait for
 	}
 	if requestSizeHint(req) > c.cfg.MaxFrameSize {
-		return nil, c.tooLarge(addr)
+		return nil, unsent(c.tooLarge(addr))
 	}
 	p, err := c.peer(addr)
 	if err != nil {
-		return nil, err
+		return nil, unsent(err)
 	}
 	now := time.Now()
 	cl := c.getCall(ctx, now, d)
@@ -119,14 +119,15 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 		}
 		if err != nil {
 			c.putCall(cl)
-			return nil, err
+			return nil, unsent(err)
 		}
 		req.ID = c.nextID.Add(1)
 		sent, err := cc.send(cl, req, now)
 		if err != nil {
+			// Refused before it was queued (too large to frame).
 			cc.releaseSlot()
 			c.putCall(cl)
-			return nil, err
+			return nil, unsent(err)
 		}
 		if sent {
 			resp, err := cc.wait(ctx, cl, req.ID, cl.timerC)
@@ -137,9 +138,11 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 		if err := cc.failure(); errors.Is(err, ErrAuth) || attempt == maxSendAttempts {
 			c.putCall(cl)
 			if errors.Is(err, ErrAuth) {
-				return nil, err // a fresh connection would be refused too
+				return nil, unsent(err) // a fresh connection would be refused too
 			}
-			return nil, fmt.Errorf("transport: %s: %w", addr, ErrConnLost)
+			// Every connection tried was found broken before the
+			// request could be queued on it.
+			return nil, unsent(fmt.Errorf("transport: %s: %w", addr, ErrConnLost))
 		}
 	}
 }
@@ -393,7 +396,7 @@ func (f *Flight) Wait() ([]*Response, error) {
 		}
 	}
 	if f.sent == 0 {
-		return f.resps, f.err
+		return f.resps, unsent(f.err)
 	}
 	f.cc.mu.Lock()
 	err := f.connErr
@@ -403,6 +406,12 @@ func (f *Flight) Wait() ([]*Response, error) {
 	}
 	return f.resps, err
 }
+
+// Sent returns how many of the flight's requests, from the first, were
+// handed to a connection; call it after Wait, before Release. The others
+// never reached the peer (Wait's error says why), so they may be sent
+// elsewhere whatever they do.
+func (f *Flight) Sent() int { return f.sent }
 
 // abandon stops waiting for the replies not in yet: they are failed with
 // the timeout (or cancellation) error, and arrive, if ever, to nobody.

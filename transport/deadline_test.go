@@ -166,3 +166,57 @@ func TestCallWithinBoundsOneAttempt(t *testing.T) {
 		}
 	})
 }
+
+// ErrNotSent marks exactly the failures that came before a request was
+// handed to a connection: a refused dial, or a call whose time ran out
+// while it waited for a dial. A request that reached a server that never
+// answers is not marked, and Flight.Sent counts it.
+func TestNotSentMarksOnlyWhatNeverLeft(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		cfg := testConfig(nw)
+		c := newTestClient(t, cfg)
+		ctx := context.Background()
+
+		ln, err := nw.Listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := ln.Addr().String()
+		ln.Close()
+		if _, err := c.Call(ctx, closed, &Request{Op: OpIncr, Key: "k"}); !errors.Is(err, ErrNotSent) || !errors.Is(err, ErrUnreachable) {
+			t.Errorf("call to a closed port: %v, want ErrNotSent and ErrUnreachable", err)
+		}
+		f := c.Start(ctx, closed, []*Request{{Op: OpIncr, Key: "a"}, {Op: OpIncr, Key: "b"}})
+		if _, err := f.Wait(); !errors.Is(err, ErrNotSent) || f.Sent() != 0 {
+			t.Errorf("flight to a closed port: %v, %d sent; want ErrNotSent, 0", err, f.Sent())
+		}
+		f.Release()
+
+		h := &held{}
+		_, addr := startServer(t, cfg, h)
+		_, err = c.CallWithin(ctx, addr, &Request{Op: OpIncr, Key: "k"}, 100*time.Millisecond)
+		if !errors.Is(err, ErrTimeout) || errors.Is(err, ErrNotSent) {
+			t.Errorf("call the server read and never answered: %v, want ErrTimeout without ErrNotSent", err)
+		}
+		f = c.StartWithin(ctx, addr, []*Request{{Op: OpIncr, Key: "a"}, {Op: OpIncr, Key: "b"}}, 100*time.Millisecond)
+		if _, err := f.Wait(); !errors.Is(err, ErrTimeout) || errors.Is(err, ErrNotSent) || f.Sent() != 2 {
+			t.Errorf("flight the server read and never answered: %v, %d sent; want ErrTimeout without ErrNotSent, 2", err, f.Sent())
+		}
+		f.Release()
+		eventually(t, "the server holds all three requests", func() bool { return h.count() == 3 })
+
+		inmem, ok := nw.(*InmemNetwork)
+		if !ok {
+			return // a TCP dial to a listener that never accepts still connects
+		}
+		silent, err := inmem.Listen("127.0.0.1:0") // never accepts: the dial waits
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+		_, err = c.CallWithin(ctx, silent.Addr().String(), &Request{Op: OpIncr, Key: "k"}, 100*time.Millisecond)
+		if !errors.Is(err, ErrTimeout) || !errors.Is(err, ErrNotSent) {
+			t.Errorf("call whose time ran out during the dial: %v, want ErrTimeout and ErrNotSent", err)
+		}
+	})
+}

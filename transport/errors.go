@@ -19,6 +19,15 @@ var (
 	// flight, so the peer may or may not have applied it. It wraps
 	// ErrUnreachable: failover logic need test only that.
 	ErrConnLost = fmt.Errorf("connection lost: %w", ErrUnreachable)
+	// ErrNotSent marks a failure that came before any byte of the request
+	// was handed to a connection — no connection could be made or picked
+	// in time, the request was too large, the client was closed — so the
+	// peer cannot have received it, and even a request that must not be
+	// applied twice may be sent elsewhere. It is always found alongside
+	// the error that says why (errors.Is(err, ErrUnreachable), ErrTimeout,
+	// and so on). Its absence promises nothing: a request may have been
+	// queued on a connection that broke before writing it.
+	ErrNotSent = errors.New("request not sent")
 	// ErrTimeout reports that a call's deadline (the context's, the bound
 	// given to CallWithin or StartWithin, or Config.CallTimeout when the
 	// context has none) passed before the reply came. errors.Is(err, context.DeadlineExceeded) is true for it too, and
@@ -67,3 +76,20 @@ func (timeoutError) Temporary() bool { return true }
 
 // Is makes errors.Is(ErrTimeout, context.DeadlineExceeded) true.
 func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// notSentError is an error from before the request was handed to a
+// connection: errors.Is finds ErrNotSent in it, as well as everything in
+// the error it marks, whose message it keeps.
+type notSentError struct{ err error }
+
+func (e notSentError) Error() string   { return e.err.Error() }
+func (e notSentError) Unwrap() []error { return []error{ErrNotSent, e.err} }
+
+// unsent marks err (nil stays nil) as coming from before the request was
+// handed to a connection.
+func unsent(err error) error {
+	if err == nil || errors.Is(err, ErrNotSent) {
+		return err
+	}
+	return notSentError{err}
+}
