@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/starlingcache/starling/client"
+	"github.com/starlingcache/starling/client/clienttest"
 	"github.com/starlingcache/starling/ring"
 )
 
@@ -33,28 +34,28 @@ func TestDockerNodeLoss(t *testing.T) {
 	if out := d.docker("exec", d.ids["starling-3"], "/starling", "get", "--addr", "127.0.0.1:7001", key(7)); out != value(7) {
 		t.Fatalf("docker exec starling-3 /starling get %s = %q, want %q", key(7), out, value(7))
 	}
-	w := newCounters("w", 200)
-	w.preload(t, via1)
+	w := clienttest.NewCounters("w", 200, opTimeout)
+	w.Preload(t, via1)
 	distinct := int64(keys + 200)
 
-	l := newLoad()
-	l.run("via1-writer", w.writer(via1))
-	l.run("via1-reader", reader(via1, keys))
-	l.run("via2-reader", reader(via2, keys))
-	l.run("via21-reader", reader(d.client("starling-2", "starling-1"), keys))
-	l.warm(t, 300)
+	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l.Run("via1-writer", w.Writer(via1))
+	l.Run("via1-reader", reader(via1, keys))
+	l.Run("via2-reader", reader(via2, keys))
+	l.Run("via21-reader", reader(d.client("starling-2", "starling-1"), keys))
+	l.Warm(t, 300)
 
 	t0 := time.Now()
 	gone := []<-chan time.Duration{d.watchGone(t0, 60*time.Second, "starling-1", "starling-3"), d.watchGone(t0, 60*time.Second, "starling-2", "starling-3")}
 	d.docker("kill", d.ids["starling-3"])
 	killed := time.Since(t0) // detection below counts from the start of this command
-	detect := latest(t, "starling-3 dropped", gone...)
+	detect := clienttest.Latest(t, "starling-3 dropped", gone...)
 	converge := d.waitCopies(t0, 90*time.Second, 2*distinct, "starling-1", "starling-2")
 	time.Sleep(time.Until(t0.Add(2 * time.Second))) // load covers at least 2 s after the kill
-	window, _ := l.halt(t, "docker kill")
+	window, _ := l.Halt(t, "docker kill")
 	for _, s := range []string{"starling-1", "starling-2"} {
 		cl := d.client(s)
-		if err := w.check(cl, s); err != nil {
+		if _, err := w.Check(cl, s); err != nil {
 			t.Errorf("acknowledged writes lost after docker kill:\n%v", err)
 		}
 		readKeys(t, cl, keys, s)
@@ -85,21 +86,21 @@ func TestDockerPartition(t *testing.T) {
 	)
 	major, minor := d.client("starling-1"), d.client("starling-3")
 	writeKeys(t, major, keys)
-	forEach(t, conflict, func(i int) error { return set(major, partKey(i), "base") })
-	wMaj, wMin := newCounters("maj", 200), newCounters("min", 200)
-	wMaj.preload(t, major)
-	wMin.preload(t, major)
+	clienttest.Parallel(t, conflict, func(i int) error { return set(major, partKey(i), "base") })
+	wMaj, wMin := clienttest.NewCounters("maj", 200, opTimeout), clienttest.NewCounters("min", 200, opTimeout)
+	wMaj.Preload(t, major)
+	wMin.Preload(t, major)
 	distinct := int64(keys + conflict + 2*oneSided + 400)
 
-	l := newLoad()
-	l.run("majority-writer", wMaj.writer(major))
-	l.run("majority-reader", reader(d.client("starling-2"), keys))
-	l.run("minority-writer", wMin.writer(minor))
-	l.warm(t, 300)
+	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l.Run("majority-writer", wMaj.Writer(major))
+	l.Run("majority-reader", reader(d.client("starling-2"), keys))
+	l.Run("minority-writer", wMin.Writer(minor))
+	l.Warm(t, 300)
 
 	t0 := time.Now()
 	d.docker("network", "disconnect", d.mesh, d.ids["starling-3"])
-	detect := latest(t, "partition seen",
+	detect := clienttest.Latest(t, "partition seen",
 		d.watchGone(t0, 60*time.Second, "starling-1", "starling-3"),
 		d.watchGone(t0, 60*time.Second, "starling-2", "starling-3"),
 		d.watch(t0, 60*time.Second, "starling-3", func(alive []string) bool { return slices.Equal(alive, []string{"starling-3"}) }))
@@ -139,16 +140,16 @@ func TestDockerPartition(t *testing.T) {
 		}
 		return minor, major, "minority", "majority"
 	}
-	forEach(t, conflict, func(i int) error {
+	clienttest.Parallel(t, conflict, func(i int) error {
 		cl, _, side, _ := sides(i)
 		return write(cl, side, partKey(i), side+"-older")
 	})
 	time.Sleep(50 * time.Millisecond) // every "newer" write is clearly later than every "older" one
-	forEach(t, conflict, func(i int) error {
+	clienttest.Parallel(t, conflict, func(i int) error {
 		_, cl, _, side := sides(i)
 		return write(cl, side, partKey(i), side+"-newer")
 	})
-	forEach(t, oneSided, func(i int) error {
+	clienttest.Parallel(t, oneSided, func(i int) error {
 		if err := write(major, "majority", fmt.Sprintf("only-maj-%04d", i), "majority"); err != nil {
 			return err
 		}
@@ -159,7 +160,7 @@ func TestDockerPartition(t *testing.T) {
 		return second + "-newer"
 	}
 	// During the partition each side reads its own latest.
-	forEach(t, conflict, func(i int) error {
+	clienttest.Parallel(t, conflict, func(i int) error {
 		for _, c := range []struct {
 			cl   *client.Client
 			side string
@@ -225,7 +226,7 @@ func TestDockerPartition(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	copies := d.waitCopies(t1, 90*time.Second, 2*distinct, services...)
-	window, _ := l.halt(t, "partition")
+	window, _ := l.Halt(t, "partition")
 	// Every acknowledged write reads back through every node once the
 	// copies made on either side, and the writes made while the rings
 	// were merging, have reached their owners (a replica that missed a
@@ -234,8 +235,8 @@ func TestDockerPartition(t *testing.T) {
 	for ackDeadline := time.Now().Add(45 * time.Second); ; {
 		var errs []error
 		for _, s := range services {
-			for _, w := range []*counters{wMaj, wMin} {
-				if err := w.check(clients[s], s); err != nil {
+			for _, w := range []*clienttest.Counters{wMaj, wMin} {
+				if _, err := w.Check(clients[s], s); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -246,12 +247,12 @@ func TestDockerPartition(t *testing.T) {
 		}
 		if time.Now().After(ackDeadline) {
 			t.Errorf("acknowledged writes lost across the partition (45s after the heal):\n%v", errors.Join(errs...))
-			for _, w := range []*counters{wMaj, wMin} {
-				for j := range w.acked {
-					if v, err := get(major, w.key(j)); err == nil && v != fmt.Sprint(w.acked[j].Load()) {
-						at := time.Unix(0, w.ackedAt[j].Load())
+			for _, w := range []*clienttest.Counters{wMaj, wMin} {
+				for j := range w.Len() {
+					acked, at := w.Acked(j)
+					if v, err := get(major, w.Key(j)); err == nil && v != fmt.Sprint(acked) {
 						t.Logf("  %s: acknowledged %d at %v after the partition began (%v after the heal); copies: %s",
-							w.key(j), w.acked[j].Load(), at.Sub(t0).Round(time.Millisecond), at.Sub(t1).Round(time.Millisecond), d.copiesOf(w.key(j)))
+							w.Key(j), acked, at.Sub(t0).Round(time.Millisecond), at.Sub(t1).Round(time.Millisecond), d.copiesOf(w.Key(j)))
 					}
 				}
 			}
@@ -275,18 +276,18 @@ func TestDockerRollingRestart(t *testing.T) {
 	d := newDCluster(t)
 	const keys = 3000
 	writeKeys(t, d.client("starling-1"), keys)
-	w := newCounters("roll", 200)
-	w.preload(t, d.client("starling-1"))
+	w := clienttest.NewCounters("roll", 200, opTimeout)
+	w.Preload(t, d.client("starling-1"))
 	distinct := int64(keys + 200)
 
 	// Each client knows every node, in a different order, so whichever is
 	// restarting there is another way in.
-	l := newLoad()
-	l.run("reader-123", reader(d.client("starling-1", "starling-2", "starling-3"), keys))
-	l.run("reader-231", reader(d.client("starling-2", "starling-3", "starling-1"), keys))
-	l.run("reader-312", reader(d.client("starling-3", "starling-1", "starling-2"), keys))
-	l.run("writer-321", w.writer(d.client("starling-3", "starling-2", "starling-1")))
-	l.warm(t, 300)
+	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l.Run("reader-123", reader(d.client("starling-1", "starling-2", "starling-3"), keys))
+	l.Run("reader-231", reader(d.client("starling-2", "starling-3", "starling-1"), keys))
+	l.Run("reader-312", reader(d.client("starling-3", "starling-1", "starling-2"), keys))
+	l.Run("writer-321", w.Writer(d.client("starling-3", "starling-2", "starling-1")))
+	l.Warm(t, 300)
 
 	var detect, converge time.Duration
 	for _, s := range services {
@@ -295,20 +296,20 @@ func TestDockerRollingRestart(t *testing.T) {
 		gone := []<-chan time.Duration{d.watchGone(t0, 90*time.Second, others[0], s), d.watchGone(t0, 90*time.Second, others[1], s)}
 		d.docker("restart", "-t", "40", d.ids[s])
 		restarted := time.Since(t0)
-		left := latest(t, s+" left", gone...)
+		left := clienttest.Latest(t, s+" left", gone...)
 		rejoin := d.waitView(t0, 90*time.Second, services, services...)
 		back := d.waitCopies(t0, 90*time.Second, 2*distinct, services...)
 		detect, converge = max(detect, left), max(converge, back)
 		t.Logf("%s: docker restart took %v, the others dropped it after %v, all 3 see each other after %v, 2 copies after %v",
 			s, restarted.Round(time.Millisecond), left.Round(time.Millisecond), rejoin.Round(time.Millisecond), back.Round(time.Millisecond))
 	}
-	window, errs := l.halt(t, "rolling restart")
+	window, errs := l.Halt(t, "rolling restart")
 	if errs > 0 {
 		t.Errorf("%d requests failed during the rolling restart (every key must stay readable)", errs)
 	}
 	for _, s := range services {
 		cl := d.client(s)
-		if err := w.check(cl, s); err != nil {
+		if _, err := w.Check(cl, s); err != nil {
 			t.Errorf("acknowledged writes lost in the rolling restart:\n%v", err)
 		}
 		readKeys(t, cl, keys, s)

@@ -13,11 +13,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/starlingcache/starling/client"
+	"github.com/starlingcache/starling/client/clienttest"
 	"github.com/starlingcache/starling/transport"
 )
 
@@ -28,6 +28,7 @@ import (
 
 const (
 	opTimeout   = 2 * time.Second // one request of the tests' clients
+	loadMaxTime = 4 * time.Minute // every load worker
 	dockerLimit = 2 * time.Minute // one docker or compose command
 )
 
@@ -320,19 +321,6 @@ func (d *dcluster) watchGone(t0 time.Time, timeout time.Duration, svc, victim st
 	return d.watch(t0, timeout, svc, func(alive []string) bool { return !slices.Contains(alive, victim) })
 }
 
-func latest(t *testing.T, what string, chs ...<-chan time.Duration) time.Duration {
-	t.Helper()
-	var worst time.Duration
-	for _, ch := range chs {
-		v := <-ch
-		if v < 0 {
-			t.Fatalf("%s: not seen everywhere in time", what)
-		}
-		worst = max(worst, v)
-	}
-	return worst
-}
-
 // entries returns the number of entries svc holds, asked directly.
 func (d *dcluster) entries(svc string) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
@@ -397,180 +385,6 @@ func (d *dcluster) waitCopies(since time.Time, timeout time.Duration, want int64
 	}
 }
 
-// load runs paced workers, one request at a time each, and records per
-// worker the longest error window: from the start of the first failing
-// request to the end of the next successful one. Bounded in count and time.
-type load struct {
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	total atomic.Int64
-
-	mu      sync.Mutex
-	windows map[string]time.Duration
-	errs    map[string]int
-	ops     map[string]int
-	first   []string
-}
-
-const (
-	loadMaxOps  = 200000
-	loadMaxTime = 4 * time.Minute
-	loadPace    = 2 * time.Millisecond
-)
-
-func newLoad() *load {
-	return &load{stop: make(chan struct{}), windows: map[string]time.Duration{}, errs: map[string]int{}, ops: map[string]int{}}
-}
-
-func (l *load) run(name string, op func(ctx context.Context, i int) error) {
-	l.wg.Go(func() {
-		var (
-			inErr    bool
-			errStart time.Time
-			worst    time.Duration
-			nerr, i  int
-		)
-		began := time.Now()
-		defer func() {
-			if inErr {
-				worst = max(worst, time.Since(errStart))
-			}
-			l.mu.Lock()
-			l.windows[name], l.errs[name], l.ops[name] = worst, nerr, i
-			l.mu.Unlock()
-		}()
-		for ; i < loadMaxOps && time.Since(began) < loadMaxTime; i++ {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-			err := op(ctx, i)
-			cancel()
-			l.total.Add(1)
-			switch {
-			case err != nil:
-				nerr++
-				if !inErr {
-					inErr, errStart = true, start
-				}
-				l.mu.Lock()
-				if len(l.first) < 5 {
-					l.first = append(l.first, fmt.Sprintf("%s at %s: %v", name, start.Format("15:04:05.000"), err))
-				}
-				l.mu.Unlock()
-			case inErr:
-				inErr = false
-				worst = max(worst, time.Since(errStart))
-			}
-			time.Sleep(loadPace)
-		}
-	})
-}
-
-func (l *load) warm(t *testing.T, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for l.total.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("load issued %d requests in 30s, want %d", l.total.Load(), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// halt stops the workers, logs what each saw, and returns the longest
-// error window and the total number of errors.
-func (l *load) halt(t *testing.T, label string) (time.Duration, int) {
-	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var (
-		worst time.Duration
-		errs  int
-		parts []string
-	)
-	ws := make([]string, 0, len(l.windows))
-	for w := range l.windows {
-		ws = append(ws, w)
-	}
-	sort.Strings(ws)
-	for _, w := range ws {
-		worst = max(worst, l.windows[w])
-		errs += l.errs[w]
-		parts = append(parts, fmt.Sprintf("%s %d ops %d errors window %v", w, l.ops[w], l.errs[w], l.windows[w].Round(time.Millisecond)))
-	}
-	t.Logf("%s load: %s", label, strings.Join(parts, "; "))
-	for _, e := range l.first {
-		t.Logf("%s load error: %s", label, e)
-	}
-	if worst > time.Second {
-		t.Logf("%s: WARNING longest client error window %v exceeds the 1 s target", label, worst.Round(time.Millisecond))
-	}
-	return worst, errs
-}
-
-// counters remembers, per key a writer owns, the last round attempted and
-// the last acknowledged, so a final read tells a lost acknowledged write
-// from an unacknowledged one that landed anyway.
-type counters struct {
-	prefix    string
-	attempted []atomic.Int64
-	acked     []atomic.Int64
-	ackedAt   []atomic.Int64 // when the last acknowledged write returned, Unix ns
-}
-
-func newCounters(prefix string, n int) *counters {
-	return &counters{prefix: prefix, attempted: make([]atomic.Int64, n), acked: make([]atomic.Int64, n), ackedAt: make([]atomic.Int64, n)}
-}
-
-func (w *counters) key(j int) string { return fmt.Sprintf("%s-%04d", w.prefix, j) }
-
-func (w *counters) writer(cl *client.Client) func(ctx context.Context, i int) error {
-	return func(ctx context.Context, i int) error {
-		j := i % len(w.acked)
-		round := int64(i/len(w.acked) + 1)
-		w.attempted[j].Store(round)
-		if err := cl.Set(ctx, w.key(j), []byte(fmt.Sprint(round)), 0); err != nil {
-			return fmt.Errorf("set %s = %d: %w", w.key(j), round, err)
-		}
-		w.acked[j].Store(round)
-		w.ackedAt[j].Store(time.Now().UnixNano())
-		return nil
-	}
-}
-
-func (w *counters) preload(t *testing.T, cl *client.Client) {
-	t.Helper()
-	forEach(t, len(w.acked), func(j int) error { return set(cl, w.key(j), "0") })
-}
-
-func (w *counters) check(cl *client.Client, via string) error {
-	var errs []error
-	for j := range w.acked {
-		v, err := get(cl, w.key(j))
-		acked, attempted := w.acked[j].Load(), w.attempted[j].Load()
-		var got int64
-		if err == nil {
-			_, err = fmt.Sscan(v, &got)
-		}
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("get %s via %s: %w (acknowledged %d)", w.key(j), via, err, acked))
-		case got < acked || got > attempted:
-			errs = append(errs, fmt.Errorf("get %s via %s = %d; acknowledged %d, attempted %d", w.key(j), via, got, acked, attempted))
-		}
-		if len(errs) >= 5 {
-			break
-		}
-	}
-	return errors.Join(errs...)
-}
-
 func set(cl *client.Client, k, v string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
@@ -584,50 +398,17 @@ func get(cl *client.Client, k string) (string, error) {
 	return string(v), err
 }
 
-// forEach runs fn(i) for i in [0, n) on 8 workers and fails on the first error.
-func forEach(t *testing.T, n int, fn func(i int) error) {
-	t.Helper()
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	for range 8 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		t.Fatal(first)
-	}
-}
-
 func key(i int) string   { return fmt.Sprintf("key-%05d", i) }
 func value(i int) string { return fmt.Sprintf("value-%05d", i) }
 
 func writeKeys(t *testing.T, cl *client.Client, n int) {
 	t.Helper()
-	forEach(t, n, func(i int) error { return set(cl, key(i), value(i)) })
+	clienttest.Parallel(t, n, func(i int) error { return set(cl, key(i), value(i)) })
 }
 
 func readKeys(t *testing.T, cl *client.Client, n int, via string) {
 	t.Helper()
-	forEach(t, n, func(i int) error {
+	clienttest.Parallel(t, n, func(i int) error {
 		if v, err := get(cl, key(i)); err != nil || v != value(i) {
 			return fmt.Errorf("get %s via %s = %q, %v; want %q", key(i), via, v, err, value(i))
 		}

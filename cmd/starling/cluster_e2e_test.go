@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/starlingcache/starling/client"
+	"github.com/starlingcache/starling/client/clienttest"
 )
 
 // This file starts starling processes directly (not through the script)
@@ -219,39 +220,6 @@ func (c *procCluster) waitMembers(want int, ps ...*proc) time.Duration {
 	return time.Since(start)
 }
 
-// parallel runs fn(i) for i in [0,n) on 16 workers and fails on the first error.
-func parallel(t *testing.T, n int, fn func(i int) error) {
-	t.Helper()
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
-	)
-	for range 16 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					errMu.Lock()
-					if first == nil {
-						first = err
-					}
-					errMu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		t.Fatal(first)
-	}
-}
-
 func key(i int) string   { return fmt.Sprintf("key-%06d", i) }
 func value(i int) string { return fmt.Sprintf("value-%06d", i) }
 
@@ -260,7 +228,7 @@ const e2eKeys = 50000
 func writeAll(t *testing.T, cl *client.Client) {
 	t.Helper()
 	start := time.Now()
-	parallel(t, e2eKeys, func(i int) error {
+	clienttest.Parallel(t, e2eKeys, func(i int) error {
 		return cl.Set(context.Background(), key(i), []byte(value(i)), 0)
 	})
 	t.Logf("wrote %d keys in %v", e2eKeys, time.Since(start).Round(time.Millisecond))
@@ -268,7 +236,7 @@ func writeAll(t *testing.T, cl *client.Client) {
 
 func readAll(t *testing.T, cl *client.Client, via string) {
 	t.Helper()
-	parallel(t, e2eKeys, func(i int) error {
+	clienttest.Parallel(t, e2eKeys, func(i int) error {
 		v, err := cl.Get(context.Background(), key(i))
 		if err != nil || string(v) != value(i) {
 			return fmt.Errorf("get %s via %s = %q, %v; want %q", key(i), via, v, err, value(i))
@@ -323,7 +291,7 @@ func TestE2EJoinUnderLoad(t *testing.T) {
 	c.waitMembers(3, ps...)
 	const keys = 20000
 	w := c.client(ps[0])
-	parallel(t, keys, func(i int) error { return w.Set(context.Background(), key(i), []byte("0"), 0) })
+	clienttest.Parallel(t, keys, func(i int) error { return w.Set(context.Background(), key(i), []byte("0"), 0) })
 
 	var acked [keys]atomic.Int64
 	stop := make(chan struct{})
@@ -423,14 +391,14 @@ func TestE2EDeleteCrashRejoinDoesNotResurrect(t *testing.T) {
 	c.waitMembers(3, ps...)
 	cl := c.client(ps[0])
 	ctx := context.Background()
-	parallel(t, 1000, func(i int) error { return cl.Set(ctx, key(i), []byte(value(i)), 0) })
+	clienttest.Parallel(t, 1000, func(i int) error { return cl.Set(ctx, key(i), []byte(value(i)), 0) })
 	ps[1].kill()
-	parallel(t, 1000, func(i int) error { return cl.Delete(ctx, key(i)) })
+	clienttest.Parallel(t, 1000, func(i int) error { return cl.Delete(ctx, key(i)) })
 	ps[1] = c.start("n2")
 	c.waitMembers(3, ps...)
 	for _, p := range ps {
 		pc := c.client(p)
-		parallel(t, 1000, func(i int) error {
+		clienttest.Parallel(t, 1000, func(i int) error {
 			if _, err := pc.Get(ctx, key(i)); !errors.Is(err, client.ErrNotFound) {
 				return fmt.Errorf("get %s via %s after delete, crash and rejoin: %v", key(i), p.name, err)
 			}

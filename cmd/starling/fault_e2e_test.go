@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starlingcache/starling/client"
+	"github.com/starlingcache/starling/client/clienttest"
 )
 
 // Fault injection against real processes on loopback, with the local
@@ -33,34 +34,34 @@ func TestFaultKill9UnderLoad(t *testing.T) {
 	via1, via2 := c.client(ps[0]), c.client(ps[1])
 	writeKeys(t, via1, keys)
 	smart := smartClient(t, ps...)
-	wa, wb := newCounters("wa", 200), newCounters("wb", 200)
-	wa.preload(t, via1)
-	wb.preload(t, via1)
+	wa, wb := clienttest.NewCounters("wa", 200, opTimeout), clienttest.NewCounters("wb", 200, opTimeout)
+	wa.Preload(t, via1)
+	wb.Preload(t, via1)
 	distinct := int64(keys + 400)
 
-	l := newLoad()
-	l.run("smart-writer", wa.writer(smart))
-	l.run("n1-writer", wb.writer(via1))
-	l.run("smart-reader", reader(smart, keys))
-	l.run("n1-reader", reader(via1, keys))
-	l.run("n2-reader", reader(via2, keys))
-	l.warm(t, 500)
+	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l.Run("smart-writer", wa.Writer(smart))
+	l.Run("n1-writer", wb.Writer(via1))
+	l.Run("smart-reader", reader(smart, keys))
+	l.Run("n1-reader", reader(via1, keys))
+	l.Run("n2-reader", reader(via2, keys))
+	l.Warm(t, 500)
 
 	victim := ps[2]
 	t0 := time.Now()
 	victim.kill()
 	gone := []<-chan time.Duration{c.watchGone(t0, 30*time.Second, ps[0], victim.name), c.watchGone(t0, 30*time.Second, ps[1], victim.name)}
-	detect := detected(t, "n3 dropped", gone...)
+	detect := clienttest.Latest(t, "n3 dropped", gone...)
 	// The load stays on until every key has 2 copies again, and for at
 	// least 2 s after the kill.
 	converge := c.waitCopies(t0, 60*time.Second, ps[0], 2*distinct, ps[0], ps[1])
 	time.Sleep(time.Until(t0.Add(2 * time.Second)))
-	window := l.halt(t, "kill9")
+	window, _ := l.Halt(t, "kill9")
 
 	for _, p := range ps[:2] {
 		cl := c.client(p)
-		for _, w := range []*counters{wa, wb} {
-			if bad, err := w.check(cl, p.name); err != nil {
+		for _, w := range []*clienttest.Counters{wa, wb} {
+			if bad, err := w.Check(cl, p.name); err != nil {
 				t.Errorf("acknowledged writes lost after kill -9:\n%v", err)
 				for _, k := range bad {
 					t.Logf("  %s copies: %s", k, localCopies(t, k, ps[:2]...))
@@ -91,19 +92,19 @@ func TestFaultFrozenNode(t *testing.T) {
 	)
 	via1 := c.client(ps[0])
 	writeKeys(t, via1, keys)
-	parallel(t, frozenKeys, func(i int) error {
+	clienttest.Parallel(t, frozenKeys, func(i int) error {
 		return via1.Set(context.Background(), frozenKey(i), []byte(frozenValue("old", i)), 0)
 	})
 	smart := smartClient(t, ps...)
-	wa := newCounters("fa", 200)
-	wa.preload(t, via1)
+	wa := clienttest.NewCounters("fa", 200, opTimeout)
+	wa.Preload(t, via1)
 	distinct := int64(keys + frozenKeys + 200)
 
-	l := newLoad()
-	l.run("smart-writer", wa.writer(smart))
-	l.run("smart-reader", reader(smart, keys))
-	l.run("n1-reader", reader(via1, keys))
-	l.warm(t, 300)
+	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l.Run("smart-writer", wa.Writer(smart))
+	l.Run("smart-reader", reader(smart, keys))
+	l.Run("n1-reader", reader(via1, keys))
+	l.Warm(t, 300)
 
 	victim := ps[2]
 	t0 := time.Now()
@@ -153,7 +154,7 @@ func TestFaultFrozenNode(t *testing.T) {
 		}
 	}
 	rewrite := time.Since(t0)
-	detect := detected(t, "frozen n3 dropped", gone...)
+	detect := clienttest.Latest(t, "frozen n3 dropped", gone...)
 	t.Logf("frozen n3: rewrote %d keys through n1 in %v (%d failed attempts on %d keys); survivors dropped n3 after %v",
 		frozenKeys, rewrite.Round(time.Millisecond), failed, retried, detect.Round(time.Millisecond))
 	aroundIt := c.waitCopies(t0, 60*time.Second, ps[0], 2*distinct, ps[0], ps[1])
@@ -162,7 +163,7 @@ func TestFaultFrozenNode(t *testing.T) {
 	// the local profile) before waking it: the fault under test is a
 	// pause the others have already given up on.
 	time.Sleep(time.Until(t0.Add(max(minFreeze, detect+time.Second))))
-	window := l.halt(t, "frozen (while n3 was frozen)")
+	window, _ := l.Halt(t, "frozen (while n3 was frozen)")
 
 	// Wake it and read through it at once and continuously, until it has
 	// rejoined and a full pass has completed after that (bounded).
@@ -229,7 +230,7 @@ func TestFaultFrozenNode(t *testing.T) {
 			t.Errorf("%d of %d late-* keys read through %s are not the acknowledged value: the write n3 received while frozen (timed out at its client) was applied on wake with a newer version; e.g. %s: %s",
 				len(late), lateKeys, p.name, late[0], localCopies(t, late[0], ps...))
 		}
-		if bad, err := wa.check(cl, p.name); err != nil {
+		if bad, err := wa.Check(cl, p.name); err != nil {
 			t.Errorf("acknowledged writes lost around the freeze:\n%v", err)
 			t.Logf("  %s copies: %s", bad[0], localCopies(t, bad[0], ps...))
 		}
@@ -355,14 +356,14 @@ func TestFaultSeedsDownAtStart(t *testing.T) {
 	c.waitView(t0, 5*time.Second, []string{"n1"}, nil, n1)
 	t.Logf("n1 with its seed down served its first write %v after start", firstOK.Round(time.Millisecond))
 
-	l := newLoad()
-	l.run("n1-reader", reader(cl, keys))
-	l.warm(t, 100)
+	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l.Run("n1-reader", reader(cl, keys))
+	l.Warm(t, 100)
 	t1 := time.Now()
 	c.startJoin("s1", nil)
 	joined := c.waitView(t1, 30*time.Second, []string{"n1", "s1"}, nil, n1, seed)
 	converge := c.waitCopies(t1, 60*time.Second, n1, 2*keys, n1, seed)
-	window := l.halt(t, "seeds-down-at-start")
+	window, _ := l.Halt(t, "seeds-down-at-start")
 	readKeys(t, c.client(seed), keys, "s1")
 	t.Logf("seed appeared: both see each other after %v, every key at 2 copies after %v", joined.Round(time.Millisecond), converge.Round(time.Millisecond))
 	summary(t, "seeds_down_at_start", joined, converge, window, fmt.Sprintf("first_write_alone=%dms", firstOK.Milliseconds()))
@@ -387,19 +388,19 @@ func TestFaultAllSeedsDownLater(t *testing.T) {
 	)
 	cl3 := c.client(n3)
 	writeKeys(t, cl3, keys)
-	aw := newCounters("alone", 200)
-	aw.preload(t, cl3)
+	aw := clienttest.NewCounters("alone", 200, opTimeout)
+	aw.Preload(t, cl3)
 
-	l := newLoad()
-	l.run("n3-writer", aw.writer(cl3))
-	l.warm(t, 200)
+	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l.Run("n3-writer", aw.Writer(cl3))
+	l.Warm(t, 200)
 	t1 := time.Now()
 	s1.kill()
 	s2.kill()
 	detect := c.waitView(t1, 30*time.Second, []string{"n3"}, nil, n3)
 
 	// Alone, n3 serves what it holds and takes new writes.
-	parallel(t, isolated, func(i int) error {
+	clienttest.Parallel(t, isolated, func(i int) error {
 		return cl3.Set(context.Background(), fmt.Sprintf("iso-%04d", i), []byte(value(i)), 0)
 	})
 	var held []int
@@ -429,17 +430,17 @@ func TestFaultAllSeedsDownLater(t *testing.T) {
 	rejoin := c.waitView(t2, 30*time.Second, names(all...), nil, all...)
 	distinct := int64(len(held) + isolated + 200)
 	converge := c.waitCopies(t2, 60*time.Second, n3, 2*distinct, all...)
-	window := l.halt(t, "all-seeds-down (n3 alone and rejoining)")
+	window, _ := l.Halt(t, "all-seeds-down (n3 alone and rejoining)")
 
 	for _, p := range all {
 		pc := c.client(p)
-		if bad, err := aw.check(pc, p.name); err != nil {
+		if bad, err := aw.Check(pc, p.name); err != nil {
 			t.Errorf("acknowledged writes lost:\n%v", err)
 			for _, k := range bad {
 				t.Logf("  %s copies: %s", k, localCopies(t, k, all...))
 			}
 		}
-		parallel(t, isolated, func(i int) error {
+		clienttest.Parallel(t, isolated, func(i int) error {
 			k := fmt.Sprintf("iso-%04d", i)
 			v, err := pc.Get(context.Background(), k)
 			if err != nil || string(v) != value(i) {
@@ -447,7 +448,7 @@ func TestFaultAllSeedsDownLater(t *testing.T) {
 			}
 			return nil
 		})
-		parallel(t, len(held), func(j int) error {
+		clienttest.Parallel(t, len(held), func(j int) error {
 			i := held[j]
 			v, err := pc.Get(context.Background(), key(i))
 			if err != nil || string(v) != value(i) {
@@ -470,11 +471,11 @@ func TestFaultRestartAtNewAddress(t *testing.T) {
 	const keys = 3000
 	writeKeys(t, c.client(ps[0]), keys)
 	smart := smartClient(t, ps[0], ps[2])
-	l := newLoad()
-	l.run("smart-reader", reader(smart, keys))
-	l.run("n1-reader", reader(c.client(ps[0]), keys))
-	l.run("n3-reader", reader(c.client(ps[2]), keys))
-	l.warm(t, 300)
+	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l.Run("smart-reader", reader(smart, keys))
+	l.Run("n1-reader", reader(c.client(ps[0]), keys))
+	l.Run("n3-reader", reader(c.client(ps[2]), keys))
+	l.Warm(t, 300)
 
 	victim := ps[1]
 	oldData, oldGossip := victim.data, victim.gossip
@@ -485,11 +486,11 @@ func TestFaultRestartAtNewAddress(t *testing.T) {
 	movedOn := func(alive []string, addrs map[string]string) bool {
 		return !slices.Contains(alive, victim.name) || addrs[victim.name] != oldData
 	}
-	detect := detected(t, "old n2 entry dropped", c.watch(t0, 30*time.Second, ps[0], movedOn), c.watch(t0, 30*time.Second, ps[2], movedOn))
+	detect := clienttest.Latest(t, "old n2 entry dropped", c.watch(t0, 30*time.Second, ps[0], movedOn), c.watch(t0, 30*time.Second, ps[2], movedOn))
 	atNew := func(addrs map[string]string) bool { return addrs[victim.name] == victim.data }
 	rejoin := c.waitView(t0, 60*time.Second, names(ps...), atNew, ps...)
 	converge := c.waitCopies(t0, 60*time.Second, ps[0], 2*keys, ps...)
-	window := l.halt(t, "restart-new-address")
+	window, _ := l.Halt(t, "restart-new-address")
 	for _, p := range ps {
 		readKeys(t, c.client(p), keys, p.name)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,13 +9,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/starlingcache/starling/client"
+	"github.com/starlingcache/starling/client/clienttest"
 	"github.com/starlingcache/starling/transport"
 )
 
@@ -28,6 +26,9 @@ import (
 // that hangs on a dead or frozen node shows up as an error window of at
 // most this long rather than a stuck test.
 const opTimeout = 2 * time.Second
+
+// loadMaxTime bounds every load worker of these tests.
+const loadMaxTime = 90 * time.Second
 
 // startJoin launches (or relaunches, same ports) the named node with join
 // as its only seeds; an empty join starts a new cluster. Unlike start, it
@@ -207,21 +208,6 @@ func (c *procCluster) watchGone(t0 time.Time, timeout time.Duration, p *proc, vi
 	return c.watch(t0, timeout, p, func(alive []string, _ map[string]string) bool { return !slices.Contains(alive, victim) })
 }
 
-// detected waits for every watcher and returns the latest (the time until
-// all survivors dropped the victim); it fails if one gave up.
-func detected(t *testing.T, what string, chs ...<-chan time.Duration) time.Duration {
-	t.Helper()
-	var worst time.Duration
-	for _, ch := range chs {
-		d := <-ch
-		if d < 0 {
-			t.Fatalf("%s: not seen by every survivor in time", what)
-		}
-		worst = max(worst, d)
-	}
-	return worst
-}
-
 // smartClient returns a client that routes by its own copy of the ring
 // and knows every node in ps as a way in.
 func smartClient(t *testing.T, ps ...*proc) *client.Client {
@@ -237,189 +223,6 @@ func smartClient(t *testing.T, ps ...*proc) *client.Client {
 	}
 	t.Cleanup(func() { cl.Close() })
 	return cl
-}
-
-// load runs paced workers, each issuing one request at a time, and
-// records per worker the longest error window: from the start of the first
-// failing request to the end of the next successful one. Every loop is
-// bounded by loadMaxOps and loadMaxTime.
-type load struct {
-	stop chan struct{}
-	wg   sync.WaitGroup
-
-	total atomic.Int64 // requests issued so far, all workers
-
-	mu      sync.Mutex
-	windows map[string]time.Duration // worker -> longest error window
-	errs    map[string]int
-	ops     map[string]int
-	slowest time.Duration // longest single request, failed or not
-	first   []string      // first few errors, for the report
-}
-
-const (
-	loadMaxOps  = 200000
-	loadMaxTime = 90 * time.Second
-	loadPace    = 2 * time.Millisecond
-)
-
-func newLoad() *load {
-	return &load{stop: make(chan struct{}), windows: map[string]time.Duration{}, errs: map[string]int{}, ops: map[string]int{}}
-}
-
-// run starts a worker calling op(ctx, i) for i = 0, 1, ... until halt.
-func (l *load) run(name string, op func(ctx context.Context, i int) error) {
-	l.wg.Go(func() {
-		var (
-			inErr    bool
-			errStart time.Time
-			worst    time.Duration
-			nerr     int
-			slowest  time.Duration
-			i        int
-		)
-		began := time.Now()
-		defer func() {
-			if inErr {
-				worst = max(worst, time.Since(errStart))
-			}
-			l.mu.Lock()
-			l.windows[name], l.errs[name], l.ops[name] = worst, nerr, i
-			l.slowest = max(l.slowest, slowest)
-			l.mu.Unlock()
-		}()
-		for ; i < loadMaxOps && time.Since(began) < loadMaxTime; i++ {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-			err := op(ctx, i)
-			l.total.Add(1)
-			cancel()
-			end := time.Now()
-			slowest = max(slowest, end.Sub(start))
-			switch {
-			case err != nil:
-				nerr++
-				if !inErr {
-					inErr, errStart = true, start
-				}
-				l.mu.Lock()
-				if len(l.first) < 5 {
-					l.first = append(l.first, fmt.Sprintf("%s at %s: %v", name, start.Format("15:04:05.000"), err))
-				}
-				l.mu.Unlock()
-			case inErr:
-				inErr = false
-				worst = max(worst, end.Sub(errStart))
-			}
-			time.Sleep(loadPace)
-		}
-	})
-}
-
-// warm waits until the workers have issued n requests, so a fault lands
-// on a load that is already running.
-func (l *load) warm(t *testing.T, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for l.total.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("load issued %d requests in 30s, want %d", l.total.Load(), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// halt stops the workers and returns the longest error window any saw.
-func (l *load) halt(t *testing.T, label string) time.Duration {
-	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var worst time.Duration
-	ws := slices.Sorted(func(yield func(string) bool) {
-		for w := range l.windows {
-			if !yield(w) {
-				return
-			}
-		}
-	})
-	var parts []string
-	for _, w := range ws {
-		worst = max(worst, l.windows[w])
-		parts = append(parts, fmt.Sprintf("%s %d ops %d errors window %v", w, l.ops[w], l.errs[w], l.windows[w].Round(time.Millisecond)))
-	}
-	t.Logf("%s load: %s; slowest request %v", label, strings.Join(parts, "; "), l.slowest.Round(time.Millisecond))
-	for _, e := range l.first {
-		t.Logf("%s load error: %s", label, e)
-	}
-	if worst > time.Second {
-		t.Logf("%s: WARNING longest client error window %v exceeds the 1 s target", label, worst.Round(time.Millisecond))
-	}
-	return worst
-}
-
-// counters tracks, per key a writer owns, the last value attempted and the
-// last value acknowledged, so that a final read can tell a lost
-// acknowledged write (value below acked) from an unacknowledged one that
-// landed anyway (between acked and attempted, which is fine).
-type counters struct {
-	prefix    string
-	attempted []atomic.Int64
-	acked     []atomic.Int64
-}
-
-func newCounters(prefix string, n int) *counters {
-	return &counters{prefix: prefix, attempted: make([]atomic.Int64, n), acked: make([]atomic.Int64, n)}
-}
-
-func (w *counters) key(j int) string { return fmt.Sprintf("%s-%04d", w.prefix, j) }
-
-// writer returns a load op that writes round i to key i mod n.
-func (w *counters) writer(cl *client.Client) func(ctx context.Context, i int) error {
-	return func(ctx context.Context, i int) error {
-		j := i % len(w.acked)
-		round := int64(i/len(w.acked) + 1)
-		w.attempted[j].Store(round)
-		if err := cl.Set(ctx, w.key(j), []byte(fmt.Sprint(round)), 0); err != nil {
-			return fmt.Errorf("set %s = %d: %w", w.key(j), round, err)
-		}
-		w.acked[j].Store(round)
-		return nil
-	}
-}
-
-// check reads every key through cl and reports acknowledged writes that
-// are lost or values that were never written, and the keys concerned.
-func (w *counters) check(cl *client.Client, via string) (bad []string, _ error) {
-	var errs []error
-	for j := range w.acked {
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		v, err := cl.Get(ctx, w.key(j))
-		cancel()
-		acked, attempted := w.acked[j].Load(), w.attempted[j].Load()
-		var got int64
-		if err == nil {
-			_, err = fmt.Sscan(string(v), &got)
-		}
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("get %s via %s: %w (acknowledged %d)", w.key(j), via, err, acked))
-			bad = append(bad, w.key(j))
-		case got < acked || got > attempted:
-			errs = append(errs, fmt.Errorf("get %s via %s = %d; acknowledged %d, attempted %d", w.key(j), via, got, acked, attempted))
-			bad = append(bad, w.key(j))
-		}
-		if len(errs) >= 5 {
-			break
-		}
-	}
-	return bad, errors.Join(errs...)
 }
 
 // versionString decodes a hybrid-logical-clock version (node/hlc: 42 bits
@@ -457,12 +260,6 @@ func localCopies(t *testing.T, k string, ps ...*proc) string {
 	return strings.Join(parts, ", ")
 }
 
-// preload writes round 0 to every key the counters own.
-func (w *counters) preload(t *testing.T, cl *client.Client) {
-	t.Helper()
-	parallel(t, len(w.acked), func(j int) error { return cl.Set(context.Background(), w.key(j), []byte("0"), 0) })
-}
-
 // reader returns a load op that reads key(i mod n) and expects value(i mod n).
 func reader(cl *client.Client, n int) func(ctx context.Context, i int) error {
 	return func(ctx context.Context, i int) error {
@@ -481,13 +278,13 @@ func reader(cl *client.Client, n int) func(ctx context.Context, i int) error {
 // writeKeys writes value(i) under key(i) for i in [0, n) through cl.
 func writeKeys(t *testing.T, cl *client.Client, n int) {
 	t.Helper()
-	parallel(t, n, func(i int) error { return cl.Set(context.Background(), key(i), []byte(value(i)), 0) })
+	clienttest.Parallel(t, n, func(i int) error { return cl.Set(context.Background(), key(i), []byte(value(i)), 0) })
 }
 
 // readKeys checks key(i) == value(i) for every i in [0, n) through cl.
 func readKeys(t *testing.T, cl *client.Client, n int, via string) {
 	t.Helper()
-	parallel(t, n, func(i int) error {
+	clienttest.Parallel(t, n, func(i int) error {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
 		v, err := cl.Get(ctx, key(i))
