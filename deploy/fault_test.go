@@ -38,7 +38,7 @@ func TestDockerNodeLoss(t *testing.T) {
 	w.Preload(t, via1)
 	distinct := int64(keys + 200)
 
-	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l := clienttest.NewLoad(t, loadMaxTime, opTimeout)
 	l.Run("via1-writer", w.Writer(via1))
 	l.Run("via1-reader", reader(via1, keys))
 	l.Run("via2-reader", reader(via2, keys))
@@ -92,7 +92,7 @@ func TestDockerPartition(t *testing.T) {
 	wMin.Preload(t, major)
 	distinct := int64(keys + conflict + 2*oneSided + 400)
 
-	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l := clienttest.NewLoad(t, loadMaxTime, opTimeout)
 	l.Run("majority-writer", wMaj.Writer(major))
 	l.Run("majority-reader", reader(d.client("starling-2"), keys))
 	l.Run("minority-writer", wMin.Writer(minor))
@@ -282,7 +282,7 @@ func TestDockerRollingRestart(t *testing.T) {
 
 	// Each client knows every node, in a different order, so whichever is
 	// restarting there is another way in.
-	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l := clienttest.NewLoad(t, loadMaxTime, opTimeout)
 	l.Run("reader-123", reader(d.client("starling-1", "starling-2", "starling-3"), keys))
 	l.Run("reader-231", reader(d.client("starling-2", "starling-3", "starling-1"), keys))
 	l.Run("reader-312", reader(d.client("starling-3", "starling-1", "starling-2"), keys))

@@ -77,7 +77,9 @@ const maxSendAttempts = 3
 // set an earlier one. It gives up when ctx ends or, if ctx has no deadline, after
 // Config.CallTimeout. A non-nil error is a transport failure: errors.Is
 // with ErrUnreachable says the peer could not be reached or the connection
-// broke (ErrConnLost; the request may have been applied), with ErrTimeout
+// broke (ErrConnLost; the request may have been applied), with ErrNotSent
+// that the failure came before the request was handed to a connection
+// (whatever else it is, the peer never saw it), with ErrTimeout
 // (and context.DeadlineExceeded) that time ran out, with ErrClosed that the
 // Client was closed, with ErrFrameTooLarge that req exceeds
 // Config.MaxFrameSize (nothing was sent), with ErrAuth that the peer
@@ -408,10 +410,16 @@ func (f *Flight) Wait() ([]*Response, error) {
 }
 
 // Sent returns how many of the flight's requests, from the first, were
-// handed to a connection; call it after Wait, before Release. The others
-// never reached the peer (Wait's error says why), so they may be sent
-// elsewhere whatever they do.
-func (f *Flight) Sent() int { return f.sent }
+// handed to a connection: the others never reached the peer (Wait's error
+// says why), so they may be sent elsewhere whatever they do. Call it after
+// Wait and before Release; after Release it panics, since a released
+// flight's count (zero) would claim that nothing was sent.
+func (f *Flight) Sent() int {
+	if f.c == nil {
+		panic("transport: Flight.Sent after Release")
+	}
+	return f.sent
+}
 
 // abandon stops waiting for the replies not in yet: they are failed with
 // the timeout (or cancellation) error, and arrive, if ever, to nobody.

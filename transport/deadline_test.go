@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -218,5 +219,53 @@ func TestNotSentMarksOnlyWhatNeverLeft(t *testing.T) {
 		if !errors.Is(err, ErrTimeout) || !errors.Is(err, ErrNotSent) {
 			t.Errorf("call whose time ran out during the dial: %v, want ErrTimeout and ErrNotSent", err)
 		}
+	})
+}
+
+// A flight that could hand over only part of its requests — the
+// connection's in-flight slots ran out — counts what it handed over; a
+// flight that only waited for a slot handed over nothing. Sent on a
+// released flight panics rather than claim that nothing was sent.
+func TestFlightSentCountsWhatWasHandedOver(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		cfg := testConfig(nw)
+		cfg.MaxInflightPerConn = 2
+		cfg.ConnsPerPeer = 1
+		c := newTestClient(t, cfg)
+		h := &held{}
+		_, addr := startServer(t, testConfig(nw), h)
+		ctx := context.Background()
+
+		f := c.StartWithin(ctx, addr, []*Request{{Op: OpIncr, Key: "a"}, {Op: OpIncr, Key: "b"}, {Op: OpIncr, Key: "c"}}, 150*time.Millisecond)
+		_, err := f.Wait()
+		if f.Sent() != 2 || !errors.Is(err, ErrTimeout) || errors.Is(err, ErrNotSent) {
+			t.Errorf("flight of 3 with 2 slots: %d sent, %v; want 2, ErrTimeout without ErrNotSent", f.Sent(), err)
+		}
+		f.Release()
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("Sent on a released flight did not panic")
+				}
+			}()
+			f.Sent()
+		}()
+
+		// Both slots taken by calls the server holds; the next flight can
+		// only wait for one.
+		var calls sync.WaitGroup
+		for range 2 {
+			calls.Go(func() { c.CallWithin(ctx, addr, &Request{Op: OpIncr, Key: "x"}, time.Second) })
+		}
+		eventually(t, "the server holds the two calls", func() bool { return h.count() == 4 })
+		f = c.StartWithin(ctx, addr, []*Request{{Op: OpIncr, Key: "d"}}, 100*time.Millisecond)
+		if _, err := f.Wait(); f.Sent() != 0 || !errors.Is(err, ErrNotSent) || !errors.Is(err, ErrTimeout) {
+			t.Errorf("flight that waited for a slot: %d sent, %v; want 0, ErrNotSent and ErrTimeout", f.Sent(), err)
+		}
+		f.Release()
+		if _, err := c.CallWithin(ctx, addr, &Request{Op: OpIncr, Key: "e"}, 100*time.Millisecond); !errors.Is(err, ErrNotSent) {
+			t.Errorf("call that waited for a slot: %v, want ErrNotSent", err)
+		}
+		calls.Wait()
 	})
 }

@@ -84,7 +84,12 @@
 // (refused or failed dial, broken connection: fail over to a replica),
 // ErrConnLost (the connection broke with the request in flight; also
 // ErrUnreachable), ErrTimeout (also context.DeadlineExceeded), ErrClosed,
-// ErrFrameTooLarge and ErrAuth.
+// ErrFrameTooLarge and ErrAuth. Any of them may also be ErrNotSent: the
+// failure came before the request was handed to a connection, so the peer
+// never saw it, and a caller may send even a request that must not be
+// applied twice elsewhere (a flight's Sent says how many of its requests
+// were handed over). Without ErrNotSent a timed-out or lost request may
+// have been applied.
 //
 // ErrAuth (a refused or failed TLS or secret handshake, or a TLS/plaintext
 // mismatch) is deliberately not ErrUnreachable: the peer is up, no

@@ -16,8 +16,10 @@ var (
 	// ErrConnLost.
 	ErrUnreachable = errors.New("peer unreachable")
 	// ErrConnLost reports that the connection broke while the request was in
-	// flight, so the peer may or may not have applied it. It wraps
-	// ErrUnreachable: failover logic need test only that.
+	// flight, so the peer may or may not have applied it — unless the
+	// error is also ErrNotSent (every connection tried was found broken
+	// before the request could be queued on it). It wraps ErrUnreachable:
+	// failover logic need test only that.
 	ErrConnLost = fmt.Errorf("connection lost: %w", ErrUnreachable)
 	// ErrNotSent marks a failure that came before any byte of the request
 	// was handed to a connection — no connection could be made or picked

@@ -1,8 +1,8 @@
 // Package clienttest drives a starling cluster through the client package
 // in end-to-end tests: a paced Load that measures the longest stretch a
 // steady client saw errors for, Counters whose final check tells a lost
-// acknowledged write from an unacknowledged one that landed anyway, and
-// Parallel. The multi-process fault suite (cmd/starling) and the docker
+// acknowledged write from an unacknowledged one that landed anyway,
+// Parallel, and Latest for fault watchers. The multi-process fault suite (cmd/starling) and the docker
 // one (deploy) share it, so both measure failover the same way.
 package clienttest
 
@@ -36,6 +36,7 @@ type Load struct {
 	maxTime   time.Duration
 	opTimeout time.Duration
 	stop      chan struct{}
+	stopOnce  sync.Once
 	wg        sync.WaitGroup
 
 	total atomic.Int64 // requests issued so far, all workers
@@ -49,9 +50,10 @@ type Load struct {
 }
 
 // NewLoad returns a Load whose workers run for at most maxTime and give
-// each request opTimeout.
-func NewLoad(maxTime, opTimeout time.Duration) *Load {
-	return &Load{
+// each request opTimeout. Its workers are stopped when t ends, if the test
+// did not get to Halt (it failed first).
+func NewLoad(t testing.TB, maxTime, opTimeout time.Duration) *Load {
+	l := &Load{
 		maxTime:   maxTime,
 		opTimeout: opTimeout,
 		stop:      make(chan struct{}),
@@ -59,6 +61,14 @@ func NewLoad(maxTime, opTimeout time.Duration) *Load {
 		errs:      map[string]int{},
 		ops:       map[string]int{},
 	}
+	t.Cleanup(l.halt)
+	return l
+}
+
+// halt stops the workers and waits for them; it may be called again.
+func (l *Load) halt() {
+	l.stopOnce.Do(func() { close(l.stop) })
+	l.wg.Wait()
 }
 
 // Run starts a worker named name calling op(ctx, i) for i = 0, 1, ...
@@ -132,8 +142,7 @@ func (l *Load) Warm(t testing.TB, n int64) {
 // longest error window any saw and the errors they saw in all.
 func (l *Load) Halt(t testing.TB, label string) (worst time.Duration, errs int) {
 	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
+	l.halt()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var parts []string
@@ -170,8 +179,8 @@ type Counters struct {
 	ackedAt   []atomic.Int64 // when the last acknowledged write returned, Unix ns
 }
 
-// NewCounters returns Counters for n keys named prefix-0000 and on, whose
-// writes and reads each get opTimeout.
+// NewCounters returns Counters for n keys named prefix-0000 and on; each
+// read of Check gets opTimeout (the writes get their Load's).
 func NewCounters(prefix string, n int, opTimeout time.Duration) *Counters {
 	return &Counters{
 		prefix:    prefix,
@@ -194,14 +203,11 @@ func (w *Counters) Acked(j int) (round int64, at time.Time) {
 	return w.acked[j].Load(), time.Unix(0, w.ackedAt[j].Load())
 }
 
-// Preload writes round 0 to every key.
+// Preload writes round 0 to every key, each write bounded by the
+// client's own Timeout.
 func (w *Counters) Preload(t testing.TB, cl *client.Client) {
 	t.Helper()
-	Parallel(t, w.Len(), func(j int) error {
-		ctx, cancel := context.WithTimeout(context.Background(), w.opTimeout)
-		defer cancel()
-		return cl.Set(ctx, w.Key(j), []byte("0"), 0)
-	})
+	Parallel(t, w.Len(), func(j int) error { return cl.Set(context.Background(), w.Key(j), []byte("0"), 0) })
 }
 
 // Writer returns a Load op that writes round i/n+1 to key i mod n.
@@ -252,18 +258,20 @@ func (w *Counters) Check(cl *client.Client, via string) (bad []string, _ error) 
 const parallelWorkers = 16
 
 // Parallel runs fn(i) for i in [0, n) on a few goroutines and fails the
-// test on the first error, once all have stopped.
+// test on the first error, once all have stopped (none starts another
+// call after an error).
 func Parallel(t testing.TB, n int, fn func(i int) error) {
 	t.Helper()
 	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
+		next   atomic.Int64
+		failed atomic.Bool
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		first  error
 	)
 	for range parallelWorkers {
 		wg.Go(func() {
-			for {
+			for !failed.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
@@ -274,6 +282,7 @@ func Parallel(t testing.TB, n int, fn func(i int) error) {
 						first = err
 					}
 					mu.Unlock()
+					failed.Store(true)
 					return
 				}
 			}

@@ -39,7 +39,7 @@ func TestFaultKill9UnderLoad(t *testing.T) {
 	wb.Preload(t, via1)
 	distinct := int64(keys + 400)
 
-	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l := clienttest.NewLoad(t, loadMaxTime, opTimeout)
 	l.Run("smart-writer", wa.Writer(smart))
 	l.Run("n1-writer", wb.Writer(via1))
 	l.Run("smart-reader", reader(smart, keys))
@@ -100,7 +100,7 @@ func TestFaultFrozenNode(t *testing.T) {
 	wa.Preload(t, via1)
 	distinct := int64(keys + frozenKeys + 200)
 
-	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l := clienttest.NewLoad(t, loadMaxTime, opTimeout)
 	l.Run("smart-writer", wa.Writer(smart))
 	l.Run("smart-reader", reader(smart, keys))
 	l.Run("n1-reader", reader(via1, keys))
@@ -356,7 +356,7 @@ func TestFaultSeedsDownAtStart(t *testing.T) {
 	c.waitView(t0, 5*time.Second, []string{"n1"}, nil, n1)
 	t.Logf("n1 with its seed down served its first write %v after start", firstOK.Round(time.Millisecond))
 
-	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l := clienttest.NewLoad(t, loadMaxTime, opTimeout)
 	l.Run("n1-reader", reader(cl, keys))
 	l.Warm(t, 100)
 	t1 := time.Now()
@@ -391,7 +391,7 @@ func TestFaultAllSeedsDownLater(t *testing.T) {
 	aw := clienttest.NewCounters("alone", 200, opTimeout)
 	aw.Preload(t, cl3)
 
-	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l := clienttest.NewLoad(t, loadMaxTime, opTimeout)
 	l.Run("n3-writer", aw.Writer(cl3))
 	l.Warm(t, 200)
 	t1 := time.Now()
@@ -471,7 +471,7 @@ func TestFaultRestartAtNewAddress(t *testing.T) {
 	const keys = 3000
 	writeKeys(t, c.client(ps[0]), keys)
 	smart := smartClient(t, ps[0], ps[2])
-	l := clienttest.NewLoad(loadMaxTime, opTimeout)
+	l := clienttest.NewLoad(t, loadMaxTime, opTimeout)
 	l.Run("smart-reader", reader(smart, keys))
 	l.Run("n1-reader", reader(c.client(ps[0]), keys))
 	l.Run("n3-reader", reader(c.client(ps[2]), keys))
