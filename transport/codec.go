@@ -471,8 +471,8 @@ func (d *decoder) str() (string, error) {
 }
 
 // sharedStr is str with the string's bytes copied into keys (see
-// keyChunk) rather than allocated on their own.
-func (d *decoder) sharedStr(keys *keyChunk) (string, error) {
+// KeyChunk) rather than allocated on their own.
+func (d *decoder) sharedStr(keys *KeyChunk) (string, error) {
 	if d.peekNil() {
 		return "", nil
 	}
@@ -480,40 +480,43 @@ func (d *decoder) sharedStr(keys *keyChunk) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return keys.str(s), nil
+	return keys.String(s), nil
 }
 
-// keyChunk holds the keys of one server connection's read-only requests
-// (sharesKey), so that decoding a GET allocates nothing per request: each
-// key is appended to a chunk that strings are made to point into
-// (unsafe.String), and no byte of a chunk is written again once a key has
-// been copied there, which is what keeps those strings immutable. A key
-// that a handler keeps keeps its chunk alive, at most keyChunkSize bytes;
-// handlers that keep keys for long (a node's hints) clone them. Longer
-// keys get an allocation of their own.
-type keyChunk []byte
+// KeyChunk makes strings of short keys without an allocation each: it
+// copies them into a shared chunk and makes the strings point into it
+// (unsafe.String). No byte of a chunk is written again once a key has
+// been copied there, which is what keeps those strings immutable; a full
+// chunk is left to the strings that use it and a new one begun. A key
+// that is kept keeps its chunk alive, at most 4 KiB, so a chunk suits
+// keys that are only looked up (see SharesKey); whoever keeps one for long
+// should keep a copy (strings.Clone). Keys over 256 bytes get an
+// allocation of their own. The zero value is ready; a KeyChunk must not
+// be used by two goroutines at once. A server's read loop keeps one per
+// connection, and so does a RESP front end.
+type KeyChunk struct{ b []byte }
 
 const (
 	keyChunkSize = 4096
 	maxChunkKey  = 256
 )
 
-func (c *keyChunk) str(b []byte) string {
+// String returns b as a string, in the chunk if it is short.
+func (c *KeyChunk) String(b []byte) string {
 	if len(b) == 0 || len(b) > maxChunkKey {
 		return string(b)
 	}
-	if cap(*c)-len(*c) < len(b) {
-		*c = make([]byte, 0, keyChunkSize)
+	if cap(c.b)-len(c.b) < len(b) {
+		c.b = make([]byte, 0, keyChunkSize)
 	}
-	n := len(*c)
-	*c = append(*c, b...)
-	return unsafe.String(&(*c)[n], len(b))
+	n := len(c.b)
+	c.b = append(c.b, b...)
+	return unsafe.String(&c.b[n], len(b))
 }
 
-// sharesKey reports whether a request of op only reads its key, so that
-// the server may decode the key into a keyChunk: nothing that serves it
-// stores the key, it is only looked up.
-func (o Op) sharesKey() bool {
+// SharesKey reports whether a request of op only reads its key, so that
+// the key may be made with a KeyChunk: serving it only looks the key up.
+func (o Op) SharesKey() bool {
 	return o == OpGet || o == OpExists || o == OpTTL
 }
 
@@ -637,7 +640,7 @@ func (d *decoder) skip(depth int) error {
 // decodeRequest decodes b into r, which should be zero. Fields are set as
 // they are read, so after an error r.ID may still be usable to answer with
 // an error response. alias lets r.Value point into b.
-func decodeRequest(b []byte, r *Request, alias bool, keys *keyChunk) error {
+func decodeRequest(b []byte, r *Request, alias bool, keys *KeyChunk) error {
 	d := decoder{b: b, alias: alias}
 	n, err := d.containerLen(true)
 	if err != nil {
@@ -662,7 +665,7 @@ func decodeRequest(b []byte, r *Request, alias bool, keys *keyChunk) error {
 		case "k":
 			// The op comes first in what Client sends; a key read before
 			// it gets an allocation of its own.
-			shared = keys != nil && r.Op.sharesKey()
+			shared = keys != nil && r.Op.SharesKey()
 			if shared {
 				r.Key, err = d.sharedStr(keys)
 			} else {
@@ -690,7 +693,7 @@ func decodeRequest(b []byte, r *Request, alias bool, keys *keyChunk) error {
 	if d.rest() != 0 {
 		return errTrailing
 	}
-	if shared && !r.Op.sharesKey() {
+	if shared && !r.Op.SharesKey() {
 		// A message may repeat a field: the op that decided to share the
 		// key need not be the op the request ends up with. (A request that
 		// fails to decode is only answered with an error, by ID.)

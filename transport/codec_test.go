@@ -282,14 +282,14 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add(lib)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r Request
-		var keys keyChunk // as the server decodes: read-only ops' keys shared
+		var keys KeyChunk // as the server decodes: read-only ops' keys shared
 		if err := decodeRequest(b, &r, false, &keys); err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v is not ErrMalformed", err)
 			}
 			return
 		}
-		if inChunk(r.Key, keys) && !r.Op.sharesKey() {
+		if inChunk(r.Key, keys) && !r.Op.SharesKey() {
 			t.Fatalf("the key of a %v request shares the chunk", r.Op)
 		}
 		// Whatever we accept, the library reads the same way...
@@ -335,12 +335,12 @@ func FuzzDecodeResponse(f *testing.F) {
 }
 
 // inChunk reports whether s's bytes lie in c's array.
-func inChunk(s string, c keyChunk) bool {
-	if len(s) == 0 || cap(c) == 0 {
+func inChunk(s string, c KeyChunk) bool {
+	if len(s) == 0 || cap(c.b) == 0 {
 		return false
 	}
-	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(c)))
-	return p >= lo && p < lo+uintptr(cap(c))
+	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(c.b)))
+	return p >= lo && p < lo+uintptr(cap(c.b))
 }
 
 // A request that names its op twice gets a key of its own unless the op
@@ -367,7 +367,7 @@ func TestSharedKeyFollowsTheFinalOp(t *testing.T) {
 		{[]Op{OpSet, OpGet}, false}, // the key came before the read op: allocated, which is safe
 		{[]Op{OpGet, OpTTL}, true},
 	} {
-		var keys keyChunk
+		var keys KeyChunk
 		var r Request
 		if err := decodeRequest(enc(c.ops...), &r, false, &keys); err != nil {
 			t.Fatalf("%v: %v", c.ops, err)

@@ -480,7 +480,7 @@ func (c *serverConn) readLoop() (graceful bool) {
 	bh, _ := c.srv.handler.(BatchHandler)
 	var pending []*Request // decoded but not yet handed to bh
 	var reqs chunk[Request]
-	var keys keyChunk
+	var keys KeyChunk
 	// nowMs is the clock expired compares deadlines with, read once per
 	// network read rather than once per request (0: read it), and again
 	// after anything that may have blocked the loop.

@@ -1281,7 +1281,7 @@ func TestFlightReleaseReuse(t *testing.T) {
 }
 
 // The keys of read-only requests share chunks of memory on the server
-// (keyChunk): a key a handler keeps must still read as it did when it was
+// (KeyChunk): a key a handler keeps must still read as it did when it was
 // decoded after many more requests, and after a chunk fills up, whatever
 // the key's length and whichever op carried it.
 func TestServerKeysStayIntact(t *testing.T) {

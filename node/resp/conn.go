@@ -12,7 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/starlingcache/starling/transport"
 )
@@ -112,9 +111,8 @@ type batch struct {
 	resps []*transport.Response
 	pool  []*transport.Request
 	pend  []pending
-	// keys is the chunk that the keys of read requests are copied into
-	// (see keyString). Bytes once appended are never written again.
-	keys []byte
+	// keys makes the keys of read requests (see keyString).
+	keys transport.KeyChunk
 	// scratch is where a ScratchBackend builds the answers; nil until the
 	// first batch of a backend that is one.
 	scratch Scratch
@@ -433,30 +431,15 @@ func (c *conn) newReq(op transport.Op, key []byte) *transport.Request {
 	return r
 }
 
-const (
-	// keyChunk is the size of the chunks read keys are copied into, and
-	// maxChunkKey the longest key copied into one.
-	keyChunk    = 4096
-	maxChunkKey = 256
-)
-
 // keyString returns key as a string for a request of type op. The key of
-// a write must be a string of its own, since the store keeps it. The key
-// of a read is only looked up, so reads share allocations: their keys are
-// appended to a chunk that strings are made to point into (unsafe.String)
-// and that is never written again where a key was copied, which is what
-// keeps those strings immutable. A key that something keeps after all
-// keeps its chunk alive, at most keyChunk bytes.
+// a write gets a string of its own: writes can be kept (replicated in the
+// background, remembered as hints). The key of a read is only looked up,
+// so reads share allocations (transport.KeyChunk).
 func (c *conn) keyString(op transport.Op, key []byte) string {
-	if len(key) == 0 || len(key) > maxChunkKey || op != transport.OpGet && op != transport.OpExists && op != transport.OpTTL {
+	if !op.SharesKey() {
 		return string(key)
 	}
-	if cap(c.keys)-len(c.keys) < len(key) {
-		c.keys = make([]byte, 0, keyChunk)
-	}
-	n := len(c.keys)
-	c.keys = append(c.keys, key...)
-	return unsafe.String(&c.keys[n], len(key))
+	return c.keys.String(key)
 }
 
 // await queues the reply of a command whose requests are reqs[first:].
