@@ -344,11 +344,11 @@ func (c *Client) failed(ctx context.Context, m *member, err error) error {
 // retryable reports whether a request that failed with err (the node
 // could not be reached, or did not answer in time) may be sent to its next
 // candidate: the caller still has time, and either it is a read, or a
-// write that may safely be applied twice, or it never left (notSent:
-// transport.ErrNotSent, or a flight's request past Sent). A write that
-// must not be applied twice (INCR, SET NX) and did leave may still be
-// applied by the node that timed out or lost its connection, so it is not
-// resent.
+// write that may safely be applied twice, or it never left because the
+// node could not be reached (notSent: transport.ErrNotSent, or a flight's
+// request past Sent, and not a timeout). A write that must not be applied
+// twice (INCR, SET NX) and did leave may still be applied by the node that
+// timed out or lost its connection, so it is not resent.
 func retryable(ctx context.Context, req *transport.Request, err error, notSent bool) bool {
 	if ctx.Err() != nil {
 		return false
@@ -356,7 +356,13 @@ func retryable(ctx context.Context, req *transport.Request, err error, notSent b
 	if !errors.Is(err, transport.ErrUnreachable) && !errors.Is(err, transport.ErrTimeout) {
 		return false
 	}
-	return readOnly(req.Op) || idempotent(req) || notSent
+	if readOnly(req.Op) || idempotent(req) {
+		return true
+	}
+	// A request that only waited — for a dial or a free slot — until its
+	// time ran out never left either, but its node may be alive and busy
+	// with other writes to the key: a second coordinator would race it.
+	return notSent && !errors.Is(err, transport.ErrTimeout)
 }
 
 // failure turns a delivery error into the response Do reports for it.

@@ -38,8 +38,9 @@ func TestRetryable(t *testing.T) {
 		{live, set, lost, false, true},
 		{live, set, timeout, false, true}, // refused if read late; a repeat changes nothing
 		{live, setNX, timeout, false, false},
-		{live, incr, timeout, false, false}, // may still be applied: not resent
-		{live, incr, waitedForDial, true, true},
+		{live, incr, timeout, false, false},      // may still be applied: not resent
+		{live, incr, waitedForDial, true, false}, // its node may be alive, and busy with the key
+		{live, get, waitedForDial, true, true},
 		{live, del, lost, false, true},
 		{live, setNX, refused, true, true}, // never left
 		{live, setNX, lost, false, false},

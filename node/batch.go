@@ -625,18 +625,27 @@ func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, l
 func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 	n := b.n
 	out, err := f.one[:0], f.err
-	sent := len(f.items) // how many may have reached the owner
+	// safe is how many items, from the first, may have reached the owner
+	// or may yet be applied by it: the rest may go to the next owner
+	// whatever they do.
+	safe := len(f.items)
 	switch {
 	case f.flight != nil:
 		out, err = f.flight.Wait()
-		sent = f.flight.Sent()
+		safe = f.flight.Sent()
 		defer f.flight.Release() // once out is read
 	case err == nil:
 		f.one[0] = f.resp
 		out = f.one[:]
 	}
-	if errors.Is(err, transport.ErrNotSent) {
-		sent = 0
+	switch {
+	case errors.Is(err, transport.ErrTimeout):
+		// An owner that made a request wait for a dial or a free slot
+		// may be alive and busy with other writes to the same keys: a
+		// second coordinator for an INCR would race it.
+		safe = len(f.items)
+	case errors.Is(err, transport.ErrNotSent):
+		safe = 0
 	}
 	if err != nil {
 		n.peers.failed(f.addr, err)
@@ -649,7 +658,7 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 		}
 		it.next++
 		if it.next < it.count && failoverable(err) && ctx.Err() == nil &&
-			(repeatable(b.reqs[it.i]) || j >= sent) {
+			(repeatable(b.reqs[it.i]) || j >= safe) {
 			retry = append(retry, it)
 			continue
 		}
@@ -663,9 +672,9 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 // out, or the connection broke, after the request was handed to the
 // connection): the owner may have applied it, or may still, if it reads
 // it within its deadline and the allowed clock skew. A request that is
-// not repeatable is then answered with the error; only one that certainly
-// never left (transport.ErrNotSent, or past Flight.Sent) goes to the next
-// owner. Reads, plain writes and deletes may (last
+// not repeatable is then answered with the error; only one that never
+// left because the owner could not be reached (transport.ErrNotSent
+// without a timeout, or past Flight.Sent) goes to the next owner. Reads, plain writes and deletes may (last
 // writer wins makes a repeat harmless; a repeated DEL whose first copy was
 // applied answers 0 instead of 1, but leaves the key deleted, which is
 // what the caller asked for, where an error would leave it unsure); an
