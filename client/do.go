@@ -107,7 +107,7 @@ func (c *Client) call(ctx context.Context, req *transport.Request) (*transport.R
 			return resp, nil
 		}
 		rt.err = c.failed(ctx, m, err)
-		if !retryable(ctx, req, err, errors.Is(err, transport.ErrNotSent)) {
+		if !retryable(ctx, req, err, transport.Unreached(err, 0, 1)) {
 			break
 		}
 	}
@@ -269,10 +269,7 @@ func (g *group) start(ctx context.Context, c *Client, idx []int, sub, reqs []*tr
 func (g *group) finish(ctx context.Context, c *Client, idx []int, reqs []*transport.Request, resps []*transport.Response, routes []route) {
 	m := g.m
 	out, err := g.flight.Wait()
-	sent := g.flight.Sent() // the requests after it never left
-	if errors.Is(err, transport.ErrNotSent) {
-		sent = 0
-	}
+	sent := g.flight.Sent()  // the requests after it never left
 	defer g.flight.Release() // once out is read
 	g.flight = nil
 	var ferr error
@@ -293,7 +290,7 @@ func (g *group) finish(ctx context.Context, c *Client, idx []int, reqs []*transp
 		if ferr == nil {
 			routes[i].err = fmt.Errorf("%w: %s: no reply", ErrUnavailable, m.addr)
 		}
-		if err == nil || !retryable(ctx, reqs[i], err, j >= sent) {
+		if err == nil || !retryable(ctx, reqs[i], err, transport.Unreached(err, j, sent)) {
 			routes[i].next = routes[i].n // final
 		}
 	}
@@ -344,25 +341,19 @@ func (c *Client) failed(ctx context.Context, m *member, err error) error {
 // retryable reports whether a request that failed with err (the node
 // could not be reached, or did not answer in time) may be sent to its next
 // candidate: the caller still has time, and either it is a read, or a
-// write that may safely be applied twice, or it never left because the
-// node could not be reached (notSent: transport.ErrNotSent, or a flight's
-// request past Sent, and not a timeout). A write that must not be applied
-// twice (INCR, SET NX) and did leave may still be applied by the node that
-// timed out or lost its connection, so it is not resent.
-func retryable(ctx context.Context, req *transport.Request, err error, notSent bool) bool {
+// write that may safely be applied twice, or it never reached a node
+// that could have taken it (unreached: see transport.Unreached). A write
+// that must not be applied twice (INCR, SET NX) otherwise may still be
+// applied by the node that timed out or lost its connection, so it is not
+// resent.
+func retryable(ctx context.Context, req *transport.Request, err error, unreached bool) bool {
 	if ctx.Err() != nil {
 		return false
 	}
 	if !errors.Is(err, transport.ErrUnreachable) && !errors.Is(err, transport.ErrTimeout) {
 		return false
 	}
-	if readOnly(req.Op) || idempotent(req) {
-		return true
-	}
-	// A request that only waited — for a dial or a free slot — until its
-	// time ran out never left either, but its node may be alive and busy
-	// with other writes to the key: a second coordinator would race it.
-	return notSent && !errors.Is(err, transport.ErrTimeout)
+	return readOnly(req.Op) || idempotent(req) || unreached
 }
 
 // failure turns a delivery error into the response Do reports for it.

@@ -23,11 +23,11 @@ func TestRetryable(t *testing.T) {
 	done, cancel := context.WithCancel(live)
 	cancel()
 	for _, c := range []struct {
-		ctx     context.Context
-		req     *transport.Request
-		err     error
-		notSent bool
-		want    bool
+		ctx       context.Context
+		req       *transport.Request
+		err       error
+		unreached bool
+		want      bool
 	}{
 		{live, get, refused, true, true},
 		{live, get, lost, false, true},
@@ -38,9 +38,8 @@ func TestRetryable(t *testing.T) {
 		{live, set, lost, false, true},
 		{live, set, timeout, false, true}, // refused if read late; a repeat changes nothing
 		{live, setNX, timeout, false, false},
-		{live, incr, timeout, false, false},      // may still be applied: not resent
-		{live, incr, waitedForDial, true, false}, // its node may be alive, and busy with the key
-		{live, get, waitedForDial, true, true},
+		{live, incr, timeout, false, false}, // may still be applied: not resent
+		{live, get, waitedForDial, false, true},
 		{live, del, lost, false, true},
 		{live, setNX, refused, true, true}, // never left
 		{live, setNX, lost, false, false},
@@ -48,8 +47,8 @@ func TestRetryable(t *testing.T) {
 		{live, incr, refused, true, true},
 		{live, incr, lost, false, false},
 	} {
-		if got := retryable(c.ctx, c.req, c.err, c.notSent); got != c.want {
-			t.Errorf("retryable(ctx err %v, %v flags %d, %v, notSent %v) = %v, want %v", c.ctx.Err(), c.req.Op, c.req.Flags, c.err, c.notSent, got, c.want)
+		if got := retryable(c.ctx, c.req, c.err, c.unreached); got != c.want {
+			t.Errorf("retryable(ctx err %v, %v flags %d, %v, unreached %v) = %v, want %v", c.ctx.Err(), c.req.Op, c.req.Flags, c.err, c.unreached, got, c.want)
 		}
 	}
 }

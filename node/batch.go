@@ -625,27 +625,15 @@ func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, l
 func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 	n := b.n
 	out, err := f.one[:0], f.err
-	// safe is how many items, from the first, may have reached the owner
-	// or may yet be applied by it: the rest may go to the next owner
-	// whatever they do.
-	safe := len(f.items)
+	sent := len(f.items) // a lone call: see err
 	switch {
 	case f.flight != nil:
 		out, err = f.flight.Wait()
-		safe = f.flight.Sent()
+		sent = f.flight.Sent()
 		defer f.flight.Release() // once out is read
 	case err == nil:
 		f.one[0] = f.resp
 		out = f.one[:]
-	}
-	switch {
-	case errors.Is(err, transport.ErrTimeout):
-		// An owner that made a request wait for a dial or a free slot
-		// may be alive and busy with other writes to the same keys: a
-		// second coordinator for an INCR would race it.
-		safe = len(f.items)
-	case errors.Is(err, transport.ErrNotSent):
-		safe = 0
 	}
 	if err != nil {
 		n.peers.failed(f.addr, err)
@@ -658,7 +646,7 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 		}
 		it.next++
 		if it.next < it.count && failoverable(err) && ctx.Err() == nil &&
-			(repeatable(b.reqs[it.i]) || j >= safe) {
+			(repeatable(b.reqs[it.i]) || transport.Unreached(err, j, sent)) {
 			retry = append(retry, it)
 			continue
 		}
@@ -673,8 +661,8 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 // connection): the owner may have applied it, or may still, if it reads
 // it within its deadline and the allowed clock skew. A request that is
 // not repeatable is then answered with the error; only one that never
-// left because the owner could not be reached (transport.ErrNotSent
-// without a timeout, or past Flight.Sent) goes to the next owner. Reads, plain writes and deletes may (last
+// left because the owner could not be reached (transport.Unreached) goes
+// to the next owner. Reads, plain writes and deletes may (last
 // writer wins makes a repeat harmless; a repeated DEL whose first copy was
 // applied answers 0 instead of 1, but leaves the key deleted, which is
 // what the caller asked for, where an error would leave it unsure); an

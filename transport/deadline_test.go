@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -268,4 +269,31 @@ func TestFlightSentCountsWhatWasHandedOver(t *testing.T) {
 		}
 		calls.Wait()
 	})
+}
+
+// Unreached: only a request that was never handed over, and not for lack
+// of time, certainly never reached a peer that could have taken it.
+func TestUnreached(t *testing.T) {
+	refused := unsent(fmt.Errorf("dial x: %w", ErrUnreachable))
+	waited := unsent(fmt.Errorf("x: %w", ErrTimeout)) // for a dial or a free slot
+	lostQueued := fmt.Errorf("x: %w", ErrConnLost)
+	timedOut := fmt.Errorf("x: %w", ErrTimeout)
+	for _, c := range []struct {
+		err     error
+		i, sent int
+		want    bool
+	}{
+		{nil, 0, 0, false},
+		{refused, 0, 1, true},
+		{waited, 0, 1, false}, // its peer may be alive and busy with the key
+		{lostQueued, 0, 1, false},
+		{lostQueued, 2, 2, true}, // past what the flight handed over
+		{lostQueued, 1, 2, false},
+		{timedOut, 0, 1, false},
+		{timedOut, 3, 2, false},
+	} {
+		if got := Unreached(c.err, c.i, c.sent); got != c.want {
+			t.Errorf("Unreached(%v, %d, %d) = %v, want %v", c.err, c.i, c.sent, got, c.want)
+		}
+	}
 }

@@ -79,6 +79,21 @@ func (timeoutError) Temporary() bool { return true }
 // Is makes errors.Is(ErrTimeout, context.DeadlineExceeded) true.
 func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
 
+// Unreached reports whether request i of a batch that failed with err,
+// of which the first sent were handed to a connection (Flight.Sent; 1 for
+// a lone call), certainly never reached a peer that could have taken it:
+// it was not handed over (past sent, or err is ErrNotSent), and not for
+// lack of time — a peer that only made it wait for a dial or a free slot
+// may be alive and busy with the same keys. A request that must not be
+// applied twice may then be sent to another replica; any other failure
+// leaves its outcome unknown.
+func Unreached(err error, i, sent int) bool {
+	if err == nil || errors.Is(err, ErrTimeout) {
+		return false
+	}
+	return i >= sent || errors.Is(err, ErrNotSent)
+}
+
 // notSentError is an error from before the request was handed to a
 // connection: errors.Is finds ErrNotSent in it, as well as everything in
 // the error it marks, whose message it keeps.
