@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"runtime"
 	"sync"
@@ -127,7 +128,7 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 		sent, err := cc.send(cl, req, now)
 		if err != nil {
 			// Refused before it was queued (too large to frame).
-			cc.releaseSlot()
+			cc.release(1)
 			c.putCall(cl)
 			return nil, unsent(err)
 		}
@@ -136,7 +137,7 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 			c.putCall(cl)
 			return resp, err
 		}
-		cc.releaseSlot()
+		cc.release(1)
 		if err := cc.failure(); errors.Is(err, ErrAuth) || attempt == maxSendAttempts {
 			c.putCall(cl)
 			if errors.Is(err, ErrAuth) {
@@ -338,16 +339,13 @@ func (f *Flight) send(cc *clientConn, now time.Time) bool {
 			f.err = err
 			break
 		}
-		k := 1
-		for f.sent+k < n && cc.tryAcquire() {
-			k++
-		}
+		k := 1 + cc.tryAcquire(n-f.sent-1)
 		for j := f.sent; j < f.sent+k; j++ {
 			f.reqs[j].ID = f.first + uint64(j)
 		}
 		done, err := cc.registerFlight(f, f.sent, k, now)
-		for range k - done {
-			cc.releaseSlot()
+		if done < k {
+			cc.release(k - done)
 		}
 		if done > 0 {
 			f.cc = cc
@@ -438,8 +436,8 @@ func (f *Flight) abandon() {
 		f.connErr = expired(f.ctx, f.addr)
 	}
 	cc.mu.Unlock()
-	for range released {
-		cc.releaseSlot()
+	if released > 0 {
+		cc.release(released)
 	}
 }
 
@@ -648,8 +646,8 @@ func (p *peer) choose(now time.Time) (use, best *clientConn, grow *connSlot) {
 			}
 			continue
 		}
-		load := len(cc.sem)
-		if load < min(spillAt, cap(cc.sem)) {
+		load := int(cc.inflight.Load())
+		if load < min(spillAt, int(cc.maxInflight)) {
 			return cc, nil, nil
 		}
 		if best == nil || load < bestLoad {
@@ -854,8 +852,16 @@ type clientConn struct {
 	raw  net.Conn
 	conn net.Conn
 	fr   *frameReader
-	// sem holds one token per request in flight, bounding them.
-	sem chan struct{}
+	// inflight counts the requests in flight (slots taken), at most
+	// maxInflight. A caller finding no free slot counts itself in waiters
+	// and waits for room, which release signals. Atomics rather than a
+	// channel of tokens: a flight takes all its slots in one step, and
+	// the replies of a read give theirs back in one, with no channel lock
+	// per request.
+	inflight    atomic.Int32
+	maxInflight int32
+	waiters     atomic.Int32
+	room        chan struct{}
 	// kick wakes writeLoop to write what is buffered (see flushSoon).
 	kick chan struct{}
 	// dead is closed when the connection fails.
@@ -881,11 +887,12 @@ func newClientConn(p *peer, s *connSlot, raw, conn net.Conn, fr *frameReader) *c
 		raw:     raw,
 		conn:    conn,
 		fr:      fr,
-		sem:     make(chan struct{}, p.c.cfg.MaxInflightPerConn),
+		room:    make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
 		dead:    make(chan struct{}),
 		pending: make(map[uint64]waiter),
 	}
+	cc.maxInflight = int32(min(p.c.cfg.MaxInflightPerConn, math.MaxInt32))
 	cc.out.written.L = &cc.mu
 	cc.lastSend.Store(time.Now().UnixNano())
 	return cc
@@ -894,41 +901,73 @@ func newClientConn(p *peer, s *connSlot, raw, conn net.Conn, fr *frameReader) *c
 // acquire takes an in-flight slot, waiting while the connection is at its
 // limit.
 func (cc *clientConn) acquire(ctx context.Context, cl *call) error {
-	select {
-	case cc.sem <- struct{}{}:
+	if cc.tryAcquire(1) == 1 {
 		return nil
-	default:
 	}
 	cc.flush() // let what is queued go, so slots come back
-	select {
-	case cc.sem <- struct{}{}:
-		return nil
-	case <-cc.dead:
-		return cc.failure()
-	case <-ctx.Done():
-		return expired(ctx, cc.p.addr)
-	case <-cl.timerC:
-		return expired(ctx, cc.p.addr)
-	case <-cc.p.c.closedCh:
-		return ErrClosed
+	// Counted before each try: a release after a failed try then sees
+	// the waiter and leaves a token in room (see release).
+	cc.waiters.Add(1)
+	defer cc.waiters.Add(-1)
+	for {
+		if cc.tryAcquire(1) == 1 {
+			// A release signals once however many slots it frees: pass
+			// the signal on to the next waiter, if there is room for it.
+			if cc.waiters.Load() > 1 && cc.hasRoom(1) {
+				cc.signalRoom()
+			}
+			return nil
+		}
+		select {
+		case <-cc.room:
+		case <-cc.dead:
+			return cc.failure()
+		case <-ctx.Done():
+			return expired(ctx, cc.p.addr)
+		case <-cl.timerC:
+			return expired(ctx, cc.p.addr)
+		case <-cc.p.c.closedCh:
+			return ErrClosed
+		}
 	}
 }
 
-// tryAcquire takes an in-flight slot if one is free now.
-func (cc *clientConn) tryAcquire() bool {
+// tryAcquire takes up to n in-flight slots, as many as are free now, and
+// returns how many it took.
+func (cc *clientConn) tryAcquire(n int) int {
+	for n > 0 {
+		cur := cc.inflight.Load()
+		free := int(cc.maxInflight - cur)
+		if free <= 0 {
+			return 0
+		}
+		take := int32(min(free, n))
+		if cc.inflight.CompareAndSwap(cur, cur+take) {
+			return int(take)
+		}
+	}
+	return 0
+}
+
+// release gives back n in-flight slots and wakes a caller waiting for one.
+func (cc *clientConn) release(n int) {
+	cc.inflight.Add(-int32(n))
+	if cc.waiters.Load() > 0 {
+		cc.signalRoom()
+	}
+}
+
+// signalRoom leaves a token in room unless one is already there.
+func (cc *clientConn) signalRoom() {
 	select {
-	case cc.sem <- struct{}{}:
-		return true
+	case cc.room <- struct{}{}:
 	default:
-		return false
 	}
 }
-
-func (cc *clientConn) releaseSlot() { <-cc.sem }
 
 // hasRoom reports whether n more requests would fit in flight now (a
 // hint: other callers may take the slots first).
-func (cc *clientConn) hasRoom(n int) bool { return len(cc.sem)+n <= cap(cc.sem) }
+func (cc *clientConn) hasRoom(n int) bool { return int(cc.inflight.Load())+n <= int(cc.maxInflight) }
 
 func (cc *clientConn) failure() error {
 	cc.mu.Lock()
@@ -1099,7 +1138,7 @@ func (cc *clientConn) abandon(cl *call, id uint64, err error) (*Response, error)
 	if cc.pending[id].cl == cl {
 		delete(cc.pending, id)
 		cc.mu.Unlock()
-		cc.releaseSlot()
+		cc.release(1)
 		return nil, err
 	}
 	cc.mu.Unlock()
@@ -1186,8 +1225,8 @@ func (cc *clientConn) deliverAll(ds []delivery) {
 		}
 	}
 	cc.mu.Unlock()
-	for range done {
-		cc.releaseSlot()
+	if done > 0 {
+		cc.release(done)
 	}
 	for i := range ds {
 		if cl := ds[i].cl; cl != nil {
@@ -1277,7 +1316,7 @@ func (cc *clientConn) retireIfIdle(now time.Time) bool {
 	// Re-check under the lock, which registration holds: a request
 	// registered meanwhile keeps the connection.
 	// A caller holding a slot may be about to register on it: not idle.
-	retire := cc.err == nil && len(cc.pending) == 0 && len(cc.sem) == 0 && now.UnixNano()-cc.lastSend.Load() >= limit
+	retire := cc.err == nil && len(cc.pending) == 0 && cc.inflight.Load() == 0 && now.UnixNano()-cc.lastSend.Load() >= limit
 	if retire {
 		cc.failLocked(fmt.Errorf("transport: connection to %s retired after idling: %w", cc.p.addr, ErrConnLost))
 	}

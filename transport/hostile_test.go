@@ -255,8 +255,8 @@ func TestInflightLimit(t *testing.T) {
 		cc.mu.Lock()
 		pending := len(cc.pending)
 		cc.mu.Unlock()
-		if pending != limit || len(cc.sem) != limit {
-			t.Fatalf("%d calls pending, %d slots taken; want the limit %d", pending, len(cc.sem), limit)
+		if pending != limit || cc.inflight.Load() != int32(limit) {
+			t.Fatalf("%d calls pending, %d slots taken; want the limit %d", pending, cc.inflight.Load(), limit)
 		}
 		stillServes(t, gc, addr)
 		if got := h.count(); got != limit {

@@ -1326,3 +1326,123 @@ func TestServerKeysStayIntact(t *testing.T) {
 		}
 	})
 }
+
+// TestOneReleaseWakesEveryWaiterItMakesRoomFor: replies that free several
+// in-flight slots at once (one read, one release) must let as many
+// waiting callers through, not one: the others would otherwise wait for a
+// reply that, on a quiet connection, never comes.
+func TestOneReleaseWakesEveryWaiterItMakesRoomFor(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		const limit = 4
+		cfg := testConfig(nw)
+		cfg.MaxInflightPerConn = limit
+		cfg.ConnsPerPeer = 1
+		h := &held{}
+		_, addr := startServer(t, cfg, h)
+		c := newTestClient(t, cfg)
+
+		errs := make(chan error, 2*limit)
+		call := func() {
+			_, err := c.Call(context.Background(), addr, &Request{Op: OpGet})
+			errs <- err
+		}
+		for range limit {
+			go call()
+		}
+		eventually(t, "the limit to be reached", func() bool { return h.count() == limit })
+		cc := c.peers[addr].slots[0].cc.Load()
+		for range limit {
+			go call()
+		}
+		eventually(t, "four callers to wait for a slot", func() bool { return cc.waiters.Load() == limit })
+
+		first := h.take()
+		resps := make([]*Response, len(first))
+		for i, r := range first {
+			resps[i] = &Response{ID: r.req.ID}
+		}
+		first[0].w.ReplyAll(resps) // one write: the client frees all four slots together
+		eventually(t, "every waiting caller to send", func() bool { return h.count() == limit })
+		for _, r := range h.take() {
+			r.w.Reply(&Response{ID: r.req.ID})
+		}
+		for range 2 * limit {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, w := cc.inflight.Load(), cc.waiters.Load(); n != 0 || w != 0 {
+			t.Fatalf("%d slots still taken, %d callers still waiting", n, w)
+		}
+	})
+}
+
+// TestSlotsUnderContention: many callers, single calls and batches larger
+// than the in-flight limit, share one connection whose server answers in
+// random order and at random times. Every call completes, and the
+// connection ends with every slot free.
+func TestSlotsUnderContention(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		const limit = 3
+		cfg := testConfig(nw)
+		cfg.MaxInflightPerConn = limit
+		cfg.ConnsPerPeer = 1
+		_, addr := startServer(t, cfg, HandlerFunc(func(_ context.Context, req *Request, w ResponseWriter) {
+			resp := &Response{ID: req.ID, Value: []byte(req.Key)}
+			if req.TTL%2 == 0 {
+				go func() {
+					time.Sleep(time.Duration(req.TTL%5) * 100 * time.Microsecond)
+					w.Reply(resp)
+				}()
+				return
+			}
+			w.Reply(resp)
+		}))
+		c := newTestClient(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+
+		const workers, rounds = 32, 20
+		errs := make(chan error, workers)
+		for w := range workers {
+			go func() {
+				for r := range rounds {
+					n := 1 + (w+r)%7 // 1 to 7 requests: most batches exceed the limit
+					reqs := make([]*Request, n)
+					for i := range reqs {
+						reqs[i] = &Request{Op: OpGet, Key: fmt.Sprint(w, "-", r, "-", i), TTL: int64(w + r + i)}
+					}
+					var resps []*Response
+					var err error
+					if n == 1 {
+						var resp *Response
+						resp, err = c.Call(ctx, addr, reqs[0])
+						resps = []*Response{resp}
+					} else {
+						resps, err = c.CallBatch(ctx, addr, reqs)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					for i, resp := range resps {
+						if resp == nil || string(resp.Value) != reqs[i].Key {
+							errs <- fmt.Errorf("reply %d of %d: %+v for %s", i, n, resp, reqs[i].Key)
+							return
+						}
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range workers {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		cc := c.peers[addr].slots[0].cc.Load()
+		if n, w := cc.inflight.Load(), cc.waiters.Load(); n != 0 || w != 0 {
+			t.Fatalf("%d slots still taken, %d callers still waiting", n, w)
+		}
+	})
+}
