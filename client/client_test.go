@@ -459,6 +459,51 @@ func TestReadFailoverOnHungOwner(t *testing.T) {
 	}
 }
 
+// A write that must not be applied twice goes to its primary even after
+// the client marked that node down: the node may only have been slow, and
+// a replica coordinating the key meanwhile would race it. Reads and plain
+// writes try the healthy replica first, as before.
+func TestNonRepeatableWriteKeepsRingOrder(t *testing.T) {
+	fc := newFakeCluster(t, 2)
+	cl := newClient(t, func(c *client.Config) {
+		c.MinRefreshInterval = time.Hour
+		c.AttemptTimeout = 50 * time.Millisecond
+		c.DownBackoff = time.Hour // the mark outlasts the test
+	}, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	k := ""
+	for i := 0; k == ""; i++ {
+		if c := fmt.Sprintf("key-%d", i); fc.ring().Owner(c) == "fakeb" {
+			k = c
+		}
+	}
+	if err := cl.Set(ctx, k, []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	owner, replica := fc.node("fakeb"), fc.node("fakea")
+	owner.hung.Store(true)
+	if v, err := cl.Get(ctx, k); err != nil || string(v) != "v" {
+		t.Fatalf("get from a hung owner = %q, %v", v, err)
+	}
+	owner.hung.Store(false) // slow once, marked down for an hour
+
+	before, replicaBefore := owner.direct.Load(), replica.direct.Load()
+	nx := &transport.Request{Op: transport.OpSet, Key: k, Value: []byte("nx"), Flags: transport.FlagIfAbsent}
+	plain := &transport.Request{Op: transport.OpSet, Key: k, Value: []byte("plain")}
+	for _, reqs := range [][]*transport.Request{{nx}, {nx, plain}} {
+		resps := make([]*transport.Response, len(reqs))
+		if err := cl.Do(ctx, reqs, resps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := owner.direct.Load() - before; got != 2 {
+		t.Errorf("the marked primary got %d requests, want the 2 conditional SETs", got)
+	}
+	if got := replica.direct.Load() - replicaBefore; got != 1 {
+		t.Errorf("the healthy replica got %d requests, want the plain SET", got)
+	}
+}
+
 // Each attempt carries its own deadline: with two owners hung, the third
 // replica is reached after two attempt timeouts, later than the first
 // attempt's deadline plus the servers' clock-skew allowance. Were the first

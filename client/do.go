@@ -88,9 +88,16 @@ func (c *Client) plan(rt *route, t *table, req *transport.Request, now int64) {
 		if req.Op.Keyed() {
 			var buf [MaxReplicas]string
 			owners := t.ring.AppendOwners(buf[:0], req.Key, c.cfg.Replicas)
+			// A write that must not be applied twice keeps ring order:
+			// an owner that failed a call lately may only have been slow,
+			// and still coordinates the key for the nodes and clients that
+			// reach it, so a replica taking over would race it. It moves
+			// on only once the owner could not be reached at all (see
+			// retryable).
+			repeat := readOnly(req.Op) || idempotent(req)
 			for pass := range 2 {
 				for _, o := range owners {
-					if m := t.members[o]; m != nil && m.down(now) == (pass == 1) {
+					if m := t.members[o]; m != nil && (!repeat && pass == 0 || repeat && m.down(now) == (pass == 1)) {
 						rt.add(m, true)
 					}
 				}

@@ -350,6 +350,57 @@ func TestUnsentIncrFailsOverToTheNextOwner(t *testing.T) {
 	}
 }
 
+// An INCR goes to its owner even when the entry node marked that owner
+// down after a failed call: the failure may have been slowness, and a
+// slow owner still coordinates the key for every node that reaches it, so
+// counting on the next owner meanwhile would race it and lose increments.
+// A repeatable write skips the marked owner as before.
+func TestIncrIgnoresADownMarkOnItsOwner(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) {
+		c.Replicas = 2
+		c.PeerBackoff = time.Minute // the mark outlasts the test
+	})
+	entry, owner, next := nodes[0], nodes[1], nodes[2]
+	var counter, plain string
+	for i := 0; counter == "" || plain == ""; i++ {
+		k := fmt.Sprintf("marked-%d", i)
+		if owners := entry.Ring().Owners(k, 2); owners[0] == "node2" && owners[1] == "node3" {
+			if counter == "" {
+				counter = k
+			} else {
+				plain = k
+			}
+		}
+	}
+	node.MarkDown(entry, owner)
+	ownerBefore, nextBefore := owner.Stats().Local, next.Stats().Local
+
+	reqs := []*transport.Request{
+		{Op: transport.OpIncr, Key: counter, Delta: 1},
+		{Op: transport.OpSet, Key: plain, Value: []byte("v")},
+	}
+	resps := make([]*transport.Response, len(reqs))
+	entry.Do(context.Background(), reqs, resps)
+	if resps[0].Code != transport.CodeOK || resps[0].Int != 1 {
+		t.Fatalf("INCR: %+v, want 1", resps[0])
+	}
+	if resps[1].Code != transport.CodeOK {
+		t.Fatalf("SET: %+v", resps[1])
+	}
+	if got := owner.Stats().Local - ownerBefore; got != 1 {
+		t.Errorf("the marked owner coordinated %d requests, want 1: the INCR", got)
+	}
+	if got := next.Stats().Local - nextBefore; got != 1 {
+		t.Errorf("the next owner coordinated %d requests, want 1: the SET, which skips the mark", got)
+	}
+	if resp := entry.Handle(context.Background(), &transport.Request{Op: transport.OpIncr, Key: counter, Delta: 1}); resp.Code != transport.CodeOK || resp.Int != 2 {
+		t.Fatalf("a lone INCR: %+v, want 2", resp)
+	}
+	if got := owner.Stats().Local - ownerBefore; got != 2 {
+		t.Errorf("after a lone INCR the marked owner coordinated %d requests, want 2", got)
+	}
+}
+
 // refuseNetwork is TCP, except that dials to target are refused.
 type refuseNetwork struct {
 	transport.TCPNetwork
