@@ -26,41 +26,7 @@ type route struct {
 	next   int
 	err    error // why the last attempt failed
 	group  int   // Do's group for the current round
-	// fallback, if set, is the table whose other nodes are still to be
-	// added as candidates once the owners are used up (see more): most
-	// requests are answered by their first owner, so a pipeline does not
-	// look for fallback nodes for every request up front.
-	fallback *table
 }
-
-// more reports whether rt has a candidate left to try, adding the
-// fallback nodes (those not down at now) when the owners are used up.
-func (rt *route) more(now int64) bool {
-	if rt.next < rt.n {
-		return true
-	}
-	if t := rt.fallback; t != nil {
-		rt.fallback = nil
-		owned := rt.n
-		for _, m := range t.fwd {
-			if rt.n-owned == maxFallback {
-				break
-			}
-			if !m.down(now) {
-				rt.add(m, false)
-			}
-		}
-	}
-	return rt.next < rt.n
-}
-
-// hasMore reports whether rt may have a candidate left, without adding
-// the fallback nodes: it decides whether an attempt is bounded so that
-// another node can still be tried in time.
-func (rt *route) hasMore() bool { return rt.next < rt.n || rt.fallback != nil }
-
-// final leaves rt with no candidate to try.
-func (rt *route) final() { rt.next, rt.fallback = rt.n, nil }
 
 func (rt *route) add(m *member, direct bool) {
 	if rt.n == len(rt.cands) {
@@ -77,11 +43,10 @@ func (rt *route) add(m *member, direct bool) {
 
 // plan fills rt for req. With a table, a keyed request goes to the key's
 // owners (healthy ones first, in ring order), then to up to maxFallback
-// other nodes to route it (added by route.more if the owners fail);
-// anything else goes to the configured addresses, then the other members,
-// healthy ones first.
+// other nodes to route it; anything else goes to the configured
+// addresses, then the other members, healthy ones first.
 func (c *Client) plan(rt *route, t *table, req *transport.Request, now int64) {
-	rt.n, rt.next, rt.err, rt.fallback = 0, 0, nil, nil
+	rt.n, rt.next, rt.err = 0, 0, nil
 	fwd := c.seeds
 	if t != nil {
 		fwd = t.fwd
@@ -102,8 +67,14 @@ func (c *Client) plan(rt *route, t *table, req *transport.Request, now int64) {
 					}
 				}
 			}
-			if len(fwd) > rt.n {
-				rt.fallback = t // some node is not an owner
+			owned := rt.n
+			for _, m := range fwd {
+				if rt.n-owned == maxFallback {
+					break
+				}
+				if !m.down(now) {
+					rt.add(m, false)
+				}
 			}
 			return
 		}
@@ -126,7 +97,7 @@ func (c *Client) call(ctx context.Context, req *transport.Request) (*transport.R
 	var rt route
 	c.plan(&rt, c.tableFor(ctx), req, start.UnixNano())
 	derived := false
-	for now := start.UnixNano(); rt.more(now); now = time.Now().UnixNano() {
+	for rt.next < rt.n {
 		m, direct := rt.cands[rt.next], rt.direct[rt.next]
 		rt.next++
 		setDirect(req, direct)
@@ -137,7 +108,7 @@ func (c *Client) call(ctx context.Context, req *transport.Request) (*transport.R
 			}
 			derived = true
 		}
-		resp, err := c.tc.CallWithin(ctx, m.addr, req, c.attempt(ctx, (readOnly(req.Op) || idempotent(req)) && rt.hasMore()))
+		resp, err := c.tc.CallWithin(ctx, m.addr, req, c.attempt(ctx, (readOnly(req.Op) || idempotent(req)) && rt.next < rt.n))
 		if err == nil {
 			c.noteVersion(resp.RingVersion, m.addr)
 			return resp, nil
@@ -207,7 +178,6 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 		}
 	}
 	groups := st.groups[:0]
-	now := start.UnixNano()
 	// Every round moves each pending request to its next candidate, so
 	// there are at most maxCandidates rounds.
 	for round := 0; len(pending) > 0; round++ {
@@ -217,16 +187,13 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 				defer cancel()
 			}
 		}
-		if round > 0 {
-			now = time.Now().UnixNano()
-		}
 		// Group by target: count, then lay the indexes out contiguously.
 		groups = groups[:0]
 		sent := 0
 		for _, i := range pending {
 			rt := &routes[i]
 			resps[i] = nil
-			if !rt.more(now) {
+			if rt.next >= rt.n {
 				fail(i)
 				continue
 			}
@@ -270,7 +237,7 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 			if resps[i] != nil {
 				continue
 			}
-			if routes[i].hasMore() {
+			if rt := &routes[i]; rt.next < rt.n {
 				pending = append(pending, i)
 			} else {
 				fail(i)
@@ -298,7 +265,7 @@ func (g *group) start(ctx context.Context, c *Client, idx []int, sub, reqs []*tr
 	reads := true
 	for j, i := range idx {
 		sub[j] = reqs[i]
-		reads = reads && readOnly(reqs[i].Op) && routes[i].hasMore()
+		reads = reads && readOnly(reqs[i].Op) && routes[i].next < routes[i].n
 	}
 	g.flight = c.tc.StartWithin(ctx, g.m.addr, sub, c.attempt(ctx, reads))
 }
@@ -331,7 +298,7 @@ func (g *group) finish(ctx context.Context, c *Client, idx []int, reqs []*transp
 			routes[i].err = fmt.Errorf("%w: %s: no reply", ErrUnavailable, m.addr)
 		}
 		if err == nil || !retryable(ctx, reqs[i], err, transport.Unreached(err, j, sent)) {
-			routes[i].final()
+			routes[i].next = routes[i].n // final
 		}
 	}
 }
