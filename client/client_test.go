@@ -365,6 +365,65 @@ func TestFailoverWhenOwnerRefusesConnections(t *testing.T) {
 	}
 }
 
+// With one copy of each key, a key whose owner is down is sent, unmarked,
+// to another node to route, for single calls and pipelines alike.
+func TestFallbackNodesWhenEveryOwnerIsDown(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	opts := func(c *client.Config) {
+		c.Replicas = 1
+		c.MinRefreshInterval = time.Hour
+		c.DownBackoff = 0 // every call meets the dead owner first
+	}
+	cl := newClient(t, opts, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	if err := cl.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := fc.ring()
+	victim := fc.nodes[2]
+	items := map[string][]byte{}
+	var keys []string
+	for i := 0; len(keys) < 10; i++ {
+		if k := fmt.Sprintf("key-%d", i); r.Owner(k) == victim.name {
+			keys = append(keys, k)
+			items[k] = []byte("v-" + k)
+		}
+	}
+	routed := func() (n int64) {
+		for _, nd := range fc.nodes {
+			n += nd.routed.Load()
+		}
+		return n
+	}
+	victim.crash()
+	for _, k := range keys {
+		if err := cl.Set(ctx, k, []byte(k), 0); err != nil {
+			t.Fatalf("set %s with its only owner down: %v", k, err)
+		}
+		if v, err := cl.Get(ctx, k); err != nil || string(v) != k {
+			t.Fatalf("get %s with its only owner down = %q, %v", k, v, err)
+		}
+	}
+	if got := routed(); got != int64(2*len(keys)) {
+		t.Fatalf("%d requests went to a fallback node, want %d", got, 2*len(keys))
+	}
+	if err := cl.SetMany(ctx, items, 0); err != nil {
+		t.Fatalf("SetMany with the owner down: %v", err)
+	}
+	got, err := cl.GetMany(ctx, keys)
+	if err != nil || len(got) != len(keys) {
+		t.Fatalf("GetMany with the owner down: %d keys, %v", len(got), err)
+	}
+	for k, v := range items {
+		if string(got[k]) != string(v) {
+			t.Fatalf("GetMany[%s] = %q, want %q", k, got[k], v)
+		}
+	}
+	if got := routed(); got != int64(4*len(keys)) {
+		t.Fatalf("%d requests went to a fallback node, want %d", got, 4*len(keys))
+	}
+}
+
 // A node that accepts requests but never answers costs a read
 // AttemptTimeout, then the replica answers.
 func TestReadFailoverOnHungOwner(t *testing.T) {
