@@ -53,16 +53,23 @@ func (c *Client) plan(rt *route, t *table, req *transport.Request, now int64) {
 		if req.Op.Keyed() {
 			var buf [MaxReplicas]string
 			owners := t.ring.AppendOwners(buf[:0], req.Key, c.cfg.Replicas)
-			// A write that must not be applied twice keeps ring order:
-			// an owner that failed a call lately may only have been slow,
-			// and still coordinates the key for the nodes and clients that
-			// reach it, so a replica taking over would race it. It moves
-			// on only once the owner could not be reached at all (see
-			// retryable).
+			// A write that must not be applied twice puts last only an
+			// owner that could not be reached at all: one that timed out
+			// may only have been slow, and still coordinates the key for
+			// the nodes and clients that reach it, so a replica taking
+			// over would race it (see retryable).
 			repeat := readOnly(req.Op) || idempotent(req)
 			for pass := range 2 {
 				for _, o := range owners {
-					if m := t.members[o]; m != nil && (!repeat && pass == 0 || repeat && m.down(now) == (pass == 1)) {
+					m := t.members[o]
+					if m == nil {
+						continue
+					}
+					last := m.down(now)
+					if !repeat {
+						last = m.unreached(now)
+					}
+					if last == (pass == 1) {
 						rt.add(m, true)
 					}
 				}
@@ -336,7 +343,7 @@ func (c *Client) attempt(ctx context.Context, failover bool) time.Duration {
 // list is re-read in case it left.
 func (c *Client) failed(ctx context.Context, m *member, err error) error {
 	if errors.Is(err, transport.ErrUnreachable) || errors.Is(err, transport.ErrTimeout) && ctx.Err() == nil {
-		c.markDown(m)
+		c.markDown(m, err)
 		c.kick("")
 	}
 	if errors.Is(err, transport.ErrFrameTooLarge) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/starlingcache/starling/transport"
 )
@@ -50,5 +51,25 @@ func TestRetryable(t *testing.T) {
 		if got := retryable(c.ctx, c.req, c.err, c.unreached); got != c.want {
 			t.Errorf("retryable(ctx err %v, %v flags %d, %v, unreached %v) = %v, want %v", c.ctx.Err(), c.req.Op, c.req.Flags, c.err, c.unreached, got, c.want)
 		}
+	}
+}
+
+// A node marked down after a timeout is put last by reads and plain
+// writes only; one that could not be reached at all, by every request.
+func TestMarkDownRemembersWhy(t *testing.T) {
+	c := &Client{cfg: Config{DownBackoff: time.Minute}}
+	m := &member{addr: "n1"}
+	now := time.Now().UnixNano()
+	c.markDown(m, fmt.Errorf("call: %w", transport.ErrTimeout))
+	if !m.down(now) || m.unreached(now) {
+		t.Fatalf("after a timeout: down %v, unreached %v; want true, false", m.down(now), m.unreached(now))
+	}
+	c.markDown(m, fmt.Errorf("dial: %w: %w", transport.ErrUnreachable, transport.ErrNotSent))
+	if !m.down(now) || !m.unreached(now) {
+		t.Fatalf("after a refused dial: down %v, unreached %v; want true, true", m.down(now), m.unreached(now))
+	}
+	c.markDown(m, fmt.Errorf("conn: %w", transport.ErrConnLost)) // may have been served
+	if !m.down(now) || m.unreached(now) {
+		t.Fatalf("after a lost connection: down %v, unreached %v; want true, false", m.down(now), m.unreached(now))
 	}
 }

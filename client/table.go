@@ -36,9 +36,17 @@ type member struct {
 	addr string
 	// downUntil is when the node stops being tried last (unix nanoseconds).
 	downUntil atomic.Int64
+	// unreachedUntil is downUntil if the failure that marked the node
+	// was that it could not be reached at all (transport.Unreached), zero
+	// otherwise: only such a mark moves a write that must not be applied
+	// twice past the node (see plan).
+	unreachedUntil atomic.Int64
 }
 
 func (m *member) down(now int64) bool { return m.downUntil.Load() > now }
+
+// unreached reports whether m is down because it could not be reached.
+func (m *member) unreached(now int64) bool { return m.unreachedUntil.Load() > now }
 
 // tableFor returns the routing table for a smart call, fetching the member
 // list first if the client has none yet. It returns nil if the client is
@@ -211,7 +219,7 @@ func (c *Client) refresh(ctx context.Context, hint string) error {
 			}
 		}
 		if errors.Is(err, transport.ErrUnreachable) {
-			c.markDown(src)
+			c.markDown(src, err)
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", src.addr, err))
 	}
@@ -265,9 +273,15 @@ func (c *Client) build(old *table, ms []transport.Member, basis uint64) (*table,
 	return t, nil
 }
 
-// markDown makes m a last resort for DownBackoff.
-func (c *Client) markDown(m *member) {
+// markDown makes m a last resort for DownBackoff, after it failed a call
+// with err.
+func (c *Client) markDown(m *member, err error) {
 	if c.cfg.DownBackoff > 0 {
-		m.downUntil.Store(time.Now().Add(c.cfg.DownBackoff).UnixNano())
+		until := time.Now().Add(c.cfg.DownBackoff).UnixNano()
+		m.downUntil.Store(until)
+		if !transport.Unreached(err, 0, 1) {
+			until = 0 // it may only have been slow
+		}
+		m.unreachedUntil.Store(until)
 	}
 }

@@ -563,17 +563,15 @@ outer:
 // node (a replica, once the owners before it failed): the request is then
 // served here, never sent to our own address.
 //
-// A request that must not be applied twice (see repeatable) skips no
-// owner for looking down: a failed call says the owner was unreachable or
-// slow, and a slow owner still coordinates the key for the nodes that
-// reach it, so a second coordinator would race it and lose increments.
-// It moves on only once the owner could not be reached at all (endGroup),
-// or has left the ring.
+// A request that must not be applied twice (see repeatable) skips only
+// an owner that could not be reached at all lately (a refused
+// connection), not one whose call timed out: that owner may only have
+// been slow, and still coordinates the key for the nodes that reach it,
+// so a second coordinator would race it and lose increments.
 func (b *batch) pickOwner(it *fwdItem) (addr string, self bool) {
-	if repeatable(b.reqs[it.i]) {
-		for it.next < it.count-1 && b.n.peers.down(b.v.addrs[it.owners[it.next]]) {
-			it.next++
-		}
+	anyFailure := repeatable(b.reqs[it.i])
+	for it.next < it.count-1 && b.n.peers.skip(b.v.addrs[it.owners[it.next]], anyFailure) {
+		it.next++
 	}
 	if it.owners[it.next] == b.n.cfg.Name {
 		return "", true

@@ -351,27 +351,25 @@ func TestUnsentIncrFailsOverToTheNextOwner(t *testing.T) {
 }
 
 // An INCR goes to its owner even when the entry node marked that owner
-// down after a failed call: the failure may have been slowness, and a
+// down after a call timed out: the owner may only have been slow, and a
 // slow owner still coordinates the key for every node that reaches it, so
 // counting on the next owner meanwhile would race it and lose increments.
-// A repeatable write skips the marked owner as before.
+// A repeatable write skips the marked owner as before, and an INCR skips
+// an owner that could not be reached at all.
 func TestIncrIgnoresADownMarkOnItsOwner(t *testing.T) {
 	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) {
 		c.Replicas = 2
 		c.PeerBackoff = time.Minute // the mark outlasts the test
 	})
 	entry, owner, next := nodes[0], nodes[1], nodes[2]
-	var counter, plain string
-	for i := 0; counter == "" || plain == ""; i++ {
+	var keys []string // owned by node2, then node3
+	for i := 0; len(keys) < 3; i++ {
 		k := fmt.Sprintf("marked-%d", i)
 		if owners := entry.Ring().Owners(k, 2); owners[0] == "node2" && owners[1] == "node3" {
-			if counter == "" {
-				counter = k
-			} else {
-				plain = k
-			}
+			keys = append(keys, k)
 		}
 	}
+	counter, plain, other := keys[0], keys[1], keys[2]
 	node.MarkDown(entry, owner)
 	ownerBefore, nextBefore := owner.Stats().Local, next.Stats().Local
 
@@ -398,6 +396,17 @@ func TestIncrIgnoresADownMarkOnItsOwner(t *testing.T) {
 	}
 	if got := owner.Stats().Local - ownerBefore; got != 2 {
 		t.Errorf("after a lone INCR the marked owner coordinated %d requests, want 2", got)
+	}
+
+	// An owner that refused a connection is not serving anyone: an INCR
+	// passes it over like any other request.
+	node.MarkUnreachable(entry, owner)
+	nextBefore = next.Stats().Local
+	if resp := entry.Handle(context.Background(), &transport.Request{Op: transport.OpIncr, Key: other, Delta: 1}); resp.Code != transport.CodeOK || resp.Int != 1 {
+		t.Fatalf("INCR with its owner unreachable: %+v, want 1", resp)
+	}
+	if got := next.Stats().Local - nextBefore; got != 1 {
+		t.Errorf("with the owner unreachable the next owner coordinated %d requests, want 1", got)
 	}
 }
 

@@ -96,3 +96,9 @@ func Suspendable(n *Node) (suspend func(d time.Duration)) {
 func MarkDown(n, peer *Node) {
 	n.peers.failed(peer.Addr(), transport.ErrTimeout)
 }
+
+// MarkUnreachable makes n skip peer for PeerBackoff as after a refused
+// connection: a peer that could not be reached at all.
+func MarkUnreachable(n, peer *Node) {
+	n.peers.failed(peer.Addr(), fmt.Errorf("%w: %w", transport.ErrUnreachable, transport.ErrNotSent))
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -8,24 +9,40 @@ import (
 )
 
 // A mark lasts the backoff and then goes, also for a peer nobody asks
-// about any more: while none is left, down costs no lock.
-func TestPeerHealthMarksExpire(t *testing.T) {
-	p := newPeerHealth(20 * time.Millisecond)
+// about any more: while none is left, down costs no lock. Every failure
+// counts for down; only one where the peer could not be reached at all
+// counts for a request that must not be applied twice.
+func TestPeerHealthMarks(t *testing.T) {
+	now := time.Unix(1000, 0)
+	p := newPeerHealth(time.Second)
+	p.now = func() time.Time { return now }
 	if p.down("a") || p.marked.Load() != 0 {
 		t.Fatal("a peer never marked is down")
 	}
+	refused := fmt.Errorf("dial: %w: %w", transport.ErrUnreachable, transport.ErrNotSent)
+	p.failed("gone", refused)
 	p.failed("a", transport.ErrTimeout)
-	p.failed("gone", transport.ErrUnreachable)
 	p.failed("b", transport.ErrClosed) // our own client closing says nothing about b
-	if !p.down("a") || p.down("b") || p.marked.Load() != 2 {
-		t.Fatalf("down(a) = %v, down(b) = %v, %d marked; want true, false, 2", p.down("a"), p.down("b"), p.marked.Load())
+	if !p.down("a") || p.down("b") || !p.down("gone") || p.marked.Load() != 2 {
+		t.Fatalf("down(a, b, gone) = %v, %v, %v with %d marked; want true, false, true, 2",
+			p.down("a"), p.down("b"), p.down("gone"), p.marked.Load())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for p.down("a") {
-		if time.Now().After(deadline) {
-			t.Fatal("the mark on a outlived its backoff by 10s")
-		}
-		time.Sleep(time.Millisecond)
+	if p.skip("a", false) || !p.skip("gone", false) {
+		t.Fatalf("for a non-repeatable write: skip(a) = %v after a timeout, skip(gone) = %v after a refusal; want false, true",
+			p.skip("a", false), p.skip("gone", false))
+	}
+	p.failed("a", refused) // the latest failure decides
+	if !p.skip("a", false) {
+		t.Fatal("a peer refusing connections after a timeout is not skipped by a non-repeatable write")
+	}
+
+	now = now.Add(999 * time.Millisecond)
+	if !p.down("a") {
+		t.Fatal("a mark went before its backoff passed")
+	}
+	now = now.Add(2 * time.Millisecond)
+	if p.down("a") {
+		t.Fatal("a mark outlived its backoff")
 	}
 	if n := p.marked.Load(); n != 0 {
 		t.Fatalf("%d marks left once the backoff passed, want 0 (gone's expired too)", n)

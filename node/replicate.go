@@ -90,13 +90,24 @@ type peerHealth struct {
 	// forwarded request, costs one atomic load while no peer is marked:
 	// no lock, map lookup or clock reading.
 	marked atomic.Int32
+	now    func() time.Time // time.Now; tests set their own
 
 	mu        sync.Mutex
-	downUntil map[string]time.Time
+	downUntil map[string]peerMark
+}
+
+// peerMark is why and until when a peer is skipped.
+type peerMark struct {
+	until time.Time
+	// unreached says the failure was that the peer could not be reached
+	// at all (transport.Unreached): a refused connection, say, not a
+	// timeout. Only such a mark moves a write that must not be applied
+	// twice past the peer (see skip).
+	unreached bool
 }
 
 func newPeerHealth(backoff time.Duration) *peerHealth {
-	return &peerHealth{backoff: backoff, downUntil: map[string]time.Time{}}
+	return &peerHealth{backoff: backoff, now: time.Now, downUntil: map[string]peerMark{}}
 }
 
 // failed records a failed call to addr if the failure says the peer is
@@ -108,14 +119,23 @@ func (p *peerHealth) failed(addr string, err error) {
 	if !failoverable(err) {
 		return
 	}
+	m := peerMark{until: p.now().Add(p.backoff), unreached: transport.Unreached(err, 0, 1)}
 	p.mu.Lock()
-	p.downUntil[addr] = time.Now().Add(p.backoff)
+	p.downUntil[addr] = m
 	p.marked.Store(int32(len(p.downUntil)))
 	p.mu.Unlock()
 }
 
 // down reports whether addr failed within the backoff.
-func (p *peerHealth) down(addr string) bool {
+func (p *peerHealth) down(addr string) bool { return p.skip(addr, true) }
+
+// skip reports whether a request should pass over addr for now: any
+// failure within the backoff counts if anyFailure is set, else only one
+// where addr could not be reached at all. A request that must not be
+// applied twice passes over an owner only in the second case: one that
+// timed out may only have been slow, and still coordinates the key for
+// every node that reaches it.
+func (p *peerHealth) skip(addr string, anyFailure bool) bool {
 	if p.marked.Load() == 0 {
 		return false
 	}
@@ -123,15 +143,15 @@ func (p *peerHealth) down(addr string) bool {
 	defer p.mu.Unlock()
 	// Expired marks go, whoever they are for: a mark for a peer nobody
 	// asks about any more (it left) would keep every call on this path.
-	now := time.Now()
-	for a, until := range p.downUntil {
-		if now.After(until) {
+	now := p.now()
+	for a, m := range p.downUntil {
+		if now.After(m.until) {
 			delete(p.downUntil, a)
 		}
 	}
 	p.marked.Store(int32(len(p.downUntil)))
-	_, ok := p.downUntil[addr]
-	return ok
+	m, ok := p.downUntil[addr]
+	return ok && (anyFailure || m.unreached)
 }
 
 // hintSet holds the keys each replica missed. Only key names are kept: on
