@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"runtime"
 	"sync"
@@ -646,8 +645,8 @@ func (p *peer) choose(now time.Time) (use, best *clientConn, grow *connSlot) {
 			}
 			continue
 		}
-		load := int(cc.inflight.Load())
-		if load < min(spillAt, int(cc.maxInflight)) {
+		load := cc.slots.load()
+		if load < min(spillAt, int(cc.slots.max)) {
 			return cc, nil, nil
 		}
 		if best == nil || load < bestLoad {
@@ -852,16 +851,8 @@ type clientConn struct {
 	raw  net.Conn
 	conn net.Conn
 	fr   *frameReader
-	// inflight counts the requests in flight (slots taken), at most
-	// maxInflight. A caller finding no free slot counts itself in waiters
-	// and waits for room, which release signals. Atomics rather than a
-	// channel of tokens: a flight takes all its slots in one step, and
-	// the replies of a read give theirs back in one, with no channel lock
-	// per request.
-	inflight    atomic.Int32
-	maxInflight int32
-	waiters     atomic.Int32
-	room        chan struct{}
+	// slots bounds the requests in flight (MaxInflightPerConn).
+	slots *slots
 	// kick wakes writeLoop to write what is buffered (see flushSoon).
 	kick chan struct{}
 	// dead is closed when the connection fails.
@@ -887,87 +878,54 @@ func newClientConn(p *peer, s *connSlot, raw, conn net.Conn, fr *frameReader) *c
 		raw:     raw,
 		conn:    conn,
 		fr:      fr,
-		room:    make(chan struct{}, 1),
+		slots:   newSlots(p.c.cfg.MaxInflightPerConn),
 		kick:    make(chan struct{}, 1),
 		dead:    make(chan struct{}),
 		pending: make(map[uint64]waiter),
 	}
-	cc.maxInflight = int32(min(p.c.cfg.MaxInflightPerConn, math.MaxInt32))
 	cc.out.written.L = &cc.mu
 	cc.lastSend.Store(time.Now().UnixNano())
 	return cc
 }
 
-// acquire takes an in-flight slot, waiting while the connection is at its
-// limit.
+// acquire takes an in-flight slot, waiting in line while the connection
+// is at its limit.
 func (cc *clientConn) acquire(ctx context.Context, cl *call) error {
-	if cc.tryAcquire(1) == 1 {
+	if cc.slots.tryTake(1) == 1 {
 		return nil
 	}
 	cc.flush() // let what is queued go, so slots come back
-	// Counted before each try: a release after a failed try then sees
-	// the waiter and leaves a token in room (see release).
-	cc.waiters.Add(1)
-	defer cc.waiters.Add(-1)
-	for {
-		if cc.tryAcquire(1) == 1 {
-			// A release signals once however many slots it frees: pass
-			// the signal on to the next waiter, if there is room for it.
-			if cc.waiters.Load() > 1 && cc.hasRoom(1) {
-				cc.signalRoom()
-			}
-			return nil
-		}
-		select {
-		case <-cc.room:
-		case <-cc.dead:
-			return cc.failure()
-		case <-ctx.Done():
-			return expired(ctx, cc.p.addr)
-		case <-cl.timerC:
-			return expired(ctx, cc.p.addr)
-		case <-cc.p.c.closedCh:
-			return ErrClosed
-		}
+	ch := cc.slots.wait()
+	if ch == nil {
+		return nil
 	}
-}
-
-// tryAcquire takes up to n in-flight slots, as many as are free now, and
-// returns how many it took.
-func (cc *clientConn) tryAcquire(n int) int {
-	for n > 0 {
-		cur := cc.inflight.Load()
-		free := int(cc.maxInflight - cur)
-		if free <= 0 {
-			return 0
-		}
-		take := int32(min(free, n))
-		if cc.inflight.CompareAndSwap(cur, cur+take) {
-			return int(take)
-		}
-	}
-	return 0
-}
-
-// release gives back n in-flight slots and wakes a caller waiting for one.
-func (cc *clientConn) release(n int) {
-	cc.inflight.Add(-int32(n))
-	if cc.waiters.Load() > 0 {
-		cc.signalRoom()
-	}
-}
-
-// signalRoom leaves a token in room unless one is already there.
-func (cc *clientConn) signalRoom() {
+	var err error
 	select {
-	case cc.room <- struct{}{}:
-	default:
+	case <-ch:
+		return nil
+	case <-cc.dead:
+		err = cc.failure()
+	case <-ctx.Done():
+		err = expired(ctx, cc.p.addr)
+	case <-cl.timerC:
+		err = expired(ctx, cc.p.addr)
+	case <-cc.p.c.closedCh:
+		err = ErrClosed
 	}
+	cc.slots.leave(ch)
+	return err
 }
+
+// tryAcquire takes up to n in-flight slots, as many as are free now
+// (none while callers wait in line), and returns how many it took.
+func (cc *clientConn) tryAcquire(n int) int { return cc.slots.tryTake(n) }
+
+// release gives back n in-flight slots.
+func (cc *clientConn) release(n int) { cc.slots.release(n) }
 
 // hasRoom reports whether n more requests would fit in flight now (a
 // hint: other callers may take the slots first).
-func (cc *clientConn) hasRoom(n int) bool { return int(cc.inflight.Load())+n <= int(cc.maxInflight) }
+func (cc *clientConn) hasRoom(n int) bool { return cc.slots.free(n) }
 
 func (cc *clientConn) failure() error {
 	cc.mu.Lock()
@@ -1316,7 +1274,7 @@ func (cc *clientConn) retireIfIdle(now time.Time) bool {
 	// Re-check under the lock, which registration holds: a request
 	// registered meanwhile keeps the connection.
 	// A caller holding a slot may be about to register on it: not idle.
-	retire := cc.err == nil && len(cc.pending) == 0 && cc.inflight.Load() == 0 && now.UnixNano()-cc.lastSend.Load() >= limit
+	retire := cc.err == nil && len(cc.pending) == 0 && cc.slots.load() == 0 && now.UnixNano()-cc.lastSend.Load() >= limit
 	if retire {
 		cc.failLocked(fmt.Errorf("transport: connection to %s retired after idling: %w", cc.p.addr, ErrConnLost))
 	}

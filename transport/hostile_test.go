@@ -255,8 +255,8 @@ func TestInflightLimit(t *testing.T) {
 		cc.mu.Lock()
 		pending := len(cc.pending)
 		cc.mu.Unlock()
-		if pending != limit || cc.inflight.Load() != int32(limit) {
-			t.Fatalf("%d calls pending, %d slots taken; want the limit %d", pending, cc.inflight.Load(), limit)
+		if pending != limit || cc.slots.load() != limit {
+			t.Fatalf("%d calls pending, %d slots taken; want the limit %d", pending, cc.slots.load(), limit)
 		}
 		stillServes(t, gc, addr)
 		if got := h.count(); got != limit {

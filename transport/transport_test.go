@@ -1354,7 +1354,7 @@ func TestOneReleaseWakesEveryWaiterItMakesRoomFor(t *testing.T) {
 		for range limit {
 			go call()
 		}
-		eventually(t, "four callers to wait for a slot", func() bool { return cc.waiters.Load() == limit })
+		eventually(t, "four callers to wait for a slot", func() bool { return cc.slots.waiting.Load() == limit })
 
 		first := h.take()
 		resps := make([]*Response, len(first))
@@ -1371,7 +1371,7 @@ func TestOneReleaseWakesEveryWaiterItMakesRoomFor(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if n, w := cc.inflight.Load(), cc.waiters.Load(); n != 0 || w != 0 {
+		if n, w := cc.slots.used.Load(), cc.slots.waiting.Load(); n != 0 || w != 0 {
 			t.Fatalf("%d slots still taken, %d callers still waiting", n, w)
 		}
 	})
@@ -1441,7 +1441,7 @@ func TestSlotsUnderContention(t *testing.T) {
 			}
 		}
 		cc := c.peers[addr].slots[0].cc.Load()
-		if n, w := cc.inflight.Load(), cc.waiters.Load(); n != 0 || w != 0 {
+		if n, w := cc.slots.used.Load(), cc.slots.waiting.Load(); n != 0 || w != 0 {
 			t.Fatalf("%d slots still taken, %d callers still waiting", n, w)
 		}
 	})
