@@ -46,6 +46,10 @@ var (
 	ErrTooLarge = transport.ErrTooLarge
 	// ErrClosed reports a call on a closed Client.
 	ErrClosed = transport.ErrClosed
+	// ErrNotInteger reports Incr on a value that is not a 64-bit integer.
+	ErrNotInteger = transport.ErrNotInteger
+	// ErrOverflow reports an Incr whose result would not fit in 64 bits.
+	ErrOverflow = transport.ErrOverflow
 	// ErrInvalidConfig reports a Config that cannot work.
 	ErrInvalidConfig = errors.New("client: invalid config")
 	// ErrInvalidArgument reports a call whose arguments cannot work, such
@@ -297,6 +301,29 @@ func (c *Client) Set(ctx context.Context, key string, value []byte, ttl time.Dur
 		return err
 	}
 	return resp.Error()
+}
+
+// Incr adds delta (negative to subtract) to the integer stored under key,
+// an absent key counting as 0, and returns the result. A value that is not
+// a 64-bit integer gets an error wrapping ErrNotInteger, and one the sum
+// would overflow, ErrOverflow; neither changes the value. The key's TTL
+// is kept.
+//
+// An increment is never applied twice by a retry: it goes to another
+// replica only if it could not reach its owner at all. If the owner timed
+// out or its connection broke with the increment in flight, the error
+// wraps ErrUnavailable and the increment may or may not have been applied,
+// as with any store after a timeout.
+func (c *Client) Incr(ctx context.Context, key string, delta int64) (int64, error) {
+	req := transport.Request{Op: transport.OpIncr, Key: key, Delta: delta}
+	resp, err := c.call(ctx, &req)
+	if err != nil {
+		return 0, err
+	}
+	if err := resp.Error(); err != nil {
+		return 0, err
+	}
+	return resp.Int, nil
 }
 
 // ttlMillis converts a TTL to the wire's milliseconds, rounding a positive

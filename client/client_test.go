@@ -365,6 +365,32 @@ func TestFailoverWhenOwnerRefusesConnections(t *testing.T) {
 	}
 }
 
+// Incr counts from an absent key's 0, straight at the key's owner, and
+// refuses a value that is not an integer.
+func TestIncr(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	cl := newClient(t, func(c *client.Config) { c.MinRefreshInterval = time.Hour }, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	for _, step := range []struct{ delta, want int64 }{{1, 1}, {5, 6}, {-8, -2}} {
+		if got, err := cl.Incr(ctx, "counter", step.delta); err != nil || got != step.want {
+			t.Fatalf("Incr(counter, %d) = %d, %v; want %d", step.delta, got, err, step.want)
+		}
+	}
+	owner := fc.node(fc.ring().Owner("counter"))
+	if got := owner.direct.Load(); got != 3 {
+		t.Errorf("the owner got %d increments straight from the client, want 3", got)
+	}
+	if v, err := cl.Get(ctx, "counter"); err != nil || string(v) != "-2" {
+		t.Fatalf("get counter = %q, %v; want -2", v, err)
+	}
+	if err := cl.Set(ctx, "word", []byte("hello"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Incr(ctx, "word", 1); !errors.Is(err, client.ErrNotInteger) {
+		t.Fatalf("Incr of a word: %v, want ErrNotInteger", err)
+	}
+}
+
 // With one copy of each key, a key whose owner is down is sent, unmarked,
 // to another node to route, for single calls and pipelines alike.
 func TestFallbackNodesWhenEveryOwnerIsDown(t *testing.T) {

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -140,11 +141,22 @@ func (nd *fakeNode) serve(_ context.Context, req *transport.Request, w transport
 			resp.Code = transport.CodeNotFound
 		}
 		delete(c.data, req.Key)
+	case transport.OpIncr:
+		var v int64
+		if cur, ok := c.data[req.Key]; ok {
+			if _, err := fmt.Sscan(string(cur), &v); err != nil {
+				resp.Code = transport.CodeNotInteger
+				break
+			}
+		}
+		v += req.Delta
+		resp.Int = v
+		c.data[req.Key] = []byte(fmt.Sprint(v))
 	default:
 		resp.Code = transport.CodeUnknownOp
 	}
 	c.mu.Unlock()
-	if req.Op == transport.OpGet || req.Op == transport.OpSet || req.Op == transport.OpDelete {
+	if req.Op == transport.OpGet || req.Op == transport.OpSet || req.Op == transport.OpDelete || req.Op == transport.OpIncr {
 		if req.Flags&transport.FlagForwarded != 0 {
 			nd.direct.Add(1)
 		} else {
