@@ -78,8 +78,9 @@ const maxSendAttempts = 3
 // Config.CallTimeout. A non-nil error is a transport failure: errors.Is
 // with ErrUnreachable says the peer could not be reached or the connection
 // broke (ErrConnLost; the request may have been applied), with ErrNotSent
-// that the failure came before the request was handed to a connection
-// (whatever else it is, the peer never saw it), with ErrTimeout
+// that the failure came before the request was handed to a connection,
+// or the connection broke before writing it whole (whatever else it is,
+// the peer never served it), with ErrTimeout
 // (and context.DeadlineExceeded) that time ran out, with ErrClosed that the
 // Client was closed, with ErrFrameTooLarge that req exceeds
 // Config.MaxFrameSize (nothing was sent), with ErrAuth that the peer
@@ -186,6 +187,10 @@ type Flight struct {
 	// connErr is the first failure reported for one of the requests by
 	// the connection (guarded by cc.mu, like resps while sent).
 	connErr error
+	// unsentFrom is the first of the requests the connection failed
+	// before they wholly left (len(reqs) if none; guarded by cc.mu): a
+	// flight's frames leave in order, so the ones after it did not either.
+	unsentFrom int
 }
 
 // Start sends reqs to the peer at addr, as CallBatch does, and returns
@@ -269,6 +274,7 @@ func (c *Client) newFlight(ctx context.Context, addr string, reqs []*Request) *F
 		f.resps = make([]*Response, len(reqs))
 	}
 	f.remaining.Store(1)
+	f.unsentFrom = len(reqs)
 	return f
 }
 
@@ -399,6 +405,7 @@ func (f *Flight) Wait() ([]*Response, error) {
 	}
 	f.cc.mu.Lock()
 	err := f.connErr
+	f.sent = min(f.sent, f.unsentFrom) // what the connection never wrote did not leave
 	f.cc.mu.Unlock()
 	if err == nil {
 		err = f.err
@@ -406,9 +413,11 @@ func (f *Flight) Wait() ([]*Response, error) {
 	return f.resps, err
 }
 
-// Sent returns how many of the flight's requests, from the first, were
-// handed to a connection: the others never reached the peer (Wait's error
-// says why), so they may be sent elsewhere whatever they do. Call it after
+// Sent returns how many of the flight's requests, from the first, may have
+// reached the peer: they were handed to a connection and, if it broke,
+// written whole or in a write still in progress. The others never reached
+// it (Wait's error says why), so they may be sent elsewhere whatever they
+// do. Call it after
 // Wait and before Release; after Release it panics, since a released
 // flight's count (zero) would claim that nothing was sent.
 func (f *Flight) Sent() int {
@@ -956,6 +965,10 @@ type waiter struct {
 	cl *call
 	f  *Flight
 	i  int
+	// end is where the request's frame ends in the connection's byte
+	// stream (outbuf.end): if the connection fails before Write took that
+	// far, the peer never read the whole frame, so never served it.
+	end int64
 }
 
 // registerFlight is send for requests from to from+k of f, without the
@@ -1007,6 +1020,7 @@ func (cc *clientConn) registerLocked(w waiter, req *Request, now time.Time) (boo
 		return false, cc.p.c.tooLarge(cc.p.addr)
 	}
 	cc.out.buf = b
+	w.end = cc.out.end()
 	cc.pending[req.ID] = w
 	cc.lastSend.Store(now.UnixNano())
 	return true, nil
@@ -1235,19 +1249,31 @@ func (cc *clientConn) fail(err error) {
 }
 
 // failLocked is fail's part under the lock: from here on nothing is
-// registered or written.
+// registered or written. A request whose frame had not wholly been taken
+// by a Write, and is not in one still in progress (which may yet finish),
+// never reached the peer: its error is marked ErrNotSent, or for a
+// flight's request its index goes past Flight.Sent, so that a request
+// that must not be applied twice may still go to another replica.
 func (cc *clientConn) failLocked(err error) {
 	cc.err = err
 	if cc.out.err == nil {
 		cc.out.err = err
 	}
 	cc.out.buf, cc.out.spare = nil, nil
+	taken := cc.out.sent + int64(cc.out.inWrite)
 	for _, w := range cc.pending {
+		notSent := w.end > taken
 		if w.f != nil {
+			if notSent && w.i < w.f.unsentFrom {
+				w.f.unsentFrom = w.i
+			}
 			w.f.finishLocked(w.i, nil, err)
 			continue
 		}
 		w.cl.err = err
+		if notSent {
+			w.cl.err = unsent(err)
+		}
 		w.cl.done <- struct{}{}
 	}
 	clear(cc.pending)

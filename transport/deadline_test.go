@@ -2,8 +2,10 @@ package transport
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -296,4 +298,112 @@ func TestUnreached(t *testing.T) {
 			t.Errorf("Unreached(%v, %d, %d) = %v, want %v", c.err, c.i, c.sent, got, c.want)
 		}
 	}
+}
+
+// gatedNetwork wraps a Network so that a test can make the next write on
+// a dialled connection block until released, or stop after the first
+// frame and two bytes of the next and fail.
+type gatedNetwork struct {
+	Network
+	partial atomic.Bool   // the next write is cut short and fails
+	stall   atomic.Bool   // the next write waits for release
+	stalled chan struct{} // closed when a write starts waiting
+	release chan struct{} // closing it lets a stalled write through
+}
+
+func newGatedNetwork(nw Network) *gatedNetwork {
+	return &gatedNetwork{Network: nw, stalled: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (g *gatedNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	c, err := g.Network.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedConn{Conn: c, g: g}, nil
+}
+
+type gatedConn struct {
+	net.Conn
+	g *gatedNetwork
+}
+
+var errCutShort = errors.New("injected: connection reset after a partial write")
+
+func (c *gatedConn) Write(p []byte) (int, error) {
+	if c.g.stall.CompareAndSwap(true, false) {
+		close(c.g.stalled)
+		<-c.g.release
+	}
+	if c.g.partial.CompareAndSwap(true, false) {
+		first := frameHeaderSize + int(binary.BigEndian.Uint32(p))
+		n, err := c.Conn.Write(p[:min(len(p), first+2)])
+		if err == nil {
+			err = errCutShort
+		}
+		return n, err
+	}
+	return c.Conn.Write(p)
+}
+
+// A connection that fails knows which requests never wholly left: a
+// flight's request cut short by a partial write counts past Flight.Sent
+// and its peer never serves it, while the one written before it may have
+// been served (it was); a call still buffered behind a write in progress
+// fails with ErrNotSent, and the call in that write does not (the write
+// may yet finish).
+func TestFailedConnectionKnowsWhatNeverLeft(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		g := newGatedNetwork(nw)
+		cfg := testConfig(nw)
+		h := &held{pings: true}
+		_, addr := startServer(t, cfg, h)
+		ccfg := testConfig(g)
+		ccfg.ConnsPerPeer = 1
+		c := newTestClient(t, ccfg)
+		ctx := context.Background()
+		mustCall(t, c, addr, &Request{Op: OpPing}) // connected
+
+		g.partial.Store(true)
+		f := c.Start(ctx, addr, []*Request{{Op: OpIncr, Key: "whole"}, {Op: OpIncr, Key: "cut"}})
+		_, err := f.Wait()
+		if !errors.Is(err, ErrConnLost) || errors.Is(err, ErrNotSent) || f.Sent() != 1 {
+			t.Errorf("flight cut short after its first request: %v, %d sent; want ErrConnLost without ErrNotSent, 1", err, f.Sent())
+		}
+		if !Unreached(err, 1, f.Sent()) || Unreached(err, 0, f.Sent()) {
+			t.Errorf("Unreached: the cut request %v, the whole one %v; want true, false", Unreached(err, 1, f.Sent()), Unreached(err, 0, f.Sent()))
+		}
+		f.Release()
+		eventually(t, "the server to get the whole request", func() bool { return h.count() == 1 })
+		if r := h.take(); r[0].req.Key != "whole" {
+			t.Fatalf("the server got %q, want the request written whole", r[0].req.Key)
+		}
+
+		mustCall(t, c, addr, &Request{Op: OpPing}) // a fresh connection
+		g.stall.Store(true)
+		writing, queued := make(chan error, 1), make(chan error, 1)
+		go func() {
+			_, err := c.Call(ctx, addr, &Request{Op: OpIncr, Key: "writing"})
+			writing <- err
+		}()
+		<-g.stalled
+		cc := c.peers[addr].slots[0].cc.Load()
+		go func() {
+			_, err := c.Call(ctx, addr, &Request{Op: OpIncr, Key: "queued"})
+			queued <- err
+		}()
+		eventually(t, "the second call to queue behind the write", func() bool {
+			cc.mu.Lock()
+			defer cc.mu.Unlock()
+			return len(cc.pending) == 2
+		})
+		cc.fail(cc.lostErr(errors.New("injected: connection reset")))
+		close(g.release)
+		if err := <-writing; !errors.Is(err, ErrConnLost) || errors.Is(err, ErrNotSent) {
+			t.Errorf("the call being written when the connection failed: %v, want ErrConnLost without ErrNotSent", err)
+		}
+		if err := <-queued; !errors.Is(err, ErrConnLost) || !errors.Is(err, ErrNotSent) {
+			t.Errorf("the call queued behind the write: %v, want ErrConnLost and ErrNotSent", err)
+		}
+	})
 }

@@ -18,17 +18,20 @@ var (
 	// ErrConnLost reports that the connection broke while the request was in
 	// flight, so the peer may or may not have applied it — unless the
 	// error is also ErrNotSent (every connection tried was found broken
-	// before the request could be queued on it). It wraps ErrUnreachable:
+	// before the request could be queued on it, or the connection broke
+	// before it had written the request whole). It wraps ErrUnreachable:
 	// failover logic need test only that.
 	ErrConnLost = fmt.Errorf("connection lost: %w", ErrUnreachable)
-	// ErrNotSent marks a failure that came before any byte of the request
-	// was handed to a connection — no connection could be made or picked
-	// in time, the request was too large, the client was closed — so the
-	// peer cannot have received it, and even a request that must not be
+	// ErrNotSent marks a failure that came before the whole request was
+	// written — no connection could be made or picked in time, the request
+	// was too large, the client was closed, or the connection broke with
+	// the request still queued on it or cut short by a failed write — so
+	// the peer cannot have served it, and even a request that must not be
 	// applied twice may be sent elsewhere. It is always found alongside
 	// the error that says why (errors.Is(err, ErrUnreachable), ErrTimeout,
-	// and so on). Its absence promises nothing: a request may have been
-	// queued on a connection that broke before writing it.
+	// and so on). Its absence promises nothing: a request in a write still
+	// in progress when its connection broke is not marked, though that
+	// write may have failed.
 	ErrNotSent = errors.New("request not sent")
 	// ErrTimeout reports that a call's deadline (the context's, the bound
 	// given to CallWithin or StartWithin, or Config.CallTimeout when the
@@ -80,9 +83,9 @@ func (timeoutError) Temporary() bool { return true }
 func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // Unreached reports whether request i of a batch that failed with err,
-// of which the first sent were handed to a connection (Flight.Sent; 1 for
+// of which the first sent may have reached the peer (Flight.Sent; 1 for
 // a lone call), certainly never reached a peer that could have taken it:
-// it was not handed over (past sent, or err is ErrNotSent), and not for
+// it did not leave whole (past sent, or err is ErrNotSent), and not for
 // lack of time — a peer that only made it wait for a dial or a free slot
 // may be alive and busy with the same keys. A request that must not be
 // applied twice may then be sent to another replica; any other failure

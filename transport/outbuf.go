@@ -32,10 +32,21 @@ type outbuf struct {
 	err     error     // first write error; nothing is written after it
 	armedTo time.Time // current write deadline
 	peak    int       // the largest len(buf) seen, for tests of the bound
+	// sent counts the bytes Write has taken on this connection, partial
+	// writes included, and inWrite the bytes of the write in progress:
+	// a frame appended now ends at end(). A client uses them to tell a
+	// request that never wholly left from one that may have (see
+	// clientConn.failLocked).
+	sent    int64
+	inWrite int
 	// written is signalled after every write; its L must be the owning
 	// connection's mutex.
 	written sync.Cond
 }
+
+// end is where the last byte buffered so far lies in the connection's
+// byte stream.
+func (o *outbuf) end() int64 { return o.sent + int64(o.inWrite) + int64(len(o.buf)) }
 
 // overHigh reports whether the buffer is past its high-water mark.
 func (o *outbuf) overHigh() bool { return len(o.buf) >= outbufHigh }
@@ -63,6 +74,7 @@ func (o *outbuf) flushLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duratio
 	for len(o.buf) > 0 && o.err == nil {
 		out := o.buf
 		o.buf, o.spare = o.spare[:0], nil
+		o.inWrite = len(out)
 		// Re-arm the write deadline only when half of it is used up: this
 		// saves a timer update on nearly every write, and a write still
 		// never blocks for less than timeout/2 or more than timeout.
@@ -74,13 +86,16 @@ func (o *outbuf) flushLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duratio
 		deadline := o.armedTo
 		mu.Unlock()
 		var err error
+		var n int
 		if arm {
 			err = conn.SetWriteDeadline(deadline)
 		}
 		if err == nil {
-			_, err = conn.Write(out)
+			n, err = conn.Write(out)
 		}
 		mu.Lock()
+		o.sent += int64(n)
+		o.inWrite = 0
 		if err != nil {
 			o.err = err
 			o.buf = nil
