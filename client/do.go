@@ -120,7 +120,7 @@ func (c *Client) call(ctx context.Context, req *transport.Request) (*transport.R
 			c.noteVersion(resp.RingVersion, m.addr)
 			return resp, nil
 		}
-		rt.err = c.failed(ctx, m, err)
+		rt.err = c.failed(ctx, m, err, 1)
 		if !retryable(ctx, req, err, transport.Unreached(err, 0, 1)) {
 			break
 		}
@@ -288,7 +288,7 @@ func (g *group) finish(ctx context.Context, c *Client, idx []int, reqs []*transp
 	g.flight = nil
 	var ferr error
 	if err != nil {
-		ferr = c.failed(ctx, m, err)
+		ferr = c.failed(ctx, m, err, sent)
 	}
 	noted := false
 	for j, i := range idx {
@@ -336,14 +336,15 @@ func (c *Client) attempt(ctx context.Context, failover bool) time.Duration {
 	return c.cfg.AttemptTimeout
 }
 
-// failed records that m could not answer and returns the caller-facing
+// failed records that m could not answer a batch of which the first sent
+// may have reached it (1 for a lone call), and returns the caller-facing
 // error. A node that could not be reached, or that used up an attempt's
 // time while the caller still had some (so the caller's own short deadline
 // is not blamed on the node), is tried last for a while, and the member
 // list is re-read in case it left.
-func (c *Client) failed(ctx context.Context, m *member, err error) error {
+func (c *Client) failed(ctx context.Context, m *member, err error, sent int) error {
 	if errors.Is(err, transport.ErrUnreachable) || errors.Is(err, transport.ErrTimeout) && ctx.Err() == nil {
-		c.markDown(m, err)
+		c.markDown(m, transport.Unreached(err, 0, sent))
 		c.kick("")
 	}
 	if errors.Is(err, transport.ErrFrameTooLarge) {

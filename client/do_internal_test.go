@@ -60,15 +60,15 @@ func TestMarkDownRemembersWhy(t *testing.T) {
 	c := &Client{cfg: Config{DownBackoff: time.Minute}}
 	m := &member{addr: "n1"}
 	now := time.Now().UnixNano()
-	c.markDown(m, fmt.Errorf("call: %w", transport.ErrTimeout))
+	c.markDown(m, transport.Unreached(fmt.Errorf("call: %w", transport.ErrTimeout), 0, 1))
 	if !m.down(now) || m.unreached(now) {
 		t.Fatalf("after a timeout: down %v, unreached %v; want true, false", m.down(now), m.unreached(now))
 	}
-	c.markDown(m, fmt.Errorf("dial: %w: %w", transport.ErrUnreachable, transport.ErrNotSent))
+	c.markDown(m, transport.Unreached(fmt.Errorf("dial: %w: %w", transport.ErrUnreachable, transport.ErrNotSent), 0, 1))
 	if !m.down(now) || !m.unreached(now) {
 		t.Fatalf("after a refused dial: down %v, unreached %v; want true, true", m.down(now), m.unreached(now))
 	}
-	c.markDown(m, fmt.Errorf("conn: %w", transport.ErrConnLost)) // may have been served
+	c.markDown(m, transport.Unreached(fmt.Errorf("conn: %w", transport.ErrConnLost), 0, 1)) // may have been served
 	if !m.down(now) || m.unreached(now) {
 		t.Fatalf("after a lost connection: down %v, unreached %v; want true, false", m.down(now), m.unreached(now))
 	}

@@ -219,7 +219,7 @@ func (c *Client) refresh(ctx context.Context, hint string) error {
 			}
 		}
 		if errors.Is(err, transport.ErrUnreachable) {
-			c.markDown(src, err)
+			c.markDown(src, transport.Unreached(err, 0, 1))
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", src.addr, err))
 	}
@@ -273,13 +273,13 @@ func (c *Client) build(old *table, ms []transport.Member, basis uint64) (*table,
 	return t, nil
 }
 
-// markDown makes m a last resort for DownBackoff, after it failed a call
-// with err.
-func (c *Client) markDown(m *member, err error) {
+// markDown makes m a last resort for DownBackoff, after it failed a call;
+// unreached says it could not be reached at all (transport.Unreached).
+func (c *Client) markDown(m *member, unreached bool) {
 	if c.cfg.DownBackoff > 0 {
 		until := time.Now().Add(c.cfg.DownBackoff).UnixNano()
 		m.downUntil.Store(until)
-		if !transport.Unreached(err, 0, 1) {
+		if !unreached {
 			until = 0 // it may only have been slow
 		}
 		m.unreachedUntil.Store(until)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -34,6 +35,20 @@ func TestPeerHealthMarks(t *testing.T) {
 	p.failed("a", refused) // the latest failure decides
 	if !p.skip("a", false) {
 		t.Fatal("a peer refusing connections after a timeout is not skipped by a non-repeatable write")
+	}
+
+	// A batch the connection broke under: unreached only if none of it
+	// may have left (Flight.Sent), whatever the error says.
+	lost := fmt.Errorf("conn: %w", transport.ErrConnLost)
+	p.failedAfter("c", lost, 0)
+	p.failedAfter("d", lost, 2)
+	if !p.skip("c", false) || p.skip("d", false) {
+		t.Fatalf("after a lost connection: skip(c), nothing sent = %v; skip(d), 2 sent = %v; want true, false", p.skip("c", false), p.skip("d", false))
+	}
+	// A dial the peer never answered says it may be stalled, not gone.
+	p.failed("e", fmt.Errorf("dial: %w: %w: %w", transport.ErrUnreachable, transport.ErrNotSent, os.ErrDeadlineExceeded))
+	if !p.down("e") || p.skip("e", false) {
+		t.Fatalf("after a dial timeout: down %v, skip for a non-repeatable write %v; want true, false", p.down("e"), p.skip("e", false))
 	}
 
 	now = now.Add(999 * time.Millisecond)

@@ -112,14 +112,16 @@ func newPeerHealth(backoff time.Duration) *peerHealth {
 
 // failed records a failed call to addr if the failure says the peer is
 // unreachable or unresponsive (not, say, that our own context ended).
-func (p *peerHealth) failed(addr string, err error) {
-	if addr == "" || errors.Is(err, context.Canceled) || errors.Is(err, transport.ErrClosed) {
+func (p *peerHealth) failed(addr string, err error) { p.failedAfter(addr, err, 1) }
+
+// failedAfter is failed for a batch of which the first sent requests may
+// have reached addr (Flight.Sent): whether the peer was reached at all is
+// told by the first request's fate.
+func (p *peerHealth) failedAfter(addr string, err error, sent int) {
+	if addr == "" || errors.Is(err, context.Canceled) || errors.Is(err, transport.ErrClosed) || !failoverable(err) {
 		return
 	}
-	if !failoverable(err) {
-		return
-	}
-	m := peerMark{until: p.now().Add(p.backoff), unreached: transport.Unreached(err, 0, 1)}
+	m := peerMark{until: p.now().Add(p.backoff), unreached: transport.Unreached(err, 0, sent)}
 	p.mu.Lock()
 	p.downUntil[addr] = m
 	p.marked.Store(int32(len(p.downUntil)))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,6 +281,11 @@ func TestUnreached(t *testing.T) {
 	waited := unsent(fmt.Errorf("x: %w", ErrTimeout)) // for a dial or a free slot
 	lostQueued := fmt.Errorf("x: %w", ErrConnLost)
 	timedOut := fmt.Errorf("x: %w", ErrTimeout)
+	// The socket's own deadlines: a dial the peer never answered, a write
+	// it never made room for (the connection then fails with what was
+	// queued on it marked not sent). Either peer may be alive but stalled.
+	dialTimedOut := unsent(fmt.Errorf("dial x: %w: %w", ErrUnreachable, &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}))
+	writeStalled := unsent(fmt.Errorf("x: %w: %w", ErrConnLost, os.ErrDeadlineExceeded))
 	for _, c := range []struct {
 		err     error
 		i, sent int
@@ -293,6 +299,9 @@ func TestUnreached(t *testing.T) {
 		{lostQueued, 1, 2, false},
 		{timedOut, 0, 1, false},
 		{timedOut, 3, 2, false},
+		{dialTimedOut, 0, 1, false},
+		{writeStalled, 0, 1, false},
+		{writeStalled, 3, 2, false},
 	} {
 		if got := Unreached(c.err, c.i, c.sent); got != c.want {
 			t.Errorf("Unreached(%v, %d, %d) = %v, want %v", c.err, c.i, c.sent, got, c.want)

@@ -86,12 +86,13 @@ func (timeoutError) Is(target error) bool { return target == context.DeadlineExc
 // of which the first sent may have reached the peer (Flight.Sent; 1 for
 // a lone call), certainly never reached a peer that could have taken it:
 // it did not leave whole (past sent, or err is ErrNotSent), and not for
-// lack of time — a peer that only made it wait for a dial or a free slot
-// may be alive and busy with the same keys. A request that must not be
-// applied twice may then be sent to another replica; any other failure
-// leaves its outcome unknown.
+// lack of time — a peer that only made it wait for a dial, a handshake, a
+// free slot or room in its socket may be alive and busy with the same
+// keys (so a dial that timed out does not count, only one refused or
+// reset). A request that must not be applied twice may then be sent to
+// another replica; any other failure leaves its outcome unknown.
 func Unreached(err error, i, sent int) bool {
-	if err == nil || errors.Is(err, ErrTimeout) {
+	if err == nil || errors.Is(err, ErrTimeout) || isTimeout(err) {
 		return false
 	}
 	return i >= sent || errors.Is(err, ErrNotSent)
