@@ -302,15 +302,11 @@ func TestFailoverWhenOwnerRefusesConnections(t *testing.T) {
 	if err := cl.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r := fc.ring()
 	victim := fc.nodes[2]
-	var keys []string
-	for i := 0; len(keys) < 20; i++ {
-		if k := fmt.Sprintf("key-%d", i); r.Owner(k) == victim.name {
-			keys = append(keys, k)
-			if err := cl.Set(ctx, k, []byte(k), 0); err != nil {
-				t.Fatal(err)
-			}
+	keys := fc.keysOwnedBy(victim.name, 20)
+	for _, k := range keys {
+		if err := cl.Set(ctx, k, []byte(k), 0); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if victim.direct.Load() != int64(len(keys)) || victim.routed.Load() != 0 {
@@ -405,15 +401,11 @@ func TestFallbackNodesWhenEveryOwnerIsDown(t *testing.T) {
 	if err := cl.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r := fc.ring()
 	victim := fc.nodes[2]
+	keys := fc.keysOwnedBy(victim.name, 10)
 	items := map[string][]byte{}
-	var keys []string
-	for i := 0; len(keys) < 10; i++ {
-		if k := fmt.Sprintf("key-%d", i); r.Owner(k) == victim.name {
-			keys = append(keys, k)
-			items[k] = []byte("v-" + k)
-		}
+	for _, k := range keys {
+		items[k] = []byte("v-" + k)
 	}
 	routed := func() (n int64) {
 		for _, nd := range fc.nodes {
@@ -460,12 +452,7 @@ func TestReadFailoverOnHungOwner(t *testing.T) {
 		c.DownBackoff = 0 // every read tries the hung owner first
 	}, fc.nodes[0].addr)
 	ctx := ctxTimeout(t)
-	k := ""
-	for i := 0; k == ""; i++ {
-		if c := fmt.Sprintf("key-%d", i); fc.ring().Owner(c) == "fakeb" {
-			k = c
-		}
-	}
+	k := fc.keysOwnedBy("fakeb", 1)[0]
 	if err := cl.Set(ctx, k, []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -496,12 +483,7 @@ func TestNonRepeatableWriteKeepsRingOrder(t *testing.T) {
 		c.DownBackoff = time.Hour // the mark outlasts the test
 	}, fc.nodes[0].addr)
 	ctx := ctxTimeout(t)
-	k := ""
-	for i := 0; k == ""; i++ {
-		if c := fmt.Sprintf("key-%d", i); fc.ring().Owner(c) == "fakeb" {
-			k = c
-		}
-	}
+	k := fc.keysOwnedBy("fakeb", 1)[0]
 	if err := cl.Set(ctx, k, []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}

@@ -173,6 +173,19 @@ func (nd *fakeNode) serve(_ context.Context, req *transport.Request, w transport
 	w.Reply(resp)
 }
 
+// keysOwnedBy returns the first n keys key-0, key-1, ... whose owner in
+// the cluster's ring is the node named name.
+func (c *fakeCluster) keysOwnedBy(name string, n int) []string {
+	r := c.ring()
+	var keys []string
+	for i := 0; len(keys) < n; i++ {
+		if k := fmt.Sprintf("key-%d", i); r.Owner(k) == name {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 // crash closes the node's listener and connections: dials are refused.
 func (nd *fakeNode) crash() { nd.srv.Close() }
 

@@ -1371,9 +1371,7 @@ func TestOneReleaseWakesEveryWaiterItMakesRoomFor(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if n, w := cc.slots.used.Load(), cc.slots.waiting.Load(); n != 0 || w != 0 {
-			t.Fatalf("%d slots still taken, %d callers still waiting", n, w)
-		}
+		allSlotsFree(t, cc)
 	})
 }
 
@@ -1441,8 +1439,14 @@ func TestSlotsUnderContention(t *testing.T) {
 			}
 		}
 		cc := c.peers[addr].slots[0].cc.Load()
-		if n, w := cc.slots.used.Load(), cc.slots.waiting.Load(); n != 0 || w != 0 {
-			t.Fatalf("%d slots still taken, %d callers still waiting", n, w)
-		}
+		allSlotsFree(t, cc)
 	})
+}
+
+// allSlotsFree fails t unless cc has no slot taken and nobody waiting.
+func allSlotsFree(t *testing.T, cc *clientConn) {
+	t.Helper()
+	if n, w := cc.slots.load(), cc.slots.waiting.Load(); n != 0 || w != 0 {
+		t.Fatalf("%d slots still taken, %d callers still waiting", n, w)
+	}
 }
