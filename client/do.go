@@ -58,7 +58,7 @@ func (c *Client) plan(rt *route, t *table, req *transport.Request, now int64) {
 			// may only have been slow, and still coordinates the key for
 			// the nodes and clients that reach it, so a replica taking
 			// over would race it (see retryable).
-			repeat := readOnly(req.Op) || idempotent(req)
+			repeat := req.Repeatable()
 			for pass := range 2 {
 				for _, o := range owners {
 					m := t.members[o]
@@ -115,7 +115,7 @@ func (c *Client) call(ctx context.Context, req *transport.Request) (*transport.R
 			}
 			derived = true
 		}
-		resp, err := c.tc.CallWithin(ctx, m.addr, req, c.attempt(ctx, (readOnly(req.Op) || idempotent(req)) && rt.next < rt.n))
+		resp, err := c.tc.CallWithin(ctx, m.addr, req, c.attempt(ctx, req.Repeatable() && rt.next < rt.n))
 		if err == nil {
 			c.noteVersion(resp.RingVersion, m.addr)
 			return resp, nil
@@ -272,7 +272,7 @@ func (g *group) start(ctx context.Context, c *Client, idx []int, sub, reqs []*tr
 	reads := true
 	for j, i := range idx {
 		sub[j] = reqs[i]
-		reads = reads && readOnly(reqs[i].Op) && routes[i].next < routes[i].n
+		reads = reads && reqs[i].Op.ReadOnly() && routes[i].next < routes[i].n
 	}
 	g.flight = c.tc.StartWithin(ctx, g.m.addr, sub, c.attempt(ctx, reads))
 }
@@ -368,7 +368,7 @@ func retryable(ctx context.Context, req *transport.Request, err error, unreached
 	if !errors.Is(err, transport.ErrUnreachable) && !errors.Is(err, transport.ErrTimeout) {
 		return false
 	}
-	return readOnly(req.Op) || idempotent(req) || unreached
+	return req.Repeatable() || unreached
 }
 
 // failure turns a delivery error into the response Do reports for it.
@@ -386,33 +386,6 @@ func setDirect(req *transport.Request, direct bool) {
 	} else {
 		req.Flags &^= transport.FlagForwarded
 	}
-}
-
-// readOnly reports whether op changes nothing, so it may be retried on
-// another replica whatever happened to the first attempt.
-func readOnly(op transport.Op) bool {
-	switch op {
-	case transport.OpGet, transport.OpTTL, transport.OpExists, transport.OpPing,
-		transport.OpMembers, transport.OpStats, transport.OpDBSize:
-		return true
-	}
-	return false
-}
-
-// idempotent reports whether applying req twice leaves the same state as
-// once, so it may be resent after a connection broke with it in flight (a
-// node forwarding a request does the same). A resent delete whose first
-// copy was applied answers "not found"; increments, appends, GETDEL and
-// conditional sets are never resent once they may have left.
-func idempotent(req *transport.Request) bool {
-	switch req.Op {
-	case transport.OpSet:
-		const conditional = transport.FlagIfAbsent | transport.FlagIfPresent | transport.FlagGetOld
-		return req.Flags&conditional == 0
-	case transport.OpDelete, transport.OpExpire, transport.OpGetEx:
-		return true
-	}
-	return false
 }
 
 // doState is Do's working storage for one pipeline, pooled so that a

@@ -563,13 +563,13 @@ outer:
 // node (a replica, once the owners before it failed): the request is then
 // served here, never sent to our own address.
 //
-// A request that must not be applied twice (see repeatable) skips only
+// A request that must not be applied twice (see Request.Repeatable) skips only
 // an owner that could not be reached at all lately (a refused
 // connection), not one whose call timed out: that owner may only have
 // been slow, and still coordinates the key for the nodes that reach it,
 // so a second coordinator would race it and lose increments.
 func (b *batch) pickOwner(it *fwdItem) (addr string, self bool) {
-	anyFailure := repeatable(b.reqs[it.i])
+	anyFailure := b.reqs[it.i].Repeatable()
 	for it.next < it.count-1 && b.n.peers.skip(b.v.addrs[it.owners[it.next]], anyFailure) {
 		it.next++
 	}
@@ -653,36 +653,13 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 		}
 		it.next++
 		if it.next < it.count && failoverable(err) && ctx.Err() == nil &&
-			(repeatable(b.reqs[it.i]) || transport.Unreached(err, j, sent)) {
+			(b.reqs[it.i].Repeatable() || transport.Unreached(err, j, sent)) {
 			retry = append(retry, it)
 			continue
 		}
 		b.resps[it.i] = unavailable(f.addr, err)
 	}
 	return retry
-}
-
-// repeatable reports whether req may be sent again to another replica
-// after the call to its owner failed with the outcome unknown (it timed
-// out, or the connection broke, after the request was handed to the
-// connection): the owner may have applied it, or may still, if it reads
-// it within its deadline and the allowed clock skew. A request that is
-// not repeatable is then answered with the error; only one that never
-// left because the owner could not be reached (transport.Unreached) goes
-// to the next owner. Reads, plain writes and deletes may (last
-// writer wins makes a repeat harmless; a repeated DEL whose first copy was
-// applied answers 0 instead of 1, but leaves the key deleted, which is
-// what the caller asked for, where an error would leave it unsure); an
-// INCR, APPEND or a conditional or value-returning write may not: it could
-// apply twice or hand back a value that is gone.
-func repeatable(req *transport.Request) bool {
-	switch req.Op {
-	case transport.OpIncr, transport.OpAppend, transport.OpGetDel:
-		return false
-	case transport.OpSet:
-		return req.Flags&(transport.FlagIfAbsent|transport.FlagIfPresent|transport.FlagGetOld) == 0
-	}
-	return true
 }
 
 // failoverable reports whether a failed call may be retried on another

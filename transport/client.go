@@ -417,9 +417,9 @@ func (f *Flight) Wait() ([]*Response, error) {
 // reached the peer: they were handed to a connection and, if it broke,
 // written whole or in a write still in progress. The others never reached
 // it (Wait's error says why), so they may be sent elsewhere whatever they
-// do. Call it after
-// Wait and before Release; after Release it panics, since a released
-// flight's count (zero) would claim that nothing was sent.
+// do. Call it after Wait and before Release; after Release it panics,
+// since a released flight's count (zero) would claim that nothing was
+// sent.
 func (f *Flight) Sent() int {
 	if f.c == nil {
 		panic("transport: Flight.Sent after Release")

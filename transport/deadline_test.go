@@ -309,6 +309,35 @@ func TestUnreached(t *testing.T) {
 	}
 }
 
+// Repeatable: every keyed operation, and the flags that make a SET unsafe
+// to apply twice.
+func TestRepeatable(t *testing.T) {
+	for _, c := range []struct {
+		req  Request
+		want bool
+	}{
+		{Request{Op: OpGet}, true},
+		{Request{Op: OpTTL}, true},
+		{Request{Op: OpExists}, true},
+		{Request{Op: OpSet}, true},
+		{Request{Op: OpSet, Flags: FlagKeepTTL | FlagForwarded}, true},
+		{Request{Op: OpSet, Flags: FlagIfAbsent}, false},
+		{Request{Op: OpSet, Flags: FlagIfPresent}, false},
+		{Request{Op: OpSet, Flags: FlagGetOld}, false},
+		{Request{Op: OpDelete}, true},
+		{Request{Op: OpExpire}, true},
+		{Request{Op: OpGetEx}, true},
+		{Request{Op: OpIncr}, false},
+		{Request{Op: OpAppend}, false},
+		{Request{Op: OpGetDel}, false},
+		{Request{Op: OpLeave}, false}, // not keyed: the node it was sent to leaves
+	} {
+		if got := c.req.Repeatable(); got != c.want {
+			t.Errorf("%s flags %#x: Repeatable() = %v, want %v", c.req.Op, c.req.Flags, got, c.want)
+		}
+	}
+}
+
 // gatedNetwork wraps a Network so that a test can make the next write on
 // a dialled connection block until released, or stop after the first
 // frame and two bytes of the next and fail.

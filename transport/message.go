@@ -128,6 +128,38 @@ func (o Op) Keyed() bool {
 	return false
 }
 
+// ReadOnly reports whether the operation changes nothing, so that it may
+// be sent to another replica whatever became of an earlier attempt.
+func (o Op) ReadOnly() bool {
+	switch o {
+	case OpGet, OpTTL, OpExists, OpPing, OpMembers, OpStats, OpDBSize:
+		return true
+	}
+	return false
+}
+
+// Repeatable reports whether r may be sent again, to another replica,
+// after an attempt whose outcome is unknown (it timed out, or its
+// connection broke once it had been handed over): the first owner may
+// have applied it, or may still, if it reads it within its deadline and
+// the allowed clock skew. A read may; so may a plain SET, DEL, EXPIRE or
+// GETEX, which leave the same state applied once or twice (last writer
+// wins; a repeated DEL whose first copy was applied answers "not found",
+// but leaves the key deleted, as asked). An INCR, APPEND, GETDEL or a
+// conditional or value-returning SET may not: it could count twice or
+// hand back a value that is gone, so it goes elsewhere only if it never
+// reached a peer at all (see Unreached). Nodes and smart clients both
+// decide by it.
+func (r *Request) Repeatable() bool {
+	switch r.Op {
+	case OpSet:
+		return r.Flags&(FlagIfAbsent|FlagIfPresent|FlagGetOld) == 0
+	case OpDelete, OpExpire, OpGetEx:
+		return true
+	}
+	return r.Op.ReadOnly()
+}
+
 // Flags modify how a node treats a Request.
 type Flags uint16
 
