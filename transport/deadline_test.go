@@ -336,6 +336,12 @@ func TestRepeatable(t *testing.T) {
 			t.Errorf("%s flags %#x: Repeatable() = %v, want %v", c.req.Op, c.req.Flags, got, c.want)
 		}
 	}
+	for op, want := range map[Op]bool{OpGet: true, OpTTL: true, OpExists: true, OpPing: true, OpMembers: true, OpStats: true, OpDBSize: true,
+		OpSet: false, OpDelete: false, OpIncr: false, OpFlushAll: false, OpLeave: false} {
+		if got := op.ReadOnly(); got != want {
+			t.Errorf("%s.ReadOnly() = %v, want %v", op, got, want)
+		}
+	}
 }
 
 // gatedNetwork wraps a Network so that a test can make the next write on
