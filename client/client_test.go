@@ -511,6 +511,47 @@ func TestNonRepeatableWriteKeepsRingOrder(t *testing.T) {
 	}
 }
 
+// An INCR is not resent after a timeout, so a client whose INCRs go to a
+// node that hangs and then leaves the cluster sees each one wait out its
+// caller's deadline: the member list must be re-read then too, not only
+// when a node fails within the caller's time, or every INCR for that
+// node's keys would fail until the next periodic refresh.
+func TestRefreshAfterCallerDeadlineOnHungNode(t *testing.T) {
+	fc := newFakeCluster(t, 2)
+	cl := newClient(t, func(c *client.Config) {
+		c.RefreshInterval = 0 // no periodic refresh to hide behind
+		c.MinRefreshInterval = time.Millisecond
+	}, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	k := fc.keysOwnedBy("fakeb", 1)[0]
+	if _, err := cl.Incr(ctx, k, 1); err != nil {
+		t.Fatal(err)
+	}
+	fc.node("fakeb").hung.Store(true)
+	fc.setMembers(1) // fakeb leaves: fakea now owns every key
+
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err := cl.Incr(short, k, 1)
+	cancel()
+	if !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("INCR to a hung node: %v, want ErrUnavailable", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cl.Ring().Owner(k) != "fakea" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client still routes %s to %s 10s after an INCR to it timed out", k, cl.Ring().Owner(k))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before := fc.node("fakea").direct.Load()
+	if _, err := cl.Incr(ctx, k, 1); err != nil {
+		t.Fatalf("INCR after the refresh: %v", err)
+	}
+	if got := fc.node("fakea").direct.Load() - before; got != 1 {
+		t.Errorf("the key's new owner got %d requests, want the INCR", got)
+	}
+}
+
 // Each attempt carries its own deadline: with two owners hung, the third
 // replica is reached after two attempt timeouts, later than the first
 // attempt's deadline plus the servers' clock-skew allowance. Were the first

@@ -340,11 +340,17 @@ func (c *Client) attempt(ctx context.Context, failover bool) time.Duration {
 // may have reached it (1 for a lone call), and returns the caller-facing
 // error. A node that could not be reached, or that used up an attempt's
 // time while the caller still had some (so the caller's own short deadline
-// is not blamed on the node), is tried last for a while, and the member
-// list is re-read in case it left.
+// is not blamed on the node), is tried last for a while. Either way, and
+// also when the caller's deadline ran out, the member list is re-read in
+// case the node left: a write that is not resent after a timeout (INCR)
+// would otherwise keep going to a node that is gone, each call waiting
+// out the caller's deadline, until the next periodic refresh.
 func (c *Client) failed(ctx context.Context, m *member, err error, sent int) error {
-	if errors.Is(err, transport.ErrUnreachable) || errors.Is(err, transport.ErrTimeout) && ctx.Err() == nil {
-		c.markDown(m, transport.Unreached(err, 0, sent))
+	unreachable := errors.Is(err, transport.ErrUnreachable)
+	if timedOut := errors.Is(err, transport.ErrTimeout); unreachable || timedOut {
+		if unreachable || ctx.Err() == nil {
+			c.markDown(m, transport.Unreached(err, 0, sent))
+		}
 		c.kick("")
 	}
 	if errors.Is(err, transport.ErrFrameTooLarge) {

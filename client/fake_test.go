@@ -36,7 +36,7 @@ type fakeNode struct {
 	direct     atomic.Int64 // keyed requests that arrived marked forwarded
 	routed     atomic.Int64 // keyed requests that arrived unmarked
 	membersOps atomic.Int64
-	hung       atomic.Bool
+	hung       atomic.Bool   // GETs and INCRs are never answered
 	release    chan struct{} // closed at cleanup: hung requests answer
 }
 
@@ -163,7 +163,7 @@ func (nd *fakeNode) serve(_ context.Context, req *transport.Request, w transport
 			nd.routed.Add(1)
 		}
 	}
-	if nd.hung.Load() && req.Op == transport.OpGet {
+	if nd.hung.Load() && (req.Op == transport.OpGet || req.Op == transport.OpIncr) {
 		go func() {
 			<-nd.release
 			w.Reply(resp)
