@@ -15,7 +15,7 @@ import (
 // fakeCluster is a set of transport servers that answer like nodes, with
 // faults as data: the member list they hand out, the ring version they
 // stamp on replies, a node that refuses connections (closed) or never
-// answers reads (hung). They share one store, so where a request lands
+// answers GETs and INCRs (hung). They share one store, so where a request lands
 // changes counters, not answers.
 type fakeCluster struct {
 	t     *testing.T
