@@ -128,7 +128,7 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 		sent, err := cc.send(cl, req, now)
 		if err != nil {
 			// Refused before it was queued (too large to frame).
-			cc.release(1)
+			cc.slots.release(1)
 			c.putCall(cl)
 			return nil, unsent(err)
 		}
@@ -137,7 +137,7 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 			c.putCall(cl)
 			return resp, err
 		}
-		cc.release(1)
+		cc.slots.release(1)
 		if err := cc.failure(); errors.Is(err, ErrAuth) || attempt == maxSendAttempts {
 			c.putCall(cl)
 			if errors.Is(err, ErrAuth) {
@@ -236,7 +236,7 @@ func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, 
 			r.Deadline = dl
 		}
 	}
-	if cc := p.ready(now); cc != nil && cc.hasRoom(len(reqs)) {
+	if cc := p.ready(now); cc != nil && cc.slots.free(len(reqs)) {
 		// The usual case: sent on the connection found ready, at once.
 		if f.send(cc, now) || f.err != nil {
 			f.finishStart()
@@ -344,13 +344,13 @@ func (f *Flight) send(cc *clientConn, now time.Time) bool {
 			f.err = err
 			break
 		}
-		k := 1 + cc.tryAcquire(n-f.sent-1)
+		k := 1 + cc.slots.tryTake(n-f.sent-1)
 		for j := f.sent; j < f.sent+k; j++ {
 			f.reqs[j].ID = f.first + uint64(j)
 		}
 		done, err := cc.registerFlight(f, f.sent, k, now)
 		if done < k {
-			cc.release(k - done)
+			cc.slots.release(k - done)
 		}
 		if done > 0 {
 			f.cc = cc
@@ -445,7 +445,7 @@ func (f *Flight) abandon() {
 	}
 	cc.mu.Unlock()
 	if released > 0 {
-		cc.release(released)
+		cc.slots.release(released)
 	}
 }
 
@@ -688,7 +688,7 @@ func (p *peer) pick(ctx context.Context, cl *call, now time.Time) (*clientConn, 
 		if err != nil {
 			return nil, err
 		}
-		if best != nil && best.hasRoom(1) {
+		if best != nil && best.slots.free(1) {
 			return best, nil // the dial goes on in the background
 		}
 		select {
@@ -720,7 +720,7 @@ func (p *peer) ready(now time.Time) *clientConn {
 	case grow == nil:
 		return best
 	}
-	if _, err := p.startDial(grow); err == nil && best != nil && best.hasRoom(1) {
+	if _, err := p.startDial(grow); err == nil && best != nil && best.slots.free(1) {
 		return best
 	}
 	return nil
@@ -925,17 +925,6 @@ func (cc *clientConn) acquire(ctx context.Context, cl *call) error {
 	return err
 }
 
-// tryAcquire takes up to n in-flight slots, as many as are free now
-// (none while callers wait in line), and returns how many it took.
-func (cc *clientConn) tryAcquire(n int) int { return cc.slots.tryTake(n) }
-
-// release gives back n in-flight slots.
-func (cc *clientConn) release(n int) { cc.slots.release(n) }
-
-// hasRoom reports whether n more requests would fit in flight now (a
-// hint: other callers may take the slots first).
-func (cc *clientConn) hasRoom(n int) bool { return cc.slots.free(n) }
-
 func (cc *clientConn) failure() error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
@@ -1110,7 +1099,7 @@ func (cc *clientConn) abandon(cl *call, id uint64, err error) (*Response, error)
 	if cc.pending[id].cl == cl {
 		delete(cc.pending, id)
 		cc.mu.Unlock()
-		cc.release(1)
+		cc.slots.release(1)
 		return nil, err
 	}
 	cc.mu.Unlock()
@@ -1198,7 +1187,7 @@ func (cc *clientConn) deliverAll(ds []delivery) {
 	}
 	cc.mu.Unlock()
 	if done > 0 {
-		cc.release(done)
+		cc.slots.release(done)
 	}
 	for i := range ds {
 		if cl := ds[i].cl; cl != nil {
