@@ -903,7 +903,13 @@ func (cc *clientConn) acquire(ctx context.Context, cl *call) error {
 	if cc.slots.tryTake(1) == 1 {
 		return nil
 	}
-	cc.flush() // let what is queued go, so slots come back
+	// Let what is queued go, so slots come back: a flight waiting here
+	// may have its own first requests still buffered. writeLoop writes
+	// them, not the caller, whose wait below keeps to its deadline even
+	// if the peer has stopped reading.
+	cc.mu.Lock()
+	cc.wakeWriterLocked()
+	cc.mu.Unlock()
 	ch := cc.slots.wait()
 	if ch == nil {
 		return nil
@@ -1054,14 +1060,23 @@ func (cc *clientConn) flushSoonLocked(own int) error {
 	case cc.out.writing || cc.queued || len(cc.out.buf) == 0:
 		return nil
 	case len(cc.pending) > own:
-		cc.queued = true
-		select {
-		case cc.kick <- struct{}{}:
-		default:
-		}
+		cc.wakeWriterLocked()
 		return nil
 	}
 	return cc.out.flushLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+}
+
+// wakeWriterLocked has writeLoop write what is buffered, unless a write
+// already in progress or queued will take it.
+func (cc *clientConn) wakeWriterLocked() {
+	if cc.out.writing || cc.queued || len(cc.out.buf) == 0 {
+		return
+	}
+	cc.queued = true
+	select {
+	case cc.kick <- struct{}{}:
+	default:
+	}
 }
 
 // writeLoop writes the buffer whenever flushSoon asks it to. Before

@@ -451,3 +451,38 @@ func TestFailedConnectionKnowsWhatNeverLeft(t *testing.T) {
 		}
 	})
 }
+
+// A flight waiting for in-flight slots keeps to its deadline even when
+// the write that would free them is stuck (a peer that stopped reading):
+// the write its wait sets off is writeLoop's, not its own.
+func TestSlotWaitKeepsDeadlineWhileWriteIsStuck(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		g := newGatedNetwork(nw)
+		_, addr := startServer(t, testConfig(nw), &held{pings: true})
+		ccfg := testConfig(g)
+		ccfg.ConnsPerPeer, ccfg.MaxInflightPerConn = 1, 2
+		c := newTestClient(t, ccfg)
+		mustCall(t, c, addr, &Request{Op: OpPing}) // connected
+		defer close(g.release)
+
+		// Three requests on two slots: the first two are buffered, then
+		// the flight waits for a slot, which needs them written first;
+		// that write stalls.
+		g.stall.Store(true)
+		f := c.StartWithin(context.Background(), addr, []*Request{{Op: OpIncr, Key: "a"}, {Op: OpIncr, Key: "b"}, {Op: OpIncr, Key: "c"}}, 50*time.Millisecond)
+		done := make(chan error, 1)
+		go func() {
+			_, err := f.Wait()
+			done <- err
+		}()
+		<-g.stalled
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrTimeout) {
+				t.Errorf("flight past its deadline: %v, want ErrTimeout", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("the flight outlived its deadline while a write was stuck")
+		}
+	})
+}
