@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -483,16 +484,18 @@ func (d *decoder) sharedStr(keys *KeyChunk) (string, error) {
 	return keys.String(s), nil
 }
 
-// KeyChunk makes strings of short keys without an allocation each: it
-// copies them into a shared chunk and makes the strings point into it
-// (unsafe.String). No byte of a chunk is written again once a key has
-// been copied there, which is what keeps those strings immutable; a full
-// chunk is left to the strings that use it and a new one begun. A key
-// that is kept keeps its chunk alive, at most 4 KiB, so a chunk suits
-// keys that are only looked up (see SharesKey); whoever keeps one for long
-// should keep a copy (strings.Clone). Keys over 256 bytes get an
-// allocation of their own. The zero value is ready; a KeyChunk must not
-// be used by two goroutines at once. A server's read loop keeps one per
+// KeyChunk makes strings of short keys, and copies of short values,
+// without an allocation each: it copies them into a shared chunk and makes
+// the strings and slices point into it (unsafe.String; a value's slice is
+// capped at its length, so appending to it reallocates). No byte of a
+// chunk is written again once something has been copied there, which is
+// what keeps those strings immutable; a full chunk is left to whoever
+// still uses it and a new one begun. A key or value that is kept keeps its
+// chunk alive, at most 4 KiB, so a chunk suits requests that use them only
+// while served (see SharesKey); whoever keeps one for long should keep a
+// copy (strings.Clone, bytes.Clone). Anything over 256 bytes gets an
+// allocation of its own. The zero value is ready; a KeyChunk must not be
+// used by two goroutines at once. A server's read loop keeps one per
 // connection, and so does a RESP front end.
 type KeyChunk struct{ b []byte }
 
@@ -506,18 +509,54 @@ func (c *KeyChunk) String(b []byte) string {
 	if len(b) == 0 || len(b) > maxChunkKey {
 		return string(b)
 	}
+	s := c.copy(b)
+	return unsafe.String(&s[0], len(s))
+}
+
+// Bytes returns a copy of b, in the chunk if it is short.
+func (c *KeyChunk) Bytes(b []byte) []byte {
+	if len(b) == 0 || len(b) > maxChunkKey {
+		return bytes.Clone(b)
+	}
+	return c.copy(b)
+}
+
+// copy appends b to the chunk, starting a new one if it does not fit, and
+// returns where it landed, capped at its length.
+func (c *KeyChunk) copy(b []byte) []byte {
 	if cap(c.b)-len(c.b) < len(b) {
 		c.b = make([]byte, 0, keyChunkSize)
 	}
 	n := len(c.b)
 	c.b = append(c.b, b...)
-	return unsafe.String(&c.b[n], len(b))
+	return c.b[n:len(c.b):len(c.b)]
 }
 
-// SharesKey reports whether a request of op only reads its key, so that
-// the key may be made with a KeyChunk: serving it only looks the key up.
+// SharesKey reports whether a request of op uses its key and value only
+// while it is served, so that both may be made with a KeyChunk. That is
+// every keyed operation, a replica's copy and a lookup: the store copies
+// what it keeps, a write's copies to its replicas are sent within
+// ReplicaTimeout, and hints clone the keys they remember. Not OpLoad,
+// whose key goes to a loader that may keep it, nor the control operations
+// that remember their key.
 func (o Op) SharesKey() bool {
-	return o == OpGet || o == OpExists || o == OpTTL
+	return o.Keyed() || o == OpReplicate || o == OpLookup
+}
+
+// sharedBytes is bytes with the copy made in keys (see KeyChunk).
+func (d *decoder) sharedBytes(keys *KeyChunk) ([]byte, error) {
+	if d.peekNil() {
+		return nil, nil
+	}
+	n, err := d.strLen(true)
+	if err != nil {
+		return nil, err
+	}
+	s, err := d.take(n)
+	if err != nil || len(s) == 0 {
+		return nil, err
+	}
+	return keys.Bytes(s), nil
 }
 
 // bytes reads bin or str data (nil reads as nil). The result is a copy
@@ -646,7 +685,8 @@ func decodeRequest(b []byte, r *Request, alias bool, keys *KeyChunk) error {
 	if err != nil {
 		return err
 	}
-	shared := false // r.Key points into keys
+	shared := false      // r.Key points into keys
+	sharedValue := false // r.Value may point into keys
 	for range n {
 		k, err := d.rawStr()
 		if err != nil {
@@ -672,7 +712,12 @@ func decodeRequest(b []byte, r *Request, alias bool, keys *KeyChunk) error {
 				r.Key, err = d.str()
 			}
 		case "v":
-			r.Value, err = d.bytes()
+			if keys != nil && !alias && r.Op.SharesKey() {
+				sharedValue = true
+				r.Value, err = d.sharedBytes(keys)
+			} else {
+				r.Value, err = d.bytes()
+			}
 		case "t":
 			r.TTL, err = d.int64v()
 		case "d":
@@ -693,11 +738,16 @@ func decodeRequest(b []byte, r *Request, alias bool, keys *KeyChunk) error {
 	if d.rest() != 0 {
 		return errTrailing
 	}
-	if shared && !r.Op.SharesKey() {
+	if !r.Op.SharesKey() {
 		// A message may repeat a field: the op that decided to share the
 		// key need not be the op the request ends up with. (A request that
 		// fails to decode is only answered with an error, by ID.)
-		r.Key = strings.Clone(r.Key)
+		if shared {
+			r.Key = strings.Clone(r.Key)
+		}
+		if sharedValue {
+			r.Value = bytes.Clone(r.Value)
+		}
 	}
 	return nil
 }

@@ -282,15 +282,18 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add(lib)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r Request
-		var keys KeyChunk // as the server decodes: read-only ops' keys shared
+		var keys KeyChunk // as the server decodes: keyed ops' keys and values shared
 		if err := decodeRequest(b, &r, false, &keys); err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v is not ErrMalformed", err)
 			}
 			return
 		}
-		if inChunk(r.Key, keys) && !r.Op.SharesKey() {
-			t.Fatalf("the key of a %v request shares the chunk", r.Op)
+		if (inChunk(r.Key, keys) || valueInChunk(r.Value, keys)) && !r.Op.SharesKey() {
+			t.Fatalf("the key or value of a %v request shares the chunk", r.Op)
+		}
+		if valueInChunk(r.Value, keys) && cap(r.Value) != len(r.Value) {
+			t.Fatalf("a shared value has room to grow into the chunk: len %d, cap %d", len(r.Value), cap(r.Value))
 		}
 		// Whatever we accept, the library reads the same way...
 		var lib Request
@@ -336,21 +339,32 @@ func FuzzDecodeResponse(f *testing.F) {
 
 // inChunk reports whether s's bytes lie in c's array.
 func inChunk(s string, c KeyChunk) bool {
-	if len(s) == 0 || cap(c.b) == 0 {
-		return false
-	}
-	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(c.b)))
-	return p >= lo && p < lo+uintptr(cap(c.b))
+	return len(s) > 0 && inArray(unsafe.Pointer(unsafe.StringData(s)), c)
 }
 
-// A request that names its op twice gets a key of its own unless the op
-// it ends up with only reads the key, whichever op came first.
+// valueInChunk is inChunk for a value.
+func valueInChunk(b []byte, c KeyChunk) bool {
+	return len(b) > 0 && inArray(unsafe.Pointer(unsafe.SliceData(b)), c)
+}
+
+func inArray(p unsafe.Pointer, c KeyChunk) bool {
+	if cap(c.b) == 0 {
+		return false
+	}
+	at, lo := uintptr(p), uintptr(unsafe.Pointer(unsafe.SliceData(c.b)))
+	return at >= lo && at < lo+uintptr(cap(c.b))
+}
+
+// A request that names its op twice gets a key and value of its own
+// unless the op it ends up with uses them only while served, whichever op
+// came first.
 func TestSharedKeyFollowsTheFinalOp(t *testing.T) {
 	enc := func(ops ...Op) []byte {
-		b := []byte{0x80 | byte(len(ops)+2)}
+		b := []byte{0x80 | byte(len(ops)+3)}
 		b = appendUint(appendKey(b, 'i'), 1)
 		b = appendUint(appendKey(b, 'o'), uint64(ops[0]))
 		b = append(appendKey(b, 'k'), 0xa3, 'a', 'b', 'c')
+		b = append(appendKey(b, 'v'), 0xa3, 'x', 'y', 'z')
 		for _, op := range ops[1:] {
 			b = appendUint(appendKey(b, 'o'), uint64(op))
 		}
@@ -361,10 +375,14 @@ func TestSharedKeyFollowsTheFinalOp(t *testing.T) {
 		shared bool
 	}{
 		{[]Op{OpGet}, true},
-		{[]Op{OpSet}, false},
-		{[]Op{OpGet, OpSet}, false},
+		{[]Op{OpSet}, true},
+		{[]Op{OpReplicate}, true},
+		{[]Op{OpLoad}, false},
+		{[]Op{OpHandoffDone}, false},
+		{[]Op{OpGet, OpSet}, true},
 		{[]Op{OpGet, OpLoad}, false},
-		{[]Op{OpSet, OpGet}, false}, // the key came before the read op: allocated, which is safe
+		{[]Op{OpSet, OpHandoffDone}, false},
+		{[]Op{OpLoad, OpGet}, false}, // key and value came before the sharing op: allocated, which is safe
 		{[]Op{OpGet, OpTTL}, true},
 	} {
 		var keys KeyChunk
@@ -372,11 +390,14 @@ func TestSharedKeyFollowsTheFinalOp(t *testing.T) {
 		if err := decodeRequest(enc(c.ops...), &r, false, &keys); err != nil {
 			t.Fatalf("%v: %v", c.ops, err)
 		}
-		if r.Key != "abc" {
-			t.Fatalf("%v: key %q", c.ops, r.Key)
+		if r.Key != "abc" || string(r.Value) != "xyz" {
+			t.Fatalf("%v: key %q, value %q", c.ops, r.Key, r.Value)
 		}
 		if got := inChunk(r.Key, keys); got != c.shared {
 			t.Errorf("ops %v: key in the shared chunk = %v, want %v", c.ops, got, c.shared)
+		}
+		if got := valueInChunk(r.Value, keys); got != c.shared {
+			t.Errorf("ops %v: value in the shared chunk = %v, want %v", c.ops, got, c.shared)
 		}
 	}
 }

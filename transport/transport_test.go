@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1280,33 +1281,37 @@ func TestFlightReleaseReuse(t *testing.T) {
 	})
 }
 
-// The keys of read-only requests share chunks of memory on the server
-// (KeyChunk): a key a handler keeps must still read as it did when it was
-// decoded after many more requests, and after a chunk fills up, whatever
-// the key's length and whichever op carried it.
+// The keys and values of keyed requests share chunks of memory on the
+// server (KeyChunk): a key or value a handler keeps must still read as it
+// did when it was decoded after many more requests, and after a chunk
+// fills up, whatever its length and whichever op carried it.
 func TestServerKeysStayIntact(t *testing.T) {
 	forEachNetwork(t, func(t *testing.T, nw Network) {
 		var mu sync.Mutex
-		var kept []string
+		var kept []*Request
 		h := HandlerFunc(func(_ context.Context, req *Request, w ResponseWriter) {
 			mu.Lock()
-			kept = append(kept, req.Key)
+			kept = append(kept, &Request{Op: req.Op, Key: req.Key, Value: req.Value})
 			mu.Unlock()
 			w.Reply(&Response{ID: req.ID})
 		})
 		cfg := testConfig(nw)
 		_, addr := startServer(t, cfg, h)
 		c := newTestClient(t, cfg)
-		ops := []Op{OpGet, OpExists, OpTTL, OpSet, OpDelete}
-		var want []string
+		ops := []Op{OpGet, OpExists, OpTTL, OpSet, OpDelete, OpAppend, OpReplicate, OpLoad, OpHandoffDone}
+		var want []*Request
 		reqs := make([]*Request, 0, 64)
-		for i := range 3000 { // about 60 KiB of keys: many chunks
+		for i := range 3000 { // about 150 KiB of keys and values: many chunks
 			key := fmt.Sprintf("key-%d-%s", i, strings.Repeat("x", i%40))
 			if i%500 == 0 {
 				key = strings.Repeat("long", 100) + key // longer than maxChunkKey
 			}
-			want = append(want, key)
-			reqs = append(reqs, &Request{Op: ops[i%len(ops)], Key: key})
+			r := &Request{Op: ops[i%len(ops)], Key: key}
+			if r.Op != OpGet && r.Op != OpExists && r.Op != OpTTL && r.Op != OpDelete {
+				r.Value = []byte(fmt.Sprintf("value-%d-%s", i, strings.Repeat("v", i%300)))
+			}
+			want = append(want, &Request{Op: r.Op, Key: r.Key, Value: slices.Clone(r.Value)})
+			reqs = append(reqs, r)
 			if len(reqs) == cap(reqs) || i == 2999 {
 				if _, err := c.CallBatch(context.Background(), addr, reqs); err != nil {
 					t.Fatal(err)
@@ -1320,8 +1325,8 @@ func TestServerKeysStayIntact(t *testing.T) {
 			t.Fatalf("handler saw %d requests, want %d", len(kept), len(want))
 		}
 		for i := range want {
-			if kept[i] != want[i] {
-				t.Fatalf("key %d reads %q now, want %q", i, kept[i], want[i])
+			if kept[i].Key != want[i].Key || !bytes.Equal(kept[i].Value, want[i].Value) {
+				t.Fatalf("%v request %d reads %q = %q now, want %q = %q", want[i].Op, i, kept[i].Key, kept[i].Value, want[i].Key, want[i].Value)
 			}
 		}
 	})

@@ -431,10 +431,10 @@ func (c *conn) newReq(op transport.Op, key []byte) *transport.Request {
 	return r
 }
 
-// keyString returns key as a string for a request of type op. The key of
-// a write gets a string of its own: writes can be kept (replicated in the
-// background, remembered as hints). The key of a read is only looked up,
-// so reads share allocations (transport.KeyChunk).
+// keyString returns key as a string for a request of type op. Keyed
+// requests use their key only while served (see transport.Op.SharesKey),
+// so they share allocations (transport.KeyChunk); any other gets a string
+// of its own.
 func (c *conn) keyString(op transport.Op, key []byte) string {
 	if !op.SharesKey() {
 		return string(key)
