@@ -57,6 +57,14 @@
 # forwarded batches are then not handed to an owner one at a time. It is
 # off by default; the table's header says when it was on.
 #
+# GO_ENV='VAR=value ...' runs the Go servers (starling nodes and the
+# passthrough baseline) with those variables set, to measure runtime
+# settings: GO_ENV='GODEBUG=schedtrace=100000000', for instance, keeps the
+# Go runtime's sysmon thread from parking whenever a process goes idle,
+# which otherwise costs a wake-up (two context switches on a shared core)
+# each time the process becomes busy again. The table's header says when
+# it was set.
+#
 # Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools)
 # and taskset (util-linux) when pinning.
 # Everything listens on 127.0.0.1; every process started here is stopped
@@ -72,6 +80,7 @@ REDIS_CLUSTER=${REDIS_CLUSTER:-1}
 REPLICAS=${REPLICAS:-2}
 PIN=${PIN:-1}
 SCHED=${SCHED:-}
+GO_ENV=${GO_ENV:-}
 SERVER_CPUS=${SERVER_CPUS:-0} LOAD_CPUS=${LOAD_CPUS:-1}
 BASE=${BASE_PORT:-17400}
 for flag in NATIVE PASSTHROUGH REDIS_CLUSTER PIN; do
@@ -115,6 +124,15 @@ case $SCHED in
   *) echo "bench/resp.sh: SCHED must be empty or batch, not $SCHED" >&2; exit 1 ;;
 esac
 
+# on_go prefixes the Go servers' commands with GO_ENV's variables (env
+# execs too, so $! stays the server's PID).
+on_go=(${on_server[@]+"${on_server[@]}"})
+if [[ -n $GO_ENV ]]; then
+  read -r -a go_env <<<"$GO_ENV"
+  on_go+=(env "${go_env[@]}")
+  placement="$placement; Go servers run with $GO_ENV"
+fi
+
 echo "building starling..." >&2
 (cd "$repo" && CGO_ENABLED=0 go build -o "$work/starling" ./cmd/starling)
 if [[ $PASSTHROUGH == 1 ]]; then
@@ -128,7 +146,7 @@ wait_port() { # wait until redis-cli PING answers on port $1
 
 start_starling() { # name index join...
   local name=$1 i=$2; shift 2
-  ${on_server[@]+"${on_server[@]}"} "$work/starling" start --name "$name" --addr "127.0.0.1:$((BASE + 10 + i))" \
+  ${on_go[@]+"${on_go[@]}"} "$work/starling" start --name "$name" --addr "127.0.0.1:$((BASE + 10 + i))" \
     --gossip-addr "127.0.0.1:$((BASE + 20 + i))" --resp-addr "127.0.0.1:$((BASE + 30 + i))" \
     --replicas "$REPLICAS" --log-level warn "$@" >>"$work/$name.log" 2>&1 &
   pids+=($!)
@@ -196,12 +214,12 @@ start_starling c3 3 --join "127.0.0.1:$((BASE + 21))"
 redis_pid=${pids[0]} single_pid=${pids[1]} cluster_pids=("${pids[@]:2:3}")
 if [[ $PASSTHROUGH == 1 ]]; then
   pt_peers="127.0.0.1:$((BASE + 51)),127.0.0.1:$((BASE + 52)),127.0.0.1:$((BASE + 53))"
-  ${on_server[@]+"${on_server[@]}"} "$work/passthrough" --addr "127.0.0.1:$((BASE + 50))" >>"$work/passthrough.log" 2>&1 &
+  ${on_go[@]+"${on_go[@]}"} "$work/passthrough" --addr "127.0.0.1:$((BASE + 50))" >>"$work/passthrough.log" 2>&1 &
   pids+=($!)
   pt_single=$!
   pt_cluster=()
   for i in 0 1 2; do
-    ${on_server[@]+"${on_server[@]}"} "$work/passthrough" --addr "127.0.0.1:$((BASE + 51 + i))" --peers "$pt_peers" --self "$i" >>"$work/passthrough.log" 2>&1 &
+    ${on_go[@]+"${on_go[@]}"} "$work/passthrough" --addr "127.0.0.1:$((BASE + 51 + i))" --peers "$pt_peers" --self "$i" >>"$work/passthrough.log" 2>&1 &
     pids+=($!)
     pt_cluster+=($!)
   done
