@@ -431,7 +431,9 @@ func (b *batch) runRemote(ctx context.Context) {
 		// read buffer once Do returns): the copies own theirs.
 		// The goroutine outlives the batch, which goes back to its pool
 		// (and is reused) as soon as the replies are out: it keeps only
-		// what it copied here.
+		// what it copied here, and the keys, which are immutable (one
+		// read off a connection may keep that connection's current key
+		// chunk, transport.KeyChunk, alive until then).
 		n, v := b.n, b.v
 		items := slices.Clone(b.repl)
 		for i := range items {

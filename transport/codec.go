@@ -713,8 +713,8 @@ func decodeRequest(b []byte, r *Request, alias bool, keys *KeyChunk) error {
 			}
 		case "v":
 			if keys != nil && !alias && r.Op.SharesKey() {
-				sharedValue = true
 				r.Value, err = d.sharedBytes(keys)
+				sharedValue = len(r.Value) > 0 && len(r.Value) <= maxChunkKey
 			} else {
 				r.Value, err = d.bytes()
 			}

@@ -475,7 +475,11 @@ func TestSlotWaitKeepsDeadlineWhileWriteIsStuck(t *testing.T) {
 			_, err := f.Wait()
 			done <- err
 		}()
-		<-g.stalled
+		select {
+		case <-g.stalled:
+		case <-time.After(waitTimeout):
+			t.Fatal("nothing wrote the flight's first requests")
+		}
 		select {
 		case err := <-done:
 			if !errors.Is(err, ErrTimeout) {

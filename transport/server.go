@@ -24,10 +24,10 @@ type Handler interface {
 	// exactly once for req: before returning for fast operations (no
 	// goroutine hand-off), or later from another goroutine for a request
 	// that must wait on another node, so that it does not stall the
-	// connection. req belongs to the handler after the call; the Key of
-	// a request that only reads it (OpGet, OpExists, OpTTL) shares its
-	// memory with other requests' keys, so a handler that keeps such a
-	// key for long should keep a copy (strings.Clone). ctx is
+	// connection. req belongs to the handler after the call; the Key and
+	// a short Value of a keyed request (see Op.SharesKey) share memory
+	// with other requests' (KeyChunk), so a handler that keeps either for
+	// long should keep a copy (strings.Clone, bytes.Clone). ctx is
 	// cancelled when the connection closes or the server is stopped
 	// forcibly; a handler waiting on something else should give up then.
 	ServeRequest(ctx context.Context, req *Request, w ResponseWriter)

@@ -111,7 +111,7 @@ type batch struct {
 	resps []*transport.Response
 	pool  []*transport.Request
 	pend  []pending
-	// keys makes the keys of read requests (see keyString).
+	// keys makes the keys of keyed requests (see keyString).
 	keys transport.KeyChunk
 	// scratch is where a ScratchBackend builds the answers; nil until the
 	// first batch of a backend that is one.

@@ -32,8 +32,8 @@
 // (bulk and multibulk lengths, line lengths, a query buffer bound, tighter
 // limits before AUTH), parses a command that arrives in pieces
 // incrementally, and hands out arguments that alias its buffer, so that a
-// pipelined batch is translated without per-command allocations beyond the
-// keys of writes (those of reads share chunks).
+// pipelined batch is translated without per-command allocations (keys
+// share chunks: transport.KeyChunk).
 //
 // Connections are cheap while idle: one that has no command in hand gives
 // its read and write buffers back to pools shared by the server and waits
