@@ -545,15 +545,8 @@ func (o Op) SharesKey() bool {
 
 // sharedBytes is bytes with the copy made in keys (see KeyChunk).
 func (d *decoder) sharedBytes(keys *KeyChunk) ([]byte, error) {
-	if d.peekNil() {
-		return nil, nil
-	}
-	n, err := d.strLen(true)
-	if err != nil {
-		return nil, err
-	}
-	s, err := d.take(n)
-	if err != nil || len(s) == 0 {
+	s, err := d.rawBytes()
+	if s == nil {
 		return nil, err
 	}
 	return keys.Bytes(s), nil
@@ -562,6 +555,18 @@ func (d *decoder) sharedBytes(keys *KeyChunk) ([]byte, error) {
 // bytes reads bin or str data (nil reads as nil). The result is a copy
 // unless d.alias is set.
 func (d *decoder) bytes() ([]byte, error) {
+	s, err := d.rawBytes()
+	if s == nil || d.alias {
+		return s, err
+	}
+	out := make([]byte, len(s))
+	copy(out, s)
+	return out, nil
+}
+
+// rawBytes reads bin or str data as a slice of the message itself: nil
+// for nil, for no bytes, and on error.
+func (d *decoder) rawBytes() ([]byte, error) {
 	if d.peekNil() {
 		return nil, nil
 	}
@@ -573,12 +578,7 @@ func (d *decoder) bytes() ([]byte, error) {
 	if err != nil || len(s) == 0 {
 		return nil, err
 	}
-	if d.alias {
-		return s, nil
-	}
-	out := make([]byte, len(s))
-	copy(out, s)
-	return out, nil
+	return s, nil
 }
 
 // containerLen reads a map (isMap) or array header. Each element takes at
