@@ -326,7 +326,7 @@ func (f *Flight) finishStart() {
 		f.err = fmt.Errorf("transport: %s: %w", f.addr, ErrConnLost)
 	}
 	if f.sent > 0 {
-		f.cc.flushSoon(f.sent)
+		f.cc.flushSoon(f.sent, f.reqs[0].Deadline)
 	}
 }
 
@@ -943,7 +943,7 @@ func (cc *clientConn) failure() error {
 func (cc *clientConn) send(cl *call, req *Request, now time.Time) (sent bool, err error) {
 	cc.mu.Lock()
 	if sent, err = cc.registerLocked(waiter{cl: cl}, req, now); sent {
-		err = cc.flushSoonLocked(1)
+		err = cc.flushSoonLocked(1, req.Deadline)
 	}
 	cc.mu.Unlock()
 	if sent && err != nil {
@@ -1033,9 +1033,9 @@ func (cc *clientConn) flush() {
 }
 
 // flushSoon sees that what is buffered gets written (see flushSoonLocked).
-func (cc *clientConn) flushSoon(own int) {
+func (cc *clientConn) flushSoon(own int, deadline int64) {
 	cc.mu.Lock()
-	err := cc.flushSoonLocked(own)
+	err := cc.flushSoonLocked(own, deadline)
 	cc.mu.Unlock()
 	if err != nil {
 		cc.fail(cc.lostErr(err))
@@ -1044,26 +1044,34 @@ func (cc *clientConn) flushSoon(own int) {
 
 // flushSoonLocked sees that the buffer gets written. On a connection with
 // nothing in flight but the caller's own own requests, the caller writes
-// it at once: nobody could share
-// the write, and a hand-off would only add latency. Under load it kicks
+// it at once: nobody could share the write, and a hand-off would only add
+// latency. That write stops at the caller's deadline (a Request.Deadline;
+// the connection fails if the peer has not taken the bytes by then), so a
+// peer that stopped reading cannot hold the caller past it; a caller with
+// no time left leaves the write to writeLoop. Under load it kicks
 // writeLoop instead, and every request appended before writeLoop gets to
 // run leaves in the same write: a forwarding node with many clients then
 // pays one write system call for many requests, not one each, and the
 // peer reads them in one go too. A write already in progress or queued
-// takes the new frames with it. Past the high-water mark the caller
-// writes (waiting its turn), which is the backpressure.
-func (cc *clientConn) flushSoonLocked(own int) error {
+// takes the new frames with it. Past the high-water mark a caller that is
+// not alone writes (waiting its turn), which is the backpressure.
+func (cc *clientConn) flushSoonLocked(own int, deadline int64) error {
+	alone := len(cc.pending) <= own && !cc.out.writing
 	switch {
-	case cc.out.overHigh():
+	case cc.out.overHigh() && !alone:
 		cc.queued = false
 		return cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
 	case cc.out.writing || cc.queued || len(cc.out.buf) == 0:
 		return nil
-	case len(cc.pending) > own:
+	}
+	by := time.UnixMilli(deadline)
+	if !alone || !by.After(time.Now()) {
 		cc.wakeWriterLocked()
 		return nil
 	}
-	return cc.out.flushLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+	err := cc.out.flushByLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout, by)
+	cc.wakeWriterLocked() // for what others appended meanwhile
+	return err
 }
 
 // wakeWriterLocked has writeLoop write what is buffered, unless a write

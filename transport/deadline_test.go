@@ -490,3 +490,45 @@ func TestSlotWaitKeepsDeadlineWhileWriteIsStuck(t *testing.T) {
 		}
 	})
 }
+
+// A call that writes its own request (nothing else in flight) stops
+// writing at its deadline when the peer has stopped reading: the
+// connection fails then, instead of holding the caller for WriteTimeout.
+func TestLoneWriteStopsAtTheCallersDeadline(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		ln, err := nw.Listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted := make(chan net.Conn, 4)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					close(accepted)
+					return
+				}
+				accepted <- c // held open, never read
+			}
+		}()
+		t.Cleanup(func() {
+			ln.Close()
+			for c := range accepted {
+				c.Close()
+			}
+		})
+		cfg := testConfig(nw)
+		cfg.WriteTimeout = waitTimeout
+		c := newTestClient(t, cfg)
+		// More than loopback's socket buffers hold, so the write blocks.
+		big := &Request{Op: OpSet, Key: "big", Value: make([]byte, cfg.MaxFrameSize-1024)}
+		start := time.Now()
+		_, err = c.CallWithin(context.Background(), ln.Addr().String(), big, 100*time.Millisecond)
+		if err == nil {
+			t.Fatal("a call to a peer that reads nothing succeeded")
+		}
+		if took := time.Since(start); took >= cfg.WriteTimeout/2 {
+			t.Fatalf("the call returned after %v (%v), held by its write; want it back near its 100ms deadline", took, err)
+		}
+	})
+}

@@ -67,6 +67,14 @@ func (o *outbuf) drainLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duratio
 // it again on return. If another goroutine is already writing it returns at
 // once: that writer will send what is buffered.
 func (o *outbuf) flushLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duration) error {
+	return o.flushByLocked(mu, conn, timeout, time.Time{})
+}
+
+// flushByLocked is flushLocked for a caller that must be done by a
+// deadline of its own (by; zero: none): it makes one write, which fails
+// the connection rather than block past by, and leaves what others append
+// meanwhile buffered, for the caller to hand on.
+func (o *outbuf) flushByLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duration, by time.Time) error {
 	if o.writing {
 		return o.err
 	}
@@ -82,6 +90,10 @@ func (o *outbuf) flushLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duratio
 		arm := o.armedTo.Sub(now) < timeout/2
 		if arm {
 			o.armedTo = now.Add(timeout)
+		}
+		if !by.IsZero() && by.Before(o.armedTo) {
+			// The next writer re-arms, armedTo being this close.
+			o.armedTo, arm = by, true
 		}
 		deadline := o.armedTo
 		mu.Unlock()
@@ -104,6 +116,9 @@ func (o *outbuf) flushLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duratio
 			o.spare = out[:0]
 		}
 		o.written.Broadcast()
+		if !by.IsZero() {
+			break
+		}
 	}
 	o.writing = false
 	o.written.Broadcast()
