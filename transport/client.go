@@ -177,6 +177,8 @@ type Flight struct {
 	sent  int    // reqs[:sent] are registered on cc
 	err   error  // why reqs[sent:] were not sent
 	timer *call  // lends its timer (when it ends the flight before ctx) and its done channel
+	// deadline is when the caller stops waiting, as a Request.Deadline.
+	deadline int64
 	// started, if set, is closed once the goroutine sending the flight
 	// (see Start) is done with it.
 	started chan struct{}
@@ -231,6 +233,7 @@ func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, 
 	now := time.Now()
 	f.timer = c.getCall(ctx, now, d)
 	dl := deadlineMillis(ctx, now, f.timer.limit)
+	f.deadline = dl
 	for _, r := range reqs {
 		if r.Deadline == 0 || dl < r.Deadline {
 			r.Deadline = dl
@@ -326,7 +329,7 @@ func (f *Flight) finishStart() {
 		f.err = fmt.Errorf("transport: %s: %w", f.addr, ErrConnLost)
 	}
 	if f.sent > 0 {
-		f.cc.flushSoon(f.sent, f.reqs[0].Deadline)
+		f.cc.flushSoon(f.sent, f.deadline)
 	}
 }
 
