@@ -1067,13 +1067,12 @@ func (cc *clientConn) flushSoonLocked(own int, deadline int64) error {
 	case cc.out.writing || cc.queued || len(cc.out.buf) == 0:
 		return nil
 	}
-	by := time.UnixMilli(deadline)
-	if !alone || !by.After(time.Now()) {
+	if !alone || deadline <= 0 {
 		cc.wakeWriterLocked()
 		return nil
 	}
-	err := cc.out.flushByLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout, by)
-	cc.wakeWriterLocked() // for what others appended meanwhile
+	err := cc.out.flushByLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout, time.UnixMilli(deadline))
+	cc.wakeWriterLocked() // what others appended meanwhile, or all if there was no time left
 	return err
 }
 

@@ -491,44 +491,79 @@ func TestSlotWaitKeepsDeadlineWhileWriteIsStuck(t *testing.T) {
 	})
 }
 
+// stallingNetwork's dialled connections take no bytes: a Write blocks
+// until the connection's write deadline, as on a peer that stopped
+// reading once the socket buffers are full.
+type stallingNetwork struct{ Network }
+
+func (s stallingNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	c, err := s.Network.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &stallingConn{Conn: c, closed: make(chan struct{})}, nil
+}
+
+type stallingConn struct {
+	net.Conn
+	mu       sync.Mutex
+	deadline time.Time
+	closed   chan struct{}
+	once     sync.Once
+}
+
+func (c *stallingConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *stallingConn) Write([]byte) (int, error) {
+	c.mu.Lock()
+	d := c.deadline
+	c.mu.Unlock()
+	var expired <-chan time.Time
+	if !d.IsZero() {
+		t := time.NewTimer(time.Until(d))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-expired:
+		return 0, os.ErrDeadlineExceeded
+	case <-c.closed:
+		return 0, net.ErrClosed
+	}
+}
+
+func (c *stallingConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
 // A call that writes its own request (nothing else in flight) stops
-// writing at its deadline when the peer has stopped reading: the
-// connection fails then, instead of holding the caller for WriteTimeout.
+// writing at its deadline when the peer takes nothing: the connection
+// fails then, and the request, which never left, fails with ErrNotSent,
+// instead of the caller waiting out WriteTimeout. So does a request over
+// the buffer's high-water mark, which used to be written with no bound
+// but WriteTimeout.
 func TestLoneWriteStopsAtTheCallersDeadline(t *testing.T) {
 	forEachNetwork(t, func(t *testing.T, nw Network) {
-		ln, err := nw.Listen("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		accepted := make(chan net.Conn, 4)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					close(accepted)
-					return
-				}
-				accepted <- c // held open, never read
+		_, addr := startServer(t, testConfig(nw), echo)
+		for _, size := range []int{100, 2 * outbufHigh} {
+			cfg := testConfig(stallingNetwork{nw})
+			cfg.WriteTimeout, cfg.ConnsPerPeer = waitTimeout, 1
+			c := newTestClient(t, cfg)
+			dialPool(t, c, addr)
+			start := time.Now()
+			_, err := c.CallWithin(context.Background(), addr, &Request{Op: OpSet, Key: "k", Value: make([]byte, size)}, time.Second)
+			if !errors.Is(err, ErrNotSent) || errors.Is(err, ErrTimeout) {
+				t.Errorf("%d-byte SET to a peer that takes nothing: %v; want ErrNotSent from the write cut at the deadline", size, err)
 			}
-		}()
-		t.Cleanup(func() {
-			ln.Close()
-			for c := range accepted {
-				c.Close()
+			if took := time.Since(start); took >= cfg.WriteTimeout/2 {
+				t.Errorf("%d-byte SET returned after %v, held by its write; want it back near its 1s deadline", size, took)
 			}
-		})
-		cfg := testConfig(nw)
-		cfg.WriteTimeout = waitTimeout
-		c := newTestClient(t, cfg)
-		// More than loopback's socket buffers hold, so the write blocks.
-		big := &Request{Op: OpSet, Key: "big", Value: make([]byte, cfg.MaxFrameSize-1024)}
-		start := time.Now()
-		_, err = c.CallWithin(context.Background(), ln.Addr().String(), big, 100*time.Millisecond)
-		if err == nil {
-			t.Fatal("a call to a peer that reads nothing succeeded")
-		}
-		if took := time.Since(start); took >= cfg.WriteTimeout/2 {
-			t.Fatalf("the call returned after %v (%v), held by its write; want it back near its 100ms deadline", took, err)
 		}
 	})
 }

@@ -72,21 +72,30 @@ func (o *outbuf) flushLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duratio
 
 // flushByLocked is flushLocked for a caller that must be done by a
 // deadline of its own (by; zero: none): it makes one write, which fails
-// the connection rather than block past by, and leaves what others append
-// meanwhile buffered, for the caller to hand on.
+// the connection rather than block past by, and none at all if by has
+// passed; what is left buffered (appended meanwhile, or not written) is
+// for the caller to hand on.
 func (o *outbuf) flushByLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duration, by time.Time) error {
 	if o.writing {
 		return o.err
 	}
 	o.writing = true
 	for len(o.buf) > 0 && o.err == nil {
+		now := time.Now()
+		if !by.IsZero() {
+			if !by.After(now) {
+				break // no time left: a write cut at once would only fail the connection
+			}
+			// With now's monotonic reading, as armedTo must have: by is
+			// a wall-clock time (Request.Deadline).
+			by = now.Add(by.Sub(now))
+		}
 		out := o.buf
 		o.buf, o.spare = o.spare[:0], nil
 		o.inWrite = len(out)
 		// Re-arm the write deadline only when half of it is used up: this
 		// saves a timer update on nearly every write, and a write still
 		// never blocks for less than timeout/2 or more than timeout.
-		now := time.Now()
 		arm := o.armedTo.Sub(now) < timeout/2
 		if arm {
 			o.armedTo = now.Add(timeout)
