@@ -111,7 +111,7 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 	}
 	now := time.Now()
 	cl := c.getCall(ctx, now, d)
-	stampDeadline(ctx, req, now, cl.limit)
+	dl := stampDeadline(ctx, req, now, cl.limit)
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			now = time.Now()
@@ -125,7 +125,7 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 			return nil, unsent(err)
 		}
 		req.ID = c.nextID.Add(1)
-		sent, err := cc.send(cl, req, now)
+		sent, err := cc.send(cl, req, now, dl)
 		if err != nil {
 			// Refused before it was queued (too large to frame).
 			cc.slots.release(1)
@@ -554,11 +554,14 @@ func (c *Client) putCall(cl *call) {
 
 // stampDeadline sets req.Deadline to when the caller stops waiting: limit
 // from now if the call's timer runs (see call.limit), else ctx's deadline;
-// an earlier deadline already set is kept.
-func stampDeadline(ctx context.Context, req *Request, now time.Time, limit time.Duration) {
-	if ms := deadlineMillis(ctx, now, limit); req.Deadline == 0 || ms < req.Deadline {
+// an earlier deadline already set is kept. It returns the caller's own
+// deadline, which may be later than the one stamped.
+func stampDeadline(ctx context.Context, req *Request, now time.Time, limit time.Duration) int64 {
+	ms := deadlineMillis(ctx, now, limit)
+	if req.Deadline == 0 || ms < req.Deadline {
 		req.Deadline = ms
 	}
+	return ms
 }
 
 // deadlineMillis is when a caller stops waiting, as a Request.Deadline:
@@ -941,12 +944,14 @@ func (cc *clientConn) failure() error {
 }
 
 // send registers cl under req.ID and writes the request (together with
-// whatever else is pending). sent is false if the connection was already
-// broken: nothing was written and the caller may try another connection.
-func (cc *clientConn) send(cl *call, req *Request, now time.Time) (sent bool, err error) {
+// whatever else is pending), by deadline (the caller's own, as a
+// Request.Deadline: req may carry an earlier one from its sender) if it
+// writes itself. sent is false if the connection was already broken:
+// nothing was written and the caller may try another connection.
+func (cc *clientConn) send(cl *call, req *Request, now time.Time, deadline int64) (sent bool, err error) {
 	cc.mu.Lock()
 	if sent, err = cc.registerLocked(waiter{cl: cl}, req, now); sent {
-		err = cc.flushSoonLocked(1, req.Deadline)
+		err = cc.flushSoonLocked(1, deadline)
 	}
 	cc.mu.Unlock()
 	if sent && err != nil {

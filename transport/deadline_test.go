@@ -561,8 +561,8 @@ func TestLoneWriteStopsAtTheCallersDeadline(t *testing.T) {
 			if !errors.Is(err, ErrNotSent) || errors.Is(err, ErrTimeout) {
 				t.Errorf("%d-byte SET to a peer that takes nothing: %v; want ErrNotSent from the write cut at the deadline", size, err)
 			}
-			if took := time.Since(start); took >= cfg.WriteTimeout/2 {
-				t.Errorf("%d-byte SET returned after %v, held by its write; want it back near its 1s deadline", size, took)
+			if took := time.Since(start); took >= cfg.WriteTimeout/2 || took < 900*time.Millisecond {
+				t.Errorf("%d-byte SET returned after %v; want it back at its 1s deadline, when its write was cut", size, took)
 			}
 		}
 	})
