@@ -329,7 +329,7 @@ func (f *Flight) finishStart() {
 		f.err = fmt.Errorf("transport: %s: %w", f.addr, ErrConnLost)
 	}
 	if f.sent > 0 {
-		f.cc.flushSoon(f.sent, f.deadline)
+		f.cc.flushFlight(f)
 	}
 }
 
@@ -368,6 +368,13 @@ func (f *Flight) send(cc *clientConn, now time.Time) bool {
 		}
 	}
 	return f.sent > 0
+}
+
+// unanswered is how many of f's requests still wait for a reply on its
+// connection, while its sender has not begun to Wait (remaining counts
+// the sender too). Call it with the connection's lock held.
+func (f *Flight) unanswered() int {
+	return int(f.remaining.Load()) - 1
 }
 
 // Wait returns the replies: resps[i] answers the i-th request, nil where
@@ -991,11 +998,27 @@ func (cc *clientConn) registerFlight(f *Flight, from, k int, now time.Time) (don
 		}
 		done++
 		if cc.out.overHigh() {
-			// drainLocked releases the lock while it writes, and a reply
-			// may then arrive: remaining must count its request first.
+			// Writing releases the lock, and a reply may then arrive:
+			// remaining must count its request first.
 			f.remaining.Add(int32(done - counted))
 			counted = done
-			if werr = cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout); werr != nil {
+			if cc.out.writing || len(cc.pending) > f.unanswered() {
+				// Others share the connection: wait for the write ahead,
+				// then write (the backpressure).
+				werr = cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+			} else {
+				// Alone: write, but not past the flight's deadline
+				// (see flushSoonLocked).
+				by := time.UnixMilli(f.deadline)
+				werr = cc.out.flushByLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout, by)
+				if werr == nil && !by.After(time.Now()) {
+					// No time left: the flight ends with what it
+					// registered; finishStart hands that to writeLoop.
+					err = expired(f.ctx, f.addr)
+					break
+				}
+			}
+			if werr != nil {
 				// What is registered fails with the connection, below;
 				// the rest finds it broken.
 				break
@@ -1040,10 +1063,11 @@ func (cc *clientConn) flush() {
 	}
 }
 
-// flushSoon sees that what is buffered gets written (see flushSoonLocked).
-func (cc *clientConn) flushSoon(own int, deadline int64) {
+// flushFlight sees that what f registered gets written (see
+// flushSoonLocked).
+func (cc *clientConn) flushFlight(f *Flight) {
 	cc.mu.Lock()
-	err := cc.flushSoonLocked(own, deadline)
+	err := cc.flushSoonLocked(f.unanswered(), f.deadline)
 	cc.mu.Unlock()
 	if err != nil {
 		cc.fail(cc.lostErr(err))

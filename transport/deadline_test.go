@@ -567,3 +567,31 @@ func TestLoneWriteStopsAtTheCallersDeadline(t *testing.T) {
 		}
 	})
 }
+
+// So does a flight alone on its connection whose requests pass the
+// buffer's high-water mark while it registers them: they are written as
+// they come, by the flight's deadline, and those cut short count as never
+// sent.
+func TestLoneFlightStopsAtItsDeadline(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		_, addr := startServer(t, testConfig(nw), echo)
+		cfg := testConfig(stallingNetwork{nw})
+		cfg.WriteTimeout, cfg.ConnsPerPeer = waitTimeout, 1
+		c := newTestClient(t, cfg)
+		dialPool(t, c, addr)
+		var reqs []*Request
+		for i := range 4 {
+			reqs = append(reqs, &Request{Op: OpSet, Key: fmt.Sprint("k", i), Value: make([]byte, outbufHigh/2)})
+		}
+		start := time.Now()
+		f := c.StartWithin(context.Background(), addr, reqs, time.Second)
+		_, err := f.Wait()
+		if err == nil || f.Sent() != 0 {
+			t.Errorf("flight to a peer that takes nothing: %v, %d sent; want an error and none sent", err, f.Sent())
+		}
+		f.Release()
+		if took := time.Since(start); took >= cfg.WriteTimeout/2 || took < 900*time.Millisecond {
+			t.Errorf("the flight returned after %v; want it back at its 1s deadline, when its write was cut", took)
+		}
+	})
+}
