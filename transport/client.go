@@ -359,7 +359,7 @@ func (f *Flight) send(cc *clientConn, now time.Time) bool {
 			f.cc = cc
 		}
 		f.sent += done
-		if done < k {
+		if done < k || err != nil { // err with done == k: time ran out as the last one went in
 			f.err = err
 			if err == nil && f.sent > 0 {
 				f.err = fmt.Errorf("transport: %s: %w", f.addr, ErrConnLost)
@@ -1067,7 +1067,12 @@ func (cc *clientConn) flush() {
 // flushSoonLocked).
 func (cc *clientConn) flushFlight(f *Flight) {
 	cc.mu.Lock()
-	err := cc.flushSoonLocked(f.unanswered(), f.deadline)
+	var err error
+	if outOfTime(f.err) {
+		cc.wakeWriterLocked() // the flight will not wait for it
+	} else {
+		err = cc.flushSoonLocked(f.unanswered(), f.deadline)
+	}
 	cc.mu.Unlock()
 	if err != nil {
 		cc.fail(cc.lostErr(err))
