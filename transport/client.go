@@ -1002,25 +1002,17 @@ func (cc *clientConn) registerFlight(f *Flight, from, k int, now time.Time) (don
 			// remaining must count its request first.
 			f.remaining.Add(int32(done - counted))
 			counted = done
-			if cc.out.writing || len(cc.pending) > f.unanswered() {
-				// Others share the connection: wait for the write ahead,
-				// then write (the backpressure).
-				werr = cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
-			} else {
-				// Alone: write, but not past the flight's deadline
-				// (see flushSoonLocked).
-				by := time.UnixMilli(f.deadline)
-				werr = cc.out.flushByLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout, by)
-				if werr == nil && !by.After(time.Now()) {
-					// No time left: the flight ends with what it
-					// registered; finishStart hands that to writeLoop.
-					err = expired(f.ctx, f.addr)
-					break
-				}
-			}
-			if werr != nil {
+			// Written now: waiting its turn if others share the
+			// connection, by the flight's deadline if not.
+			if werr = cc.flushSoonLocked(f.unanswered(), f.deadline); werr != nil {
 				// What is registered fails with the connection, below;
 				// the rest finds it broken.
+				break
+			}
+			if !time.UnixMilli(f.deadline).After(time.Now()) {
+				// No time left: the flight ends with what it registered;
+				// finishStart hands that to writeLoop.
+				err = expired(f.ctx, f.addr)
 				break
 			}
 		}
@@ -1095,14 +1087,11 @@ func (cc *clientConn) flushFlight(f *Flight) {
 func (cc *clientConn) flushSoonLocked(own int, deadline int64) error {
 	alone := len(cc.pending) <= own && !cc.out.writing
 	switch {
-	case cc.out.overHigh() && !alone:
+	case !alone && cc.out.overHigh():
 		cc.queued = false
 		return cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
-	case cc.out.writing || cc.queued || len(cc.out.buf) == 0:
-		return nil
-	}
-	if !alone || deadline <= 0 {
-		cc.wakeWriterLocked()
+	case !alone || deadline <= 0:
+		cc.wakeWriterLocked() // unless a write in progress or queued takes it
 		return nil
 	}
 	err := cc.out.flushByLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout, time.UnixMilli(deadline))
