@@ -143,6 +143,12 @@ func decodeMeta(b []byte) (Meta, bool, error) {
 	if w.Proto < 0 || w.Proto > math.MaxUint8 {
 		return Meta{}, false, fmt.Errorf("%w: protocol version %d out of range", ErrBadMeta, w.Proto)
 	}
+	if len(w.Groups) == 0 {
+		// An empty list and no list mean the same. Decoding both to nil
+		// makes a decoded Meta re-encode to the bytes it would have come
+		// from and compare equal to one built with no groups.
+		w.Groups = nil
+	}
 	m := Meta{DataAddr: w.DataAddr, RespAddr: w.RespAddr, HTTPAddr: w.HTTPAddr, Proto: uint8(w.Proto), Boot: w.Boot, Groups: w.Groups}
 	if err := m.validate(); err != nil {
 		return Meta{}, false, fmt.Errorf("%w: %w", ErrBadMeta, err)

@@ -205,6 +205,7 @@ func TestDecodeMetaOddButValid(t *testing.T) {
 		"oversized input":        {append([]byte{0x81, 0xa1, 'x', 0xc5, 0x02, 0x00}, make([]byte, 512)...), Meta{}, false},
 		"proto out of range":     {mustMarshal(t, map[string]any{"p": 300}), Meta{}, false},
 		"negative proto":         {mustMarshal(t, map[string]any{"p": -1}), Meta{}, false},
+		"empty groups are none":  {[]byte{0x81, 0xa1, 'g', 0x90}, Meta{}, true},
 		"last duplicate key won": {[]byte{0x82, 0xa1, 'd', 0xa3, 'a', ':', '1', 0xa1, 'd', 0xa3, 'b', ':', '2'}, Meta{DataAddr: "b:2"}, true},
 	} {
 		got, _, err := decodeMeta(tc.in)
