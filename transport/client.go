@@ -125,7 +125,7 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 			return nil, unsent(err)
 		}
 		req.ID = c.nextID.Add(1)
-		sent, err := cc.send(cl, req, now, dl)
+		sent, err := cc.send(ctx, cl, req, now, dl)
 		if err != nil {
 			// Refused before it was queued (too large to frame).
 			cc.slots.release(1)
@@ -905,7 +905,6 @@ func newClientConn(p *peer, s *connSlot, raw, conn net.Conn, fr *frameReader) *c
 		dead:    make(chan struct{}),
 		pending: make(map[uint64]waiter),
 	}
-	cc.out.written.L = &cc.mu
 	cc.lastSend.Store(time.Now().UnixNano())
 	return cc
 }
@@ -955,10 +954,20 @@ func (cc *clientConn) failure() error {
 // Request.Deadline: req may carry an earlier one from its sender) if it
 // writes itself. sent is false if the connection was already broken:
 // nothing was written and the caller may try another connection.
-func (cc *clientConn) send(cl *call, req *Request, now time.Time, deadline int64) (sent bool, err error) {
+func (cc *clientConn) send(ctx context.Context, cl *call, req *Request, now time.Time, deadline int64) (sent bool, err error) {
 	cc.mu.Lock()
+	if cc.out.overHigh() && cc.err == nil {
+		// Others' frames fill the buffer: wait for room first, by the
+		// deadline, so that callers who give up add nothing to it.
+		cc.wakeWriterLocked()
+		cc.waitRoomLocked(ctx, deadline)
+		if cc.out.overHigh() && cc.err == nil {
+			cc.mu.Unlock()
+			return false, expired(ctx, cc.p.addr)
+		}
+	}
 	if sent, err = cc.registerLocked(waiter{cl: cl}, req, now); sent {
-		err = cc.flushSoonLocked(1, deadline)
+		err = cc.flushSoonLocked(ctx, 1, deadline)
 	}
 	cc.mu.Unlock()
 	if sent && err != nil {
@@ -990,21 +999,15 @@ func (cc *clientConn) registerFlight(f *Flight, from, k int, now time.Time) (don
 	counted := 0 // of done, how many remaining counts
 	cc.mu.Lock()
 	for done < k {
-		i := from + done
-		ok, rerr := cc.registerLocked(waiter{f: f, i: i}, f.reqs[i], now)
-		if !ok {
-			err = rerr
-			break
-		}
-		done++
 		if cc.out.overHigh() {
-			// Writing releases the lock, and a reply may then arrive:
-			// remaining must count its request first.
+			// Before adding to a buffer past its high-water mark: written
+			// now by the flight's deadline if it is alone on the
+			// connection, else waited on (see flushSoonLocked). Either
+			// releases the lock, and a reply may then arrive: remaining
+			// must count its request first.
 			f.remaining.Add(int32(done - counted))
 			counted = done
-			// Written now: waiting its turn if others share the
-			// connection, by the flight's deadline if not.
-			if werr = cc.flushSoonLocked(f.unanswered(), f.deadline); werr != nil {
+			if werr = cc.flushSoonLocked(f.ctx, f.unanswered(), f.deadline); werr != nil {
 				// What is registered fails with the connection, below;
 				// the rest finds it broken.
 				break
@@ -1016,6 +1019,13 @@ func (cc *clientConn) registerFlight(f *Flight, from, k int, now time.Time) (don
 				break
 			}
 		}
+		i := from + done
+		ok, rerr := cc.registerLocked(waiter{f: f, i: i}, f.reqs[i], now)
+		if !ok {
+			err = rerr
+			break
+		}
+		done++
 	}
 	// Replies can arrive only once the lock is released.
 	f.remaining.Add(int32(done - counted))
@@ -1030,14 +1040,14 @@ func (cc *clientConn) registerLocked(w waiter, req *Request, now time.Time) (boo
 	if cc.err != nil {
 		return false, nil
 	}
-	max := cc.p.c.cfg.MaxFrameSize
 	start := len(cc.out.buf)
 	b := appendRequest(appendFrameHeader(cc.out.buf, kindRequest), req)
-	if !finishFrame(b, start, max) {
+	if !finishFrame(b, start, cc.p.c.cfg.MaxFrameSize) {
 		cc.out.buf = b[:start]
 		return false, cc.p.c.tooLarge(cc.p.addr)
 	}
 	cc.out.buf = b
+	cc.out.peak = max(cc.out.peak, len(b))
 	w.end = cc.out.end()
 	cc.pending[req.ID] = w
 	cc.lastSend.Store(now.UnixNano())
@@ -1063,7 +1073,7 @@ func (cc *clientConn) flushFlight(f *Flight) {
 	if outOfTime(f.err) {
 		cc.wakeWriterLocked() // the flight will not wait for it
 	} else {
-		err = cc.flushSoonLocked(f.unanswered(), f.deadline)
+		err = cc.flushSoonLocked(f.ctx, f.unanswered(), f.deadline)
 	}
 	cc.mu.Unlock()
 	if err != nil {
@@ -1083,13 +1093,15 @@ func (cc *clientConn) flushFlight(f *Flight) {
 // pays one write system call for many requests, not one each, and the
 // peer reads them in one go too. A write already in progress or queued
 // takes the new frames with it. Past the high-water mark a caller that is
-// not alone writes (waiting its turn), which is the backpressure.
-func (cc *clientConn) flushSoonLocked(own int, deadline int64) error {
+// not alone waits, by its deadline, until a write has taken the buffer:
+// that is the backpressure (see waitRoomLocked).
+func (cc *clientConn) flushSoonLocked(ctx context.Context, own int, deadline int64) error {
 	alone := len(cc.pending) <= own && !cc.out.writing
 	switch {
 	case !alone && cc.out.overHigh():
-		cc.queued = false
-		return cc.out.drainLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout)
+		cc.wakeWriterLocked()
+		cc.waitRoomLocked(ctx, deadline)
+		return nil
 	case !alone || deadline <= 0:
 		cc.wakeWriterLocked() // unless a write in progress or queued takes it
 		return nil
@@ -1097,6 +1109,47 @@ func (cc *clientConn) flushSoonLocked(own int, deadline int64) error {
 	err := cc.out.flushByLocked(&cc.mu, cc.conn, cc.p.c.cfg.WriteTimeout, time.UnixMilli(deadline))
 	cc.wakeWriterLocked() // what others appended meanwhile, or all if there was no time left
 	return err
+}
+
+// waitRoomLocked waits, with the lock released, while the buffer is past
+// its high-water mark and the connection works, but no longer than the
+// caller's deadline (a Request.Deadline; none if not positive) or ctx.
+// Callers wait here before they add to a full buffer (send, and
+// registerFlight before each request), and those whose time runs out add
+// nothing: the buffer stays within the mark plus a frame per caller let
+// in, and a peer that stops reading holds no caller past its deadline.
+// The write itself is writeLoop's, bounded by WriteTimeout. (Such callers
+// used to wait for the write in progress and then write the buffer
+// themselves, each wait as long as WriteTimeout.)
+func (cc *clientConn) waitRoomLocked(ctx context.Context, deadline int64) {
+	var expired <-chan time.Time
+	if deadline > 0 {
+		left := time.Until(time.UnixMilli(deadline))
+		if left <= 0 {
+			return
+		}
+		t := time.NewTimer(left)
+		defer t.Stop()
+		expired = t.C
+	}
+	for cc.out.overHigh() && cc.err == nil {
+		wrote := cc.out.wroteLocked()
+		cc.mu.Unlock()
+		select {
+		case <-wrote:
+		case <-expired:
+			cc.mu.Lock()
+			return
+		case <-ctx.Done():
+			cc.mu.Lock()
+			return
+		case <-cc.dead:
+		case <-cc.p.c.closedCh:
+			cc.mu.Lock()
+			return
+		}
+		cc.mu.Lock()
+	}
 }
 
 // wakeWriterLocked has writeLoop write what is buffered, unless a write

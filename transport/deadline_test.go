@@ -491,6 +491,91 @@ func TestSlotWaitKeepsDeadlineWhileWriteIsStuck(t *testing.T) {
 	})
 }
 
+// Callers whose requests take the write buffer past its high-water mark
+// while another caller's write is in progress wait for room only until
+// their own deadlines, a single call and a flight alike. They used to wait
+// for that write to end, which a peer that stopped reading could make last
+// WriteTimeout, and then write the buffer themselves, as long again.
+func TestBackpressureKeepsTheCallersDeadline(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		g := newGatedNetwork(nw)
+		_, addr := startServer(t, testConfig(nw), echo)
+		cfg := testConfig(g)
+		cfg.ConnsPerPeer, cfg.WriteTimeout = 1, 2*waitTimeout
+		c := newTestClient(t, cfg)
+		mustCall(t, c, addr, &Request{Op: OpPing}) // connected
+		defer close(g.release)
+
+		// The first SET is alone on the connection, so it writes itself;
+		// that write stalls.
+		g.stall.Store(true)
+		go func() {
+			_, _ = c.CallWithin(context.Background(), addr, &Request{Op: OpSet, Key: "first", Value: []byte("v")}, 2*waitTimeout)
+		}()
+		select {
+		case <-g.stalled:
+		case <-time.After(waitTimeout):
+			t.Fatal("the first SET was never written")
+		}
+
+		big := make([]byte, outbufHigh)
+		const limit = 300 * time.Millisecond
+		done := make(chan error, 2)
+		start := time.Now()
+		go func() {
+			_, err := c.CallWithin(context.Background(), addr, &Request{Op: OpSet, Key: "call", Value: big}, limit)
+			done <- err
+		}()
+		go func() {
+			f := c.StartWithin(context.Background(), addr, []*Request{{Op: OpSet, Key: "f1", Value: big}, {Op: OpSet, Key: "f2", Value: big}}, limit)
+			_, err := f.Wait()
+			f.Release()
+			done <- err
+		}()
+		for range 2 {
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrTimeout) {
+					t.Errorf("a caller past the high-water mark behind a stuck write: %v, want ErrTimeout", err)
+				}
+			case <-time.After(waitTimeout):
+				t.Fatal("a caller past the high-water mark outlived its deadline behind a stuck write")
+			}
+		}
+		if took := time.Since(start); took < limit-50*time.Millisecond {
+			t.Errorf("callers returned after %v, before their %v deadline", took, limit)
+		}
+
+		// More callers behind the full buffer give up at their deadlines
+		// without adding to it.
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 3 {
+					_, err := c.CallWithin(context.Background(), addr, &Request{Op: OpSet, Key: "more", Value: big}, 50*time.Millisecond)
+					if !errors.Is(err, ErrTimeout) || !errors.Is(err, ErrNotSent) {
+						t.Errorf("a caller kept out of the full buffer: %v, want ErrTimeout and ErrNotSent", err)
+					}
+				}
+			})
+		}
+		all := make(chan struct{})
+		go func() { wg.Wait(); close(all) }()
+		select {
+		case <-all:
+		case <-time.After(waitTimeout):
+			t.Fatal("callers kept out of the full buffer outlived their deadlines")
+		}
+		cc := c.peers[addr].slots[0].cc.Load()
+		cc.mu.Lock()
+		peak := cc.out.peak
+		cc.mu.Unlock()
+		if limit := outbufHigh + len(big) + 1024; peak > limit {
+			t.Errorf("the client buffered %d bytes for a peer that takes nothing; bound %d", peak, limit)
+		}
+	})
+}
+
 // stallingNetwork's dialled connections take no bytes: a Write blocks
 // until the connection's write deadline, as on a peer that stopped
 // reading once the socket buffers are full.

@@ -39,9 +39,36 @@ type outbuf struct {
 	// clientConn.failLocked).
 	sent    int64
 	inWrite int
-	// written is signalled after every write; its L must be the owning
-	// connection's mutex.
-	written sync.Cond
+	// wrote, when not nil, is closed when the write in progress ends:
+	// goroutines waiting for room make it, so only waiting costs a
+	// channel. A channel rather than a sync.Cond lets a waiter also watch
+	// its own deadline.
+	wrote chan struct{}
+}
+
+// wroteLocked returns a channel closed when the write in progress ends
+// (or the connection closes: see wakeLocked).
+func (o *outbuf) wroteLocked() <-chan struct{} {
+	if o.wrote == nil {
+		o.wrote = make(chan struct{})
+	}
+	return o.wrote
+}
+
+// wakeLocked wakes every goroutine waiting on wroteLocked.
+func (o *outbuf) wakeLocked() {
+	if o.wrote != nil {
+		close(o.wrote)
+		o.wrote = nil
+	}
+}
+
+// waitLocked waits, with mu released, until the write in progress ends.
+func (o *outbuf) waitLocked(mu *sync.Mutex) {
+	ch := o.wroteLocked()
+	mu.Unlock()
+	<-ch
+	mu.Lock()
 }
 
 // end is where the last byte buffered so far lies in the connection's
@@ -56,7 +83,7 @@ func (o *outbuf) overHigh() bool { return len(o.buf) >= outbufHigh }
 // to about outbufHigh plus one frame per appending goroutine.
 func (o *outbuf) drainLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duration) error {
 	for o.writing && o.err == nil {
-		o.written.Wait()
+		o.waitLocked(mu)
 	}
 	return o.flushLocked(mu, conn, timeout)
 }
@@ -124,13 +151,13 @@ func (o *outbuf) flushByLocked(mu *sync.Mutex, conn net.Conn, timeout time.Durat
 		if cap(out) <= outbufKeep {
 			o.spare = out[:0]
 		}
-		o.written.Broadcast()
+		o.wakeLocked()
 		if !by.IsZero() {
 			break
 		}
 	}
 	o.writing = false
-	o.written.Broadcast()
+	o.wakeLocked()
 	return o.err
 }
 

@@ -347,7 +347,6 @@ func newServerConn(s *Server, raw net.Conn) *serverConn {
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
-	c.out.written.L = &c.mu
 	return c
 }
 
@@ -367,7 +366,7 @@ func (c *serverConn) serve() {
 	}
 	c.closed = true
 	c.out.buf, c.out.spare = nil, nil
-	c.out.written.Broadcast() // release senders waiting for room
+	c.out.wakeLocked() // release senders waiting for room
 	c.mu.Unlock()
 	c.raw.Close()
 	c.cancel()
@@ -778,7 +777,7 @@ func (c *serverConn) send(resps []*Response) {
 	var err error
 	for _, resp := range resps {
 		for c.out.overHigh() && c.out.writing && c.out.err == nil && !c.closed {
-			c.out.written.Wait()
+			c.out.waitLocked(&c.mu)
 		}
 		if c.closed || c.out.err != nil {
 			return
