@@ -127,7 +127,8 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 		req.ID = c.nextID.Add(1)
 		sent, err := cc.send(ctx, cl, req, now, dl)
 		if err != nil {
-			// Refused before it was queued (too large to frame).
+			// Refused before it was queued: too large to frame, or no
+			// room in the buffer before time ran out.
 			cc.slots.release(1)
 			c.putCall(cl)
 			return nil, unsent(err)
@@ -952,28 +953,23 @@ func (cc *clientConn) failure() error {
 // send registers cl under req.ID and writes the request (together with
 // whatever else is pending), by deadline (the caller's own, as a
 // Request.Deadline: req may carry an earlier one from its sender) if it
-// writes itself. sent is false if the connection was already broken:
-// nothing was written and the caller may try another connection.
+// writes itself. It first waits for room in a full buffer (makeRoomLocked),
+// and returns the error without registering anything if there is none by
+// then. sent is false if the connection was already broken: nothing was
+// written and the caller may try another connection.
 func (cc *clientConn) send(ctx context.Context, cl *call, req *Request, now time.Time, deadline int64) (sent bool, err error) {
 	cc.mu.Lock()
-	if cc.out.overHigh() && cc.err == nil {
-		// Others' frames fill the buffer: wait for room first, by the
-		// deadline, so that callers who give up add nothing to it.
-		cc.wakeWriterLocked()
-		cc.waitRoomLocked(ctx, deadline)
-		if cc.out.overHigh() && cc.err == nil {
-			cc.mu.Unlock()
-			return false, expired(ctx, cc.p.addr)
+	werr, err := cc.makeRoomLocked(ctx, 0, deadline)
+	if werr == nil && err == nil {
+		if sent, err = cc.registerLocked(waiter{cl: cl}, req, now); sent {
+			werr = cc.flushSoonLocked(1, deadline)
 		}
 	}
-	if sent, err = cc.registerLocked(waiter{cl: cl}, req, now); sent {
-		err = cc.flushSoonLocked(ctx, 1, deadline)
-	}
 	cc.mu.Unlock()
-	if sent && err != nil {
-		// The call is registered: fail fails it with the rest.
-		cc.fail(cc.lostErr(err))
-		err = nil
+	if werr != nil {
+		// A registered call fails with the rest; an unregistered one
+		// finds the connection broken and may try another.
+		cc.fail(cc.lostErr(werr))
 	}
 	return sent, err
 }
@@ -991,25 +987,24 @@ type waiter struct {
 }
 
 // registerFlight is send for requests from to from+k of f, without the
-// write: that happens at flushSoon, or earlier if the buffer passes its
-// high-water mark. It returns how many it registered: fewer than k if
-// the connection broke (err nil) or a request was too large (err set).
+// write: that happens at flushFlight, or earlier if the buffer passes its
+// high-water mark (makeRoomLocked, before each request). It returns how
+// many it registered: fewer than k if the connection broke (err nil), a
+// request was too large, or there was no room in the buffer before time
+// ran out (err set).
 func (cc *clientConn) registerFlight(f *Flight, from, k int, now time.Time) (done int, err error) {
 	var werr error
 	counted := 0 // of done, how many remaining counts
 	cc.mu.Lock()
 	for done < k {
 		if cc.out.overHigh() {
-			// Before adding to a buffer past its high-water mark: written
-			// now by the flight's deadline if it is alone on the
-			// connection, else waited on (see flushSoonLocked). Either
-			// releases the lock, and a reply may then arrive: remaining
-			// must count its request first.
+			// Making room releases the lock, and a reply may then arrive:
+			// remaining must count its request first.
 			f.remaining.Add(int32(done - counted))
 			counted = done
-			if werr = cc.flushSoonLocked(f.ctx, f.unanswered(), f.deadline); werr != nil {
-				// What is registered fails with the connection, below;
-				// the rest finds it broken.
+			if werr, err = cc.makeRoomLocked(f.ctx, f.unanswered(), f.deadline); werr != nil || err != nil {
+				// After a failed write, what is registered fails with the
+				// connection, below, and the rest finds it broken.
 				break
 			}
 			if !time.UnixMilli(f.deadline).After(time.Now()) {
@@ -1073,7 +1068,7 @@ func (cc *clientConn) flushFlight(f *Flight) {
 	if outOfTime(f.err) {
 		cc.wakeWriterLocked() // the flight will not wait for it
 	} else {
-		err = cc.flushSoonLocked(f.ctx, f.unanswered(), f.deadline)
+		err = cc.flushSoonLocked(f.unanswered(), f.deadline)
 	}
 	cc.mu.Unlock()
 	if err != nil {
@@ -1092,17 +1087,10 @@ func (cc *clientConn) flushFlight(f *Flight) {
 // run leaves in the same write: a forwarding node with many clients then
 // pays one write system call for many requests, not one each, and the
 // peer reads them in one go too. A write already in progress or queued
-// takes the new frames with it. Past the high-water mark a caller that is
-// not alone waits, by its deadline, until a write has taken the buffer:
-// that is the backpressure (see waitRoomLocked).
-func (cc *clientConn) flushSoonLocked(ctx context.Context, own int, deadline int64) error {
-	alone := len(cc.pending) <= own && !cc.out.writing
-	switch {
-	case !alone && cc.out.overHigh():
-		cc.wakeWriterLocked()
-		cc.waitRoomLocked(ctx, deadline)
-		return nil
-	case !alone || deadline <= 0:
+// takes the new frames with it. The error is a failed write: the
+// connection must fail.
+func (cc *clientConn) flushSoonLocked(own int, deadline int64) error {
+	if len(cc.pending) > own || cc.out.writing || deadline <= 0 {
 		cc.wakeWriterLocked() // unless a write in progress or queued takes it
 		return nil
 	}
@@ -1111,45 +1099,70 @@ func (cc *clientConn) flushSoonLocked(ctx context.Context, own int, deadline int
 	return err
 }
 
+// makeRoomLocked sees, before a caller adds to the buffer, that it is
+// under its high-water mark: that is the connection's backpressure. A
+// caller alone on the connection (own as for flushSoonLocked) writes the
+// buffer itself, by its deadline; one that shares it waits for writeLoop
+// to take it (waitRoomLocked). writeErr is a failed write (the connection
+// must fail); err says why there is still no room: the deadline passed,
+// ctx ended or the client closed, and the caller must add nothing. A
+// connection found broken returns neither: registering finds it broken.
+func (cc *clientConn) makeRoomLocked(ctx context.Context, own int, deadline int64) (writeErr, err error) {
+	if !cc.out.overHigh() || cc.err != nil {
+		return nil, nil
+	}
+	if len(cc.pending) <= own && !cc.out.writing && deadline > 0 {
+		if writeErr = cc.flushSoonLocked(own, deadline); writeErr != nil {
+			return writeErr, nil
+		}
+		// One write, by the deadline: what others appended meanwhile,
+		// or the buffer itself if time ran out first, is writeLoop's.
+	}
+	cc.wakeWriterLocked()
+	return nil, cc.waitRoomLocked(ctx, deadline)
+}
+
 // waitRoomLocked waits, with the lock released, while the buffer is past
 // its high-water mark and the connection works, but no longer than the
-// caller's deadline (a Request.Deadline; none if not positive) or ctx.
-// Callers wait here before they add to a full buffer (send, and
-// registerFlight before each request), and those whose time runs out add
-// nothing: the buffer stays within the mark plus a frame per caller let
-// in, and a peer that stops reading holds no caller past its deadline.
-// The write itself is writeLoop's, bounded by WriteTimeout. (Such callers
-// used to wait for the write in progress and then write the buffer
-// themselves, each wait as long as WriteTimeout.)
-func (cc *clientConn) waitRoomLocked(ctx context.Context, deadline int64) {
-	var expired <-chan time.Time
+// caller's deadline (a Request.Deadline; none if not positive) or ctx, and
+// says why it stopped with no room: the deadline passed or ctx ended
+// (expired), or the client closed. The write itself is writeLoop's,
+// bounded by WriteTimeout. Only the callers that find room add to the
+// buffer, so it stays within the mark plus about one frame however many
+// wait, and a peer that stops reading holds no caller past its deadline.
+// (Such callers used to wait for the write in progress and then write the
+// buffer themselves, each wait as long as WriteTimeout.)
+func (cc *clientConn) waitRoomLocked(ctx context.Context, deadline int64) error {
+	var timeUp <-chan time.Time
 	if deadline > 0 {
 		left := time.Until(time.UnixMilli(deadline))
 		if left <= 0 {
-			return
+			return expired(ctx, cc.p.addr)
 		}
 		t := time.NewTimer(left)
 		defer t.Stop()
-		expired = t.C
+		timeUp = t.C
 	}
 	for cc.out.overHigh() && cc.err == nil {
 		wrote := cc.out.wroteLocked()
 		cc.mu.Unlock()
+		var err error
 		select {
 		case <-wrote:
-		case <-expired:
-			cc.mu.Lock()
-			return
-		case <-ctx.Done():
-			cc.mu.Lock()
-			return
 		case <-cc.dead:
+		case <-timeUp:
+			err = expired(ctx, cc.p.addr)
+		case <-ctx.Done():
+			err = expired(ctx, cc.p.addr)
 		case <-cc.p.c.closedCh:
-			cc.mu.Lock()
-			return
+			err = ErrClosed
 		}
 		cc.mu.Lock()
+		if err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // wakeWriterLocked has writeLoop write what is buffered, unless a write

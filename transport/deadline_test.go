@@ -491,11 +491,12 @@ func TestSlotWaitKeepsDeadlineWhileWriteIsStuck(t *testing.T) {
 	})
 }
 
-// Callers whose requests take the write buffer past its high-water mark
-// while another caller's write is in progress wait for room only until
-// their own deadlines, a single call and a flight alike. They used to wait
-// for that write to end, which a peer that stopped reading could make last
-// WriteTimeout, and then write the buffer themselves, as long again.
+// Callers that find the write buffer past its high-water mark while
+// another caller's write is in progress wait for room only until their
+// own deadlines (or contexts), a single call and a flight alike, and those
+// that give up add nothing to the buffer. They used to wait for that write
+// to end, which a peer that stopped reading could make last WriteTimeout,
+// and then write the buffer themselves, as long again.
 func TestBackpressureKeepsTheCallersDeadline(t *testing.T) {
 	forEachNetwork(t, func(t *testing.T, nw Network) {
 		g := newGatedNetwork(nw)
@@ -545,6 +546,32 @@ func TestBackpressureKeepsTheCallersDeadline(t *testing.T) {
 		if took := time.Since(start); took < limit-50*time.Millisecond {
 			t.Errorf("callers returned after %v, before their %v deadline", took, limit)
 		}
+
+		// Flights kept out by their context, ending with its deadline or
+		// cancelled, add nothing either.
+		small := make([]byte, 16<<10)
+		flight := func(ctx context.Context) error {
+			var reqs []*Request
+			for i := range 32 {
+				reqs = append(reqs, &Request{Op: OpSet, Key: fmt.Sprint("s", i), Value: small})
+			}
+			f := c.StartWithin(ctx, addr, reqs, 0)
+			_, err := f.Wait()
+			f.Release()
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		if err := flight(ctx); !errors.Is(err, ErrTimeout) {
+			t.Errorf("a flight with a context deadline behind a full buffer: %v, want ErrTimeout", err)
+		}
+		cancel()
+		ctx, cancel = context.WithCancel(context.Background())
+		stop := time.AfterFunc(20*time.Millisecond, cancel)
+		if err := flight(ctx); !errors.Is(err, context.Canceled) {
+			t.Errorf("a cancelled flight behind a full buffer: %v, want context.Canceled", err)
+		}
+		stop.Stop()
+		cancel()
 
 		// More callers behind the full buffer give up at their deadlines
 		// without adding to it.

@@ -75,6 +75,11 @@
 // collects it, with one wake-up for the whole batch), so a caller with
 // batches for several peers sends them all before waiting for any; it
 // never blocks on a peer that is still dialling or out of in-flight slots.
+// A connection whose buffer is past its high-water mark (a peer that reads
+// slowly or not at all) makes callers wait for room before they add to
+// it, Start included, but never past the caller's deadline or context;
+// one that gives up adds nothing more (a call fails with ErrNotSent, and
+// a flight's Sent counts only what it added).
 //
 // # Errors
 //

@@ -11,10 +11,13 @@ import (
 // outbufKeep is the largest buffer a connection keeps between writes.
 const outbufKeep = 256 << 10
 
-// outbufHigh is the high-water mark of a write buffer: past it, whoever
-// appends writes the buffer out (waiting for a write in progress first)
-// instead of leaving it for later. Without it, a pipeline of small requests
-// for big values could make a server buffer every reply before writing.
+// outbufHigh is the high-water mark of a write buffer. Past it, a server
+// connection's sender writes the buffer out (waiting for a write in
+// progress first) instead of leaving it for later, and a client caller
+// waits for room, by its deadline, before it adds a request
+// (clientConn.makeRoomLocked). Without it, a pipeline of small requests
+// for big values could make a server buffer every reply before writing,
+// and callers could pile requests up for a peer that stopped reading.
 const outbufHigh = 128 << 10
 
 // outbuf batches encoded frames for one connection. Goroutines append
@@ -22,7 +25,8 @@ const outbufHigh = 128 << 10
 // becomes the writer and keeps writing until the buffer is empty, so frames
 // appended while a write is in progress leave in the next single write.
 // Server connections have no writer goroutine, so no hand-off on the fast
-// path; client connections add one under load (see clientConn.flushSoon).
+// path; client connections add one under load (see
+// clientConn.flushSoonLocked).
 //
 // Its fields are guarded by the owning connection's mutex.
 type outbuf struct {
@@ -79,8 +83,9 @@ func (o *outbuf) end() int64 { return o.sent + int64(o.inWrite) + int64(len(o.bu
 func (o *outbuf) overHigh() bool { return len(o.buf) >= outbufHigh }
 
 // drainLocked writes the buffer out now, first waiting for a write in
-// progress to finish. Appenders call it when overHigh; it bounds the buffer
-// to about outbufHigh plus one frame per appending goroutine.
+// progress to finish. A server connection's senders call it when
+// overHigh; it bounds the buffer to about outbufHigh plus one frame per
+// sending goroutine.
 func (o *outbuf) drainLocked(mu *sync.Mutex, conn net.Conn, timeout time.Duration) error {
 	for o.writing && o.err == nil {
 		o.waitLocked(mu)
