@@ -52,6 +52,7 @@ func commandTable() (map[string]*command, []*command) {
 		{name: "setex", arity: 4, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdSetEX(true, "setex")},
 		{name: "psetex", arity: 4, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdSetEX(false, "psetex")},
 		{name: "getdel", arity: 2, flags: del, firstKey: 1, lastKey: 1, step: 1, prepare: cmdGetDel},
+		{name: "getset", arity: 3, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdGetSet},
 		{name: "getex", arity: -2, flags: del, firstKey: 1, lastKey: 1, step: 1, prepare: cmdGetEx},
 		{name: "mget", arity: -2, flags: read, firstKey: 1, lastKey: -1, step: 1, prepare: cmdMGet},
 		{name: "mset", arity: -3, flags: write, firstKey: 1, lastKey: -1, step: 2, prepare: cmdMSet},
@@ -72,6 +73,7 @@ func commandTable() (map[string]*command, []*command) {
 		{name: "decrby", arity: 3, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdIncrBy(true)},
 		{name: "append", arity: 3, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdAppend},
 		{name: "strlen", arity: 2, flags: read, firstKey: 1, lastKey: 1, step: 1, prepare: cmdStrlen},
+		{name: "type", arity: 2, flags: read, firstKey: 1, lastKey: 1, step: 1, prepare: cmdType},
 		{name: "dbsize", arity: 1, flags: []string{"readonly"}, exec: execDBSize},
 		{name: "flushall", arity: -1, flags: []string{"write"}, exec: execFlushAll},
 		{name: "flushdb", arity: -1, flags: []string{"write"}, exec: execFlushAll},
@@ -450,6 +452,17 @@ func cmdGetDel(c *conn, args [][]byte) {
 	c.await(first, replyBulk, 0)
 }
 
+// GETSET key value: SET key value GET, which Redis deprecated it for but
+// older clients still send. Like SET, it drops the key's expiry.
+
+func cmdGetSet(c *conn, args [][]byte) {
+	first := len(c.reqs)
+	r := c.newReq(transport.OpSet, args[1])
+	r.Value = args[2]
+	r.Flags |= transport.FlagGetOld
+	c.await(first, replySetGet, 0)
+}
+
 // GETEX key [EX s|PX ms|EXAT ts|PXAT ms-ts|PERSIST]
 
 func cmdGetEx(c *conn, args [][]byte) {
@@ -608,6 +621,26 @@ func cmdExists(c *conn, args [][]byte) {
 		c.newReq(transport.OpExists, k)
 	}
 	c.await(first, replySum, 0)
+}
+
+// TYPE key: every value starling holds is a string, so "string" for a
+// key that exists and "none" otherwise, as tools that browse keys expect.
+
+func cmdType(c *conn, args [][]byte) {
+	first := len(c.reqs)
+	c.newReq(transport.OpExists, args[1])
+	c.await(first, replyType, 0)
+}
+
+func replyType(c *conn, _ *pending, rs []*transport.Response) {
+	switch r := rs[0]; {
+	case r.Code != transport.CodeOK:
+		c.backendError(r)
+	case r.Int > 0:
+		c.wr.simple("string")
+	default:
+		c.wr.simple("none")
+	}
 }
 
 // replySum answers with the sum of the responses' Int.

@@ -93,6 +93,19 @@ func TestGetSetFamily(t *testing.T) {
 		_, err = rdb.GetDel(ctx, "k").Result()
 		wantNil(t, "GETDEL again", err)
 
+		// GETSET: the old value, and the new one without the old expiry
+		_, err = rdb.GetSet(ctx, "gs", "one").Result()
+		wantNil(t, "GETSET new", err)
+		eq(t, "EXPIRE gs", true)(rdb.Expire(ctx, "gs", time.Minute).Result())
+		eq(t, "GETSET existing", "one")(rdb.GetSet(ctx, "gs", "two").Result())
+		eq(t, "GET after GETSET", "two")(rdb.Get(ctx, "gs").Result())
+		eq(t, "TTL after GETSET", time.Duration(-1))(rdb.TTL(ctx, "gs").Result())
+		wantErr(t, "GETSET arity", rdb.Do(ctx, "getset", "gs").Err(), "ERR wrong number of arguments for 'getset' command")
+
+		// TYPE
+		eq(t, "TYPE string", "string")(rdb.Type(ctx, "gs").Result())
+		eq(t, "TYPE missing", "none")(rdb.Type(ctx, "missing").Result())
+
 		// MSET / MGET
 		eq(t, "MSET", "OK")(rdb.MSet(ctx, "a", "1", "b", "2", "c", "3").Result())
 		eq(t, "MGET", []any{"1", nil, "3", "2"})(rdb.MGet(ctx, "a", "missing", "c", "b").Result())
