@@ -139,6 +139,12 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 			return resp, err
 		}
 		cc.slots.release(1)
+		if dl > 0 && time.Now().UnixMilli() >= dl {
+			// The connection broke under this call's own write, cut at
+			// its deadline: another would only send it late.
+			c.putCall(cl)
+			return nil, unsent(expired(ctx, addr))
+		}
 		if err := cc.failure(); errors.Is(err, ErrAuth) || attempt == maxSendAttempts {
 			c.putCall(cl)
 			if errors.Is(err, ErrAuth) {
@@ -204,7 +210,9 @@ type Flight struct {
 // own, so that a peer slow to dial or to answer never holds up the
 // batches started after it for other peers. (Only if other callers take
 // the free slots between the check and the send does Start wait for
-// slots itself, at most until ctx or CallTimeout ends.)
+// slots itself, at most until ctx or CallTimeout ends. Nor, likewise, does
+// it wait for room in a connection's full write buffer past then: see
+// makeRoomLocked.)
 func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Flight {
 	return c.StartWithin(ctx, addr, reqs, 0)
 }
@@ -308,6 +316,13 @@ func (f *Flight) Release() {
 func (f *Flight) start(p *peer) {
 	for attempt := 1; ; attempt++ {
 		now := time.Now()
+		if f.sent == 0 && !time.UnixMilli(f.deadline).After(now) {
+			// Out of time before anything was registered, as when a
+			// connection broke under the flight's own write, cut at its
+			// deadline: another connection would only send it late.
+			f.err = expired(f.ctx, f.addr)
+			break
+		}
 		cc, err := p.pick(f.ctx, f.timer, now)
 		if err != nil {
 			f.err = err
@@ -360,7 +375,7 @@ func (f *Flight) send(cc *clientConn, now time.Time) bool {
 			f.cc = cc
 		}
 		f.sent += done
-		if done < k || err != nil { // err with done == k: time ran out as the last one went in
+		if done < k || err != nil {
 			f.err = err
 			if err == nil && f.sent > 0 {
 				f.err = fmt.Errorf("transport: %s: %w", f.addr, ErrConnLost)
@@ -876,7 +891,7 @@ type clientConn struct {
 	fr   *frameReader
 	// slots bounds the requests in flight (MaxInflightPerConn).
 	slots *slots
-	// kick wakes writeLoop to write what is buffered (see flushSoon).
+	// kick wakes writeLoop to write what is buffered (see flushSoonLocked).
 	kick chan struct{}
 	// dead is closed when the connection fails.
 	dead chan struct{}
@@ -955,8 +970,9 @@ func (cc *clientConn) failure() error {
 // Request.Deadline: req may carry an earlier one from its sender) if it
 // writes itself. It first waits for room in a full buffer (makeRoomLocked),
 // and returns the error without registering anything if there is none by
-// then. sent is false if the connection was already broken: nothing was
-// written and the caller may try another connection.
+// then. sent is false if the connection was already broken, or broke under
+// the write that made room: the call was not registered, and the caller
+// may try another connection.
 func (cc *clientConn) send(ctx context.Context, cl *call, req *Request, now time.Time, deadline int64) (sent bool, err error) {
 	cc.mu.Lock()
 	werr, err := cc.makeRoomLocked(ctx, 0, deadline)
@@ -1133,6 +1149,9 @@ func (cc *clientConn) makeRoomLocked(ctx context.Context, own int, deadline int6
 // (Such callers used to wait for the write in progress and then write the
 // buffer themselves, each wait as long as WriteTimeout.)
 func (cc *clientConn) waitRoomLocked(ctx context.Context, deadline int64) error {
+	if !cc.out.overHigh() || cc.err != nil {
+		return nil
+	}
 	var timeUp <-chan time.Time
 	if deadline > 0 {
 		left := time.Until(time.UnixMilli(deadline))
@@ -1158,6 +1177,9 @@ func (cc *clientConn) waitRoomLocked(ctx context.Context, deadline int64) error 
 			err = ErrClosed
 		}
 		cc.mu.Lock()
+		if err == nil && ctx.Err() != nil {
+			err = expired(ctx, cc.p.addr) // woken by a write, but ctx ended as well
+		}
 		if err != nil {
 			return err
 		}
@@ -1178,7 +1200,7 @@ func (cc *clientConn) wakeWriterLocked() {
 	}
 }
 
-// writeLoop writes the buffer whenever flushSoon asks it to. Before
+// writeLoop writes the buffer whenever flushSoonLocked asks it to. Before
 // writing it yields once, so that callers already runnable append their
 // requests first and share the write.
 func (cc *clientConn) writeLoop() {

@@ -125,6 +125,7 @@ func (o *outbuf) flushByLocked(mu *sync.Mutex, conn net.Conn, timeout time.Durat
 		out := o.buf
 		o.buf, o.spare = o.spare[:0], nil
 		o.inWrite = len(out)
+		o.wakeLocked() // the buffer has room again; waiters need not wait for the write
 		// Re-arm the write deadline only when half of it is used up: this
 		// saves a timer update on nearly every write, and a write still
 		// never blocks for less than timeout/2 or more than timeout.
