@@ -233,6 +233,9 @@ func appendResponse(b []byte, r *Response) []byte {
 	if len(r.Members) != 0 {
 		n++
 	}
+	if len(r.Keys) != 0 {
+		n++
+	}
 	if r.Stats != nil {
 		n++
 	}
@@ -280,6 +283,12 @@ func appendResponse(b []byte, r *Response) []byte {
 			}
 		}
 	}
+	if len(r.Keys) != 0 {
+		b = appendArrayLen(appendStr(b, "ks"), len(r.Keys))
+		for _, k := range r.Keys {
+			b = appendStr(b, k)
+		}
+	}
 	if s := r.Stats; s != nil {
 		b = append(appendStr(b, "st"), 0x8f) // fixmap of 15 fields
 		b = appendInt(appendKey(b, 'e'), s.Entries)
@@ -311,6 +320,9 @@ func responseSizeHint(r *Response) int {
 	for i := range r.Members {
 		m := &r.Members[i]
 		n += len(m.Name) + len(m.GossipAddr) + len(m.DataAddr) + len(m.State) + len(m.RespAddr)
+	}
+	for _, k := range r.Keys {
+		n += len(k)
 	}
 	return n
 }
@@ -787,6 +799,8 @@ func decodeResponse(b []byte, r *Response, alias bool) error {
 			r.HasOld, err = d.boolean()
 		case "m":
 			r.Members, err = d.members()
+		case "ks":
+			r.Keys, err = d.strs()
 		case "st":
 			r.Stats, err = d.stats()
 		default:
@@ -874,6 +888,24 @@ func (d *decoder) stats() (*Stats, error) {
 		}
 	}
 	return s, nil
+}
+
+// strs decodes a string array (nil reads as nil).
+func (d *decoder) strs() ([]string, error) {
+	if d.peekNil() {
+		return nil, nil
+	}
+	n, err := d.containerLen(false)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	out := make([]string, n) // n <= bytes left in the frame
+	for i := range out {
+		if out[i], err = d.str(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // members decodes a Member array (nil reads as nil).

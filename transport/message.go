@@ -69,6 +69,14 @@ const (
 	// (as uint64) to Version, so the receiver need not ask the sender for
 	// keys it misses any more.
 	OpHandoffDone
+	// OpScan lists some of the keys the receiving node is the primary
+	// owner of, resuming a walk of its store: Version is the walk's cursor
+	// (0 starts one), Delta how many index slots to visit, about, and Key
+	// a Redis glob pattern the keys must match (empty: every key). The
+	// reply's Keys are the keys found and its Version where to resume (0:
+	// the walk is done). A key the receiver holds and owns for the whole
+	// walk is listed at least once; it may be listed twice.
+	OpScan
 )
 
 // String returns the operation's name, for logs and errors.
@@ -114,6 +122,8 @@ func (o Op) String() string {
 		return "load"
 	case OpHandoffDone:
 		return "handoffdone"
+	case OpScan:
+		return "scan"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -132,7 +142,7 @@ func (o Op) Keyed() bool {
 // be sent to another replica whatever became of an earlier attempt.
 func (o Op) ReadOnly() bool {
 	switch o {
-	case OpGet, OpTTL, OpExists, OpPing, OpMembers, OpStats, OpDBSize:
+	case OpGet, OpTTL, OpExists, OpPing, OpMembers, OpStats, OpDBSize, OpScan:
 		return true
 	}
 	return false
@@ -292,6 +302,8 @@ type Response struct {
 	// HasOld says Value holds the previous value of an OpSet with FlagGetOld.
 	HasOld  bool     `msgpack:"o,omitempty"`
 	Members []Member `msgpack:"m,omitempty"`
+	// Keys are the keys an OpScan found.
+	Keys  []string `msgpack:"ks,omitempty"`
 	Stats   *Stats   `msgpack:"st,omitempty"`
 }
 

@@ -34,6 +34,17 @@ var walkers = []walker{
 	{"RangeKeys", false, func(s *Store, visit func(string, []byte, bool) bool) {
 		s.RangeKeys(func(key string, tomb bool) bool { return visit(key, nil, tomb) })
 	}},
+	// ScanKeys in steps of rangeSlots slots and a few hundred bytes, the
+	// cursor handed back after every step as a client's SCAN resumes it.
+	{"ScanKeys", false, func(s *Store, visit func(string, []byte, bool) bool) {
+		var c uint64
+		for {
+			c = s.ScanKeys(c, s.rangeSlots, 300, func(key string) { visit(key, nil, false) })
+			if c == 0 {
+				return
+			}
+		}
+	}},
 }
 
 // stableValue is stable key i's value: 100 bytes that name the key, so a
@@ -83,7 +94,7 @@ func TestRangeSeesMovingKeys(t *testing.T) {
 		cases := []struct {
 			w     walker
 			slots int
-		}{{walkers[0], rangeChunkSlots}, {walkers[1], 1}, {walkers[2], 1}}
+		}{{walkers[0], rangeChunkSlots}, {walkers[1], 1}, {walkers[2], 1}, {walkers[3], 1}, {walkers[3], 64}}
 		for _, tc := range cases {
 			w := tc.w
 			t.Run(fmt.Sprintf("%s/slots=%d", w.name, tc.slots), func(t *testing.T) {
