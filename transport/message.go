@@ -304,7 +304,7 @@ type Response struct {
 	Members []Member `msgpack:"m,omitempty"`
 	// Keys are the keys an OpScan found.
 	Keys  []string `msgpack:"ks,omitempty"`
-	Stats   *Stats   `msgpack:"st,omitempty"`
+	Stats *Stats   `msgpack:"st,omitempty"`
 }
 
 // Errors a Response can carry, so callers can branch with errors.Is whether
