@@ -46,6 +46,8 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 		return boolResponse(ok)
 	case transport.OpDBSize:
 		return &transport.Response{Int: n.primaryKeys()}
+	case transport.OpScan:
+		return n.scanStep(req)
 	case transport.OpFlushAll:
 		st.Flush()
 		return &transport.Response{}

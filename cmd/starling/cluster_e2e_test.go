@@ -450,6 +450,8 @@ func TestE2ERedisTools(t *testing.T) {
 		{0, []string{"EXISTS", "a", "b", "nope"}, "2"},
 		{1, []string{"DEL", "a", "b", "nope"}, "2"},
 		{0, []string{"DBSIZE"}, "3"},
+		{2, []string{"TYPE", "greeting"}, "string"},
+		{1, []string{"GETSET", "c", "4"}, "3"},
 		{2, []string{"GET", "nope"}, ""},
 		{0, []string{"NOSUCHCOMMAND"}, "ERR unknown command 'NOSUCHCOMMAND', with args beginning with:"},
 		{1, []string{"INCR", "greeting"}, "ERR value is not an integer or out of range"},
@@ -457,6 +459,19 @@ func TestE2ERedisTools(t *testing.T) {
 		got := redisTool(t, "redis-cli", ps[step.node], step.args...)
 		if got != step.want && !(step.args[0] == "TTL" && (got == "59" || got == "60")) {
 			t.Errorf("redis-cli -p <node%d> %v = %q, want %q", step.node+1, step.args, got, step.want)
+		}
+	}
+	// Listing keys: redis-cli --scan walks SCAN's cursor, through any
+	// node, over every member's keys; KEYS does the same in one reply.
+	for i, args := range [][]string{{"--scan"}, {"--scan", "--pattern", "c*"}, {"KEYS", "*"}} {
+		got := strings.Fields(redisTool(t, "redis-cli", ps[i], args...))
+		slices.Sort(got)
+		want := []string{"c", "counter", "greeting"}
+		if len(args) == 3 && args[0] == "--scan" {
+			want = want[:2]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("redis-cli -p <node%d> %v = %q, want %q", i+1, args, got, want)
 		}
 	}
 	info := redisTool(t, "redis-cli", ps[1], "INFO")

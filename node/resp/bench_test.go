@@ -47,7 +47,10 @@ func (b *nopBackend) Do(_ context.Context, reqs []*transport.Request, resps []*t
 
 func (b *nopBackend) Broadcast(context.Context, *transport.Request) []*transport.Response { return nil }
 func (b *nopBackend) Members() []transport.Member                                         { return nil }
-func (b *nopBackend) Stats() transport.Stats                                              { return transport.Stats{} }
+func (b *nopBackend) Scan(context.Context, uint64, string, int) ([]string, uint64, error) {
+	return nil, 0, nil
+}
+func (b *nopBackend) Stats() transport.Stats { return transport.Stats{} }
 
 // pipeline16 is 8 SETs and 8 GETs of 100-byte values, as redis-benchmark
 // -P 16 -d 100 sends them.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,42 @@ func testClusterCommands(t *testing.T, replicas int) {
 			t.Fatalf("DBSIZE via node %d = %d, %v; want %d", i+1, n, err, want)
 		}
 	}
+	// SCAN through each node walks every member's keys, whichever node
+	// began the walk; KEYS and MATCH agree with it.
+	all := append(slices.Clone(keys), "counter")
+	slices.Sort(all)
+	for i, rdb := range rdbs {
+		var got []string
+		iter := rdb.Scan(ctx, 0, "", 3).Iterator()
+		for iter.Next(ctx) {
+			got = append(got, iter.Val())
+		}
+		check(t, "SCAN", iter.Err())
+		slices.Sort(got)
+		if !slices.Equal(got, all) {
+			t.Fatalf("SCAN via node %d = %q, want %q", i+1, got, all)
+		}
+		got, err := rdb.Keys(ctx, "*").Result()
+		check(t, "KEYS", err)
+		slices.Sort(got)
+		if !slices.Equal(got, all) {
+			t.Fatalf("KEYS via node %d = %q, want %q", i+1, got, all)
+		}
+	}
+	cursor := uint64(0)
+	var counters []string
+	for first := true; first || cursor != 0; first = false {
+		var page []string
+		var err error
+		// Each step through another node: the cursor is the cluster's.
+		page, cursor, err = rdbs[int(cursor)%3].Scan(ctx, cursor, "count*", 2).Result()
+		check(t, "SCAN MATCH", err)
+		counters = append(counters, page...)
+	}
+	if !slices.Equal(counters, []string{"counter"}) {
+		t.Fatalf("SCAN MATCH count* = %q", counters)
+	}
+
 	info, err := c.Info(ctx).Result()
 	check(t, "INFO", err)
 	for _, s := range []string{

@@ -75,6 +75,8 @@ func commandTable() (map[string]*command, []*command) {
 		{name: "strlen", arity: 2, flags: read, firstKey: 1, lastKey: 1, step: 1, prepare: cmdStrlen},
 		{name: "type", arity: 2, flags: read, firstKey: 1, lastKey: 1, step: 1, prepare: cmdType},
 		{name: "dbsize", arity: 1, flags: []string{"readonly"}, exec: execDBSize},
+		{name: "scan", arity: -2, flags: []string{"readonly"}, exec: execScan},
+		{name: "keys", arity: 2, flags: []string{"readonly"}, exec: execKeys},
 		{name: "flushall", arity: -1, flags: []string{"write"}, exec: execFlushAll},
 		{name: "flushdb", arity: -1, flags: []string{"write"}, exec: execFlushAll},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, exec: execInfo},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,10 +95,11 @@ func TestGetSetFamily(t *testing.T) {
 		wantNil(t, "GETDEL again", err)
 
 		// GETSET: the old value, and the new one without the old expiry
-		_, err = rdb.GetSet(ctx, "gs", "one").Result()
+		// (go-redis deprecates its GetSet, as Redis does the command.)
+		_, err = rdb.Do(ctx, "getset", "gs", "one").Text()
 		wantNil(t, "GETSET new", err)
 		eq(t, "EXPIRE gs", true)(rdb.Expire(ctx, "gs", time.Minute).Result())
-		eq(t, "GETSET existing", "one")(rdb.GetSet(ctx, "gs", "two").Result())
+		eq(t, "GETSET existing", "one")(rdb.Do(ctx, "getset", "gs", "two").Text())
 		eq(t, "GET after GETSET", "two")(rdb.Get(ctx, "gs").Result())
 		eq(t, "TTL after GETSET", time.Duration(-1))(rdb.TTL(ctx, "gs").Result())
 		wantErr(t, "GETSET arity", rdb.Do(ctx, "getset", "gs").Err(), "ERR wrong number of arguments for 'getset' command")
@@ -330,6 +332,47 @@ func TestCountersAndKeyspace(t *testing.T) {
 		ts.be.mu.Lock()
 		ts.be.peers = nil
 		ts.be.mu.Unlock()
+
+		// SCAN: the backend's cursor, its options, and Redis's errors.
+		// (The FLUSHALL above emptied this member, though another failed.)
+		noErr(t)(rdb.MSet(ctx, "k1", "1", "k2", "2", "k3", "3", "other", "4").Result())
+		keys, cursor, err := rdb.Scan(ctx, 0, "", 2).Result()
+		fatalIf(t, err)
+		if !slices.Equal(keys, []string{"k1", "k2"}) || cursor != 2 {
+			t.Fatalf("SCAN 0 COUNT 2 = %q, %d", keys, cursor)
+		}
+		eq(t, "SCAN MATCH", []string{"k1", "k2", "k3"})(rdb.Keys(ctx, "k*").Result())
+		var all []string
+		iter := rdb.Scan(ctx, 0, "*", 3).Iterator()
+		for iter.Next(ctx) {
+			all = append(all, iter.Val())
+		}
+		fatalIf(t, iter.Err())
+		eq(t, "SCAN walk", []string{"k1", "k2", "k3", "other"})(all, nil)
+		keys, cursor, err = rdb.ScanType(ctx, 0, "", 100, "string").Result()
+		fatalIf(t, err)
+		if len(keys) != 4 || cursor != 0 {
+			t.Fatalf("SCAN TYPE string = %q, %d", keys, cursor)
+		}
+		keys, cursor, err = rdb.ScanType(ctx, 0, "", 2, "hash").Result()
+		fatalIf(t, err)
+		if len(keys) != 0 || cursor != 2 {
+			t.Fatalf("SCAN TYPE hash = %q, %d; want nothing, and the walk going on", keys, cursor)
+		}
+		for _, tc := range []struct {
+			args []any
+			want string
+		}{
+			{[]any{"scan", "x"}, "ERR invalid cursor"},
+			{[]any{"scan", "-1"}, "ERR invalid cursor"},
+			{[]any{"scan", "0", "count", "0"}, "ERR syntax error"},
+			{[]any{"scan", "0", "count", "x"}, "ERR value is not an integer or out of range"},
+			{[]any{"scan", "0", "match"}, "ERR syntax error"},
+			{[]any{"scan", "0", "limit", "3"}, "ERR syntax error"},
+			{[]any{"keys"}, "ERR wrong number of arguments for 'keys' command"},
+		} {
+			wantErr(t, fmt.Sprint(tc.args...), rdb.Do(ctx, tc.args...).Err(), tc.want)
+		}
 
 		noErr(t)(rdb.MSet(ctx, "a", "1", "b", "2").Result())
 		eq(t, "FLUSHALL", "OK")(rdb.FlushAll(ctx).Result())

@@ -17,7 +17,9 @@
 // then sets each key only if it is still absent, so it never overwrites a
 // key, but a concurrent writer can make it report 0 after setting some of
 // its keys. EXPIRE's NX, XX, GT and LT options read the TTL and then set it,
-// not atomically. DBSIZE, FLUSHALL and INFO's keyspace go to every member.
+// not atomically. DBSIZE, FLUSHALL and INFO's keyspace go to every member;
+// SCAN and KEYS walk the members in turn (Backend.Scan), each listing the
+// keys it is the primary owner of, matched on that member.
 //
 // Replies are written by the connection's goroutine while the client keeps
 // up. A client that sends a long pipeline before reading anything would

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,6 +85,34 @@ func (b *fakeBackend) Broadcast(ctx context.Context, req *transport.Request) []*
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append(resps, b.peers...)
+}
+
+// Scan walks the live keys in sorted order, the cursor being how many
+// come before the next step's first.
+func (b *fakeBackend) Scan(_ context.Context, cursor uint64, match string, count int) ([]string, uint64, error) {
+	b.mu.Lock()
+	var all []string
+	for k := range b.data {
+		if _, ok := b.liveLocked(k); ok {
+			all = append(all, k)
+		}
+	}
+	b.mu.Unlock()
+	slices.Sort(all)
+	if cursor >= uint64(len(all)) {
+		return nil, 0, nil
+	}
+	end := min(int(cursor)+count, len(all))
+	var keys []string
+	for _, k := range all[cursor:end] {
+		if ok, _ := path.Match(match, k); ok || match == "" {
+			keys = append(keys, k)
+		}
+	}
+	if end == len(all) {
+		return keys, 0, nil
+	}
+	return keys, uint64(end), nil
 }
 
 func (b *fakeBackend) Members() []transport.Member {

@@ -1,0 +1,102 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/starlingcache/starling/node/store"
+	"github.com/starlingcache/starling/transport"
+)
+
+// A cluster-wide key walk (SCAN) visits the members one after another, in
+// the ring's (sorted) order, each walking its own store. Its cursor keeps
+// the member's position in the bits above the store's cursor.
+const (
+	scanMemberBits = 64 - store.ScanCursorBits
+	// MaxScanMembers is the largest cluster a walk's cursor can name every
+	// member of.
+	MaxScanMembers = 1 << scanMemberBits
+	// maxScanSlots bounds the index slots one step visits, whatever COUNT
+	// a client asks for, so that a step holds a shard's lock briefly and
+	// answers within a forward timeout.
+	maxScanSlots = 1 << 16
+	// scanStepBytes bounds the keys one step returns, far below any frame
+	// limit however long the keys are.
+	scanStepBytes = 256 << 10
+	// maxScanPattern bounds a MATCH pattern: matching costs up to its
+	// length times a key's, for every key a step visits.
+	maxScanPattern = 1 << 10
+)
+
+// Scan runs one step of a walk over every key in the cluster, each listed
+// by the member that is its primary owner (by every member that holds it
+// when keys have one copy, as DBSIZE counts), from cursor (0 starts a
+// walk): it returns some keys matching match (a Redis glob; empty: all)
+// and the cursor to go on from, 0 when the walk is done. count is about
+// how many keys to look at.
+//
+// A key stored throughout the walk, on members that stay in the ring, is
+// listed at least once; it may be listed twice. A member joining or
+// leaving during the walk shifts the others' positions, and its keys
+// move: the walk may then miss or repeat keys, as a Redis Cluster client's
+// scan may while slots migrate.
+func (n *Node) Scan(ctx context.Context, cursor uint64, match string, count int) (keys []string, next uint64, err error) {
+	if len(match) > maxScanPattern {
+		return nil, 0, fmt.Errorf("%w: a pattern of %d bytes, limit %d", transport.ErrBadRequest, len(match), maxScanPattern)
+	}
+	v := n.view.Load()
+	names := v.ring.Members()
+	if len(names) == 0 { // not started yet: a walk of this node alone
+		names = []string{n.cfg.Name}
+	}
+	if len(names) > MaxScanMembers {
+		return nil, 0, fmt.Errorf("%w: a walk covers at most %d members, the ring has %d", transport.ErrBadRequest, MaxScanMembers, len(names))
+	}
+	i := int(cursor >> store.ScanCursorBits)
+	if i >= len(names) {
+		return nil, 0, nil // the ring shrank under a finished member: done
+	}
+	// An index holds about one key per two slots once it has grown.
+	slots := min(max(count, 1)*2, maxScanSlots)
+	req := &transport.Request{Op: transport.OpScan, Key: match, Delta: int64(slots), Version: cursor & (1<<store.ScanCursorBits - 1)}
+	var resp *transport.Response
+	if names[i] == n.cfg.Name {
+		resp = n.serveLocal(req)
+	} else {
+		req.Flags |= transport.FlagForwarded
+		resp = n.call(ctx, v.addrs[names[i]], req)
+	}
+	if err := resp.Error(); err != nil {
+		return nil, cursor, err
+	}
+	switch {
+	case resp.Version != 0:
+		next = uint64(i)<<store.ScanCursorBits | resp.Version&(1<<store.ScanCursorBits-1)
+	case i+1 < len(names):
+		next = uint64(i+1) << store.ScanCursorBits
+	}
+	return resp.Keys, next, nil
+}
+
+// scanStep answers OpScan: one step of a walk of this node's store,
+// listing the keys it is the primary owner of (all it holds, with one copy
+// per key) that match the request's pattern.
+func (n *Node) scanStep(req *transport.Request) *transport.Response {
+	if len(req.Key) > maxScanPattern {
+		return errResponse(fmt.Errorf("%w: a pattern of %d bytes, limit %d", transport.ErrBadRequest, len(req.Key), maxScanPattern))
+	}
+	r, self := n.view.Load().ring, n.cfg.Name
+	all := n.cfg.Replicas == 1 || r.Len() == 0
+	match := req.Key
+	if match == "*" {
+		match = ""
+	}
+	slots := int(min(max(req.Delta, 1), maxScanSlots))
+	var keys []string
+	next := n.store.ScanKeys(req.Version, slots, scanStepBytes, func(key string) {
+		if (all || r.Owner(key) == self) && (match == "" || globMatch(match, key)) {
+			keys = append(keys, key)
+		}
+	})
+	return &transport.Response{Keys: keys, Version: next}
+}

@@ -1,0 +1,86 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/starlingcache/starling/node"
+	"github.com/starlingcache/starling/node/nodetest"
+	"github.com/starlingcache/starling/transport"
+)
+
+// walk runs a whole Scan walk through nd and counts each key's listings.
+func walk(t *testing.T, nd *node.Node, match string, count int) (seen map[string]int, steps int) {
+	t.Helper()
+	seen = map[string]int{}
+	var cursor uint64
+	for steps = 1; ; steps++ {
+		keys, next, err := nd.Scan(context.Background(), cursor, match, count)
+		if err != nil {
+			t.Fatalf("scan step %d at %#x through %s: %v", steps, cursor, nd.Name(), err)
+		}
+		for _, k := range keys {
+			seen[k]++
+		}
+		if next == 0 {
+			return seen, steps
+		}
+		cursor = next
+		if steps > 100_000 {
+			t.Fatal("the walk does not end")
+		}
+	}
+}
+
+// A walk through any node lists every key of the cluster once, from the
+// member that is its primary (every copy with one copy per key), and a
+// pattern keeps only the keys that match it.
+func TestScanListsEveryKeyOnce(t *testing.T) {
+	for _, replicas := range []int{1, 2} {
+		t.Run(fmt.Sprintf("replicas=%d", replicas), func(t *testing.T) {
+			nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.Replicas = replicas })
+			ctx := context.Background()
+			const n = 1500
+			reqs := make([]*transport.Request, 0, 100)
+			for i := range n {
+				reqs = append(reqs, &transport.Request{Op: transport.OpSet, Key: fmt.Sprintf("user:%d", i), Value: []byte("v")})
+				if len(reqs) == cap(reqs) || i == n-1 {
+					resps := make([]*transport.Response, len(reqs))
+					nodes[0].Do(ctx, reqs, resps)
+					for j, r := range resps {
+						if r.Code != transport.CodeOK {
+							t.Fatalf("set %s: %+v", reqs[j].Key, r)
+						}
+					}
+					reqs = reqs[:0]
+				}
+			}
+			for _, nd := range nodes {
+				seen, steps := walk(t, nd, "", 50)
+				if len(seen) != n || steps < 3 {
+					t.Fatalf("through %s: %d keys in %d steps, want %d in several", nd.Name(), len(seen), steps, n)
+				}
+				for k, c := range seen {
+					if c != 1 {
+						t.Fatalf("through %s: %s listed %d times", nd.Name(), k, c)
+					}
+				}
+			}
+			seen, _ := walk(t, nodes[1], "user:1?", 1000)
+			if len(seen) != 10 {
+				t.Fatalf("MATCH user:1? listed %d keys, want user:10 to user:19", len(seen))
+			}
+			for k := range seen {
+				if !strings.HasPrefix(k, "user:1") || len(k) != len("user:10") {
+					t.Fatalf("MATCH user:1? listed %s", k)
+				}
+			}
+			if _, _, err := nodes[2].Scan(ctx, 0, strings.Repeat("*", 2000), 10); !errors.Is(err, transport.ErrBadRequest) {
+				t.Fatalf("a 2000-byte pattern: %v, want ErrBadRequest", err)
+			}
+		})
+	}
+}
