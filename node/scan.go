@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/starlingcache/starling/node/store"
 	"github.com/starlingcache/starling/transport"
@@ -17,29 +18,35 @@ const (
 	// member of.
 	MaxScanMembers = 1 << scanMemberBits
 	// maxScanSlots bounds the index slots one step visits, whatever COUNT
-	// a client asks for, so that a step holds a shard's lock briefly and
-	// answers within a forward timeout.
+	// a client asks for, so that a step answers within a forward timeout
+	// (the store takes a shard's lock for a few slots at a time).
 	maxScanSlots = 1 << 16
-	// scanStepBytes bounds the keys one step returns, far below any frame
-	// limit however long the keys are.
+	// scanStepBytes is about the most key bytes one step returns: a step
+	// passes it only by the keys up to the next place the store's walk
+	// may stop (see store.ScanKeys), tens of keys. Only keys near the
+	// 64 KiB limit could make that more than a frame holds, and that
+	// step then fails with a "too large" error.
 	scanStepBytes = 256 << 10
 	// maxScanPattern bounds a MATCH pattern: matching costs up to its
 	// length times a key's, for every key a step visits.
-	maxScanPattern = 1 << 10
+	maxScanPattern = 256
 )
 
 // Scan runs one step of a walk over every key in the cluster, each listed
 // by the member that is its primary owner (by every member that holds it
 // when keys have one copy, as DBSIZE counts), from cursor (0 starts a
-// walk): it returns some keys matching match (a Redis glob; empty: all)
-// and the cursor to go on from, 0 when the walk is done. count is about
-// how many keys to look at.
+// walk): it returns some keys matching match (a Redis glob: "*" for every
+// key) and the cursor to go on from, 0 when the walk is done. count is
+// about how many keys to look at. A member that cannot be reached fails
+// the step; the same cursor may be tried again.
 //
-// A key stored throughout the walk, on members that stay in the ring, is
-// listed at least once; it may be listed twice. A member joining or
-// leaving during the walk shifts the others' positions, and its keys
-// move: the walk may then miss or repeat keys, as a Redis Cluster client's
-// scan may while slots migrate.
+// A key stored throughout the walk on its primary owner, with members
+// that stay in the ring, is listed at least once; it may be listed twice.
+// (A write its primary missed, held as a hint by another owner until the
+// primary is back, is not listed meanwhile, nor counted by DBSIZE.) A
+// member joining or leaving during the walk shifts the others' positions,
+// and its keys move: the walk may then miss or repeat keys, as a Redis
+// Cluster client's scan may while slots migrate.
 func (n *Node) Scan(ctx context.Context, cursor uint64, match string, count int) (keys []string, next uint64, err error) {
 	if len(match) > maxScanPattern {
 		return nil, 0, fmt.Errorf("%w: a pattern of %d bytes, limit %d", transport.ErrBadRequest, len(match), maxScanPattern)
@@ -88,15 +95,19 @@ func (n *Node) scanStep(req *transport.Request) *transport.Response {
 	r, self := n.view.Load().ring, n.cfg.Name
 	all := n.cfg.Replicas == 1 || r.Len() == 0
 	match := req.Key
-	if match == "*" {
-		match = ""
-	}
+	every := match == "*"
 	slots := int(min(max(req.Delta, 1), maxScanSlots))
 	var keys []string
 	next := n.store.ScanKeys(req.Version, slots, scanStepBytes, func(key string) {
-		if (all || r.Owner(key) == self) && (match == "" || globMatch(match, key)) {
-			keys = append(keys, key)
+		if !all && r.Owner(key) != self || !every && !globMatch(match, key) {
+			return
 		}
+		if !every {
+			// A key shares its batch's memory: a few kept from a batch
+			// would keep all of it.
+			key = strings.Clone(key)
+		}
+		keys = append(keys, key)
 	})
 	return &transport.Response{Keys: keys, Version: next}
 }

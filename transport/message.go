@@ -72,7 +72,7 @@ const (
 	// OpScan lists some of the keys the receiving node is the primary
 	// owner of, resuming a walk of its store: Version is the walk's cursor
 	// (0 starts one), Delta how many index slots to visit, about, and Key
-	// a Redis glob pattern the keys must match (empty: every key). The
+	// a Redis glob pattern the keys must match ("*": every key). The
 	// reply's Keys are the keys found and its Version where to resume (0:
 	// the walk is done). A key the receiver holds and owns for the whole
 	// walk is listed at least once; it may be listed twice.

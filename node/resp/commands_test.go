@@ -342,6 +342,7 @@ func TestCountersAndKeyspace(t *testing.T) {
 			t.Fatalf("SCAN 0 COUNT 2 = %q, %d", keys, cursor)
 		}
 		eq(t, "SCAN MATCH", []string{"k1", "k2", "k3"})(rdb.Keys(ctx, "k*").Result())
+		eq(t, "KEYS with the empty pattern", []string{})(rdb.Keys(ctx, "").Result())
 		var all []string
 		iter := rdb.Scan(ctx, 0, "*", 3).Iterator()
 		for iter.Next(ctx) {

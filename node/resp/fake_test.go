@@ -105,7 +105,7 @@ func (b *fakeBackend) Scan(_ context.Context, cursor uint64, match string, count
 	end := min(int(cursor)+count, len(all))
 	var keys []string
 	for _, k := range all[cursor:end] {
-		if ok, _ := path.Match(match, k); ok || match == "" {
+		if ok, _ := path.Match(match, k); ok {
 			keys = append(keys, k)
 		}
 	}

@@ -42,7 +42,7 @@ func execScan(c *conn, args [][]byte) {
 // scanOptions parses SCAN's options: the pattern, the count (10 unless
 // given) and whether the TYPE asked for, if any, is string.
 func scanOptions(args [][]byte) (match string, count int, wantStrings bool, msg string) {
-	count, wantStrings = 10, true
+	match, count, wantStrings = "*", 10, true
 	for i := 0; i < len(args); i += 2 {
 		if i+1 >= len(args) {
 			return "", 0, false, errSyntax
@@ -77,7 +77,8 @@ func execKeys(c *conn, args [][]byte) {
 	var keys []string
 	var cursor uint64
 	for {
-		step, next, err := c.s.backend.Scan(c.ctx, cursor, match, 1000)
+		// As many slots a step as a node allows: one round trip each.
+		step, next, err := c.s.backend.Scan(c.ctx, cursor, match, 1<<15)
 		if err != nil {
 			c.scanError(err)
 			return

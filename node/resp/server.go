@@ -39,10 +39,10 @@ type Backend interface {
 	Broadcast(ctx context.Context, req *transport.Request) []*transport.Response
 	// Scan runs one step of a walk over every key in the cluster (SCAN,
 	// KEYS): from cursor (0 starts a walk) it returns some of the keys
-	// that match the Redis glob match (empty: all), about count looked at,
-	// and the cursor to go on from, 0 once the walk is done. A key stored
-	// for the whole walk is listed at least once while the membership
-	// holds still.
+	// that match the Redis glob match, about count looked at, and the
+	// cursor to go on from, 0 once the walk is done. A key stored for the
+	// whole walk is listed at least once while the membership holds still
+	// (see node.Node.Scan).
 	Scan(ctx context.Context, cursor uint64, match string, count int) (keys []string, next uint64, err error)
 	// Members returns the members this node sees (INFO's cluster section).
 	Members() []transport.Member

@@ -791,10 +791,13 @@ func (sh *shard) compactLocked(li int, n int) {
 //   - A rebuild (index.grow, flush) moves them all; it bumps index.gen and
 //     the walk restarts the shard, which may visit keys twice.
 //   - Backward-shift deletion moves a slot towards its probe home, never
-//     past it. collectLocked therefore stops a batch only just after an
-//     empty slot: with slot c-1 empty, every key at c or beyond has its
-//     home at c or beyond (the probe run from home to slot is full), so no
-//     later shift can move it below c, into the part already walked.
+//     past it. collectLocked therefore stops a batch only where every key
+//     at c or beyond has its home at c or beyond, so that no later shift
+//     can move it below c, into the part already walked: just after an
+//     empty slot (the probe run from a key's home to its slot is full, so
+//     a key beyond an empty slot has its home beyond it too), or inside a
+//     cluster when every key from c to the cluster's end has its home at c
+//     or beyond (index.stopsAt), which bounds a batch of long keys.
 //
 // So a key that is in the store from the start of a shard's walk to its end
 // is visited at least once.
@@ -805,15 +808,18 @@ type rangeCursor struct {
 }
 
 // collectLocked copies entries from the cursor on into b: keys, values if
-// values, tombstones too if tombs. It stops after an empty slot once b
-// holds maxBytes or it visited maxSlots slots, and reports whether the
-// shard is done.
+// values, tombstones too if tombs. Once b holds maxBytes or it visited
+// maxSlots slots, it stops at the first place where a walk may stop (see
+// rangeCursor), and reports whether the shard is done.
 func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes, maxSlots int, tombs, values bool) bool {
 	if !c.started || c.gen != sh.ix.gen {
 		*c = rangeCursor{gen: sh.ix.gen, started: true}
 	}
 	slots := sh.ix.slots
 	for visited := 1; c.next < uint64(len(slots)); visited++ {
+		if visited > 1 && (visited > maxSlots || len(b.data) >= maxBytes) && slots[c.next] != 0 && sh.ix.stopsAt(c.next) {
+			return false // inside a cluster, where nothing can shift below c.next
+		}
 		v := slots[c.next]
 		c.next++
 		if v == 0 {

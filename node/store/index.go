@@ -63,6 +63,25 @@ func (ix *index) home(tag uint32) uint64 {
 
 func (ix *index) mask() uint64 { return uint64(len(ix.slots) - 1) }
 
+// stopsAt reports whether a walk by slot may stop before the full slot c
+// and resume there: whether every key from c to the end of its cluster has
+// its home at c or beyond (and not wrapped round from the table's end), so
+// that backward shifts, which never move a key past its home, cannot carry
+// it below c (see rangeCursor). Slots past the table's end wrap to its
+// start, which the walk has been through already.
+func (ix *index) stopsAt(c uint64) bool {
+	for s := c; s < uint64(len(ix.slots)); s++ {
+		v := ix.slots[s]
+		if v == 0 {
+			return true
+		}
+		if h := ix.home(slotTag(v)); h < c || h > s {
+			return false
+		}
+	}
+	return true
+}
+
 // needsGrow reports whether one more insert would pass the load limit.
 func (ix *index) needsGrow() bool {
 	return (ix.n+1)*indexMaxLoadD > len(ix.slots)*indexMaxLoadN

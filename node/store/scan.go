@@ -19,8 +19,10 @@ const (
 // starts a walk) it visits about slots index slots, calls fn for every
 // live key it meets, and returns the cursor to resume from, 0 once the
 // walk is done. It stops early, at a batch boundary, once the keys it
-// passed to fn reach maxBytes, so one call's answer stays bounded however
-// long the keys are.
+// passed to fn reach maxBytes: a batch stops only where no key can shift
+// into the part walked (see rangeCursor), so a step may pass maxBytes by
+// the keys up to the next such place, usually a few. It holds a shard's
+// lock for as many slots at a time as RangeKeys does.
 //
 // The guarantee is RangeKeys's, across calls: a key live for the whole
 // walk is visited at least once. A key may be visited twice: a shard
@@ -56,7 +58,7 @@ func (s *Store) ScanKeys(cursor uint64, slots, maxBytes int, fn func(key string)
 			if c.gen != sh.ix.gen {
 				from = 0 // collectLocked restarts the shard
 			}
-			done := sh.collectLocked(&c, now, &rb, min(rangeKeyBatchBytes, maxBytes), slots-visited, false, false)
+			done := sh.collectLocked(&c, now, &rb, min(rangeKeyBatchBytes, maxBytes), min(slots-visited, s.rangeSlots), false, false)
 			visited += int(c.next - from)
 			g := c.gen
 			sh.mu.Unlock()

@@ -75,7 +75,7 @@ func TestScanKeysListsEveryKeyOnce(t *testing.T) {
 }
 
 // A step stops at a batch boundary once its keys reach maxBytes, so an
-// answer stays small however long the keys are.
+// answer stays near that size however long the keys are.
 func TestScanKeysBoundsBytes(t *testing.T) {
 	s, _ := newTestStore(t, func(c *Config) { c.Shards = 2; c.MaxMemory = 16 << 20 })
 	const n = 400
@@ -89,7 +89,10 @@ func TestScanKeysBoundsBytes(t *testing.T) {
 	if len(seen) != n {
 		t.Fatalf("listed %d keys, want %d", len(seen), n)
 	}
-	if calls < n*1000/(64<<10) || most > 64<<10 {
+	// A batch ends only where no key can shift into the part walked, so a
+	// step passes maxBytes by the keys up to the next such place: up to a
+	// cluster of full slots, tens of keys at worst here, not a shard.
+	if calls < n*1000/(16<<10) || most > 128<<10 {
 		t.Errorf("%d steps, the largest %d bytes, for %d bytes of keys in steps of 4096", calls, most, n*1000)
 	}
 }
