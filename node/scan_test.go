@@ -87,3 +87,40 @@ func TestScanListsEveryKeyOnce(t *testing.T) {
 		})
 	}
 }
+
+// A step at a member that cannot be reached fails with the cursor left as
+// it was; once the ring drops the member, a walk lists every key again,
+// the member's own now listed by the owners that held its copies.
+func TestScanPastACrashedMember(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil) // two copies of each key
+	ctx := context.Background()
+	const n = 300
+	reqs := make([]*transport.Request, n)
+	for i := range reqs {
+		reqs[i] = &transport.Request{Op: transport.OpSet, Key: fmt.Sprintf("k%d", i), Value: []byte("v")}
+	}
+	resps := make([]*transport.Response, n)
+	nodes[0].Do(ctx, reqs, resps)
+	for i, r := range resps {
+		if r.Code != transport.CodeOK {
+			t.Fatalf("set %s: %+v", reqs[i].Key, r)
+		}
+	}
+	node.Crash(nodes[2])
+	// node3 is the third member in ring order: its part of a walk.
+	cursor := uint64(2) << 54
+	keys, next, err := nodes[0].Scan(ctx, cursor, "*", 10)
+	if nodes[0].Ring().Contains("node3") {
+		if !errors.Is(err, transport.ErrUnavailable) || next != cursor || keys != nil {
+			t.Fatalf("a step at a crashed member: %q, %#x, %v; want ErrUnavailable and the cursor unchanged", keys, next, err)
+		}
+	} else {
+		t.Log("gossip dropped node3 before the step could reach it")
+	}
+	nodetest.WaitConverged(t, nodes[:2], 2)
+	for _, nd := range nodes[:2] {
+		if seen, _ := walk(t, nd, "*", 100); len(seen) != n {
+			t.Fatalf("after the crash, a walk through %s listed %d keys, want %d", nd.Name(), len(seen), n)
+		}
+	}
+}
