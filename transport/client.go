@@ -975,7 +975,10 @@ func (cc *clientConn) failure() error {
 // may try another connection.
 func (cc *clientConn) send(ctx context.Context, cl *call, req *Request, now time.Time, deadline int64) (sent bool, err error) {
 	cc.mu.Lock()
-	werr, err := cc.makeRoomLocked(ctx, 0, deadline)
+	var werr error
+	if cc.out.overHigh() {
+		werr, err = cc.makeRoomLocked(ctx, 0, deadline)
+	}
 	if werr == nil && err == nil {
 		if sent, err = cc.registerLocked(waiter{cl: cl}, req, now); sent {
 			werr = cc.flushSoonLocked(1, deadline)
@@ -1145,7 +1148,8 @@ func (cc *clientConn) makeRoomLocked(ctx context.Context, own int, deadline int6
 // (expired), or the client closed. The write itself is writeLoop's,
 // bounded by WriteTimeout. Only the callers that find room add to the
 // buffer, so it stays within the mark plus about one frame however many
-// wait, and a peer that stops reading holds no caller past its deadline.
+// wait (the write in progress holds as much again), and a peer that stops
+// reading holds no caller past its deadline.
 // (Such callers used to wait for the write in progress and then write the
 // buffer themselves, each wait as long as WriteTimeout.)
 func (cc *clientConn) waitRoomLocked(ctx context.Context, deadline int64) error {
