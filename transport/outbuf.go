@@ -43,15 +43,15 @@ type outbuf struct {
 	// clientConn.failLocked).
 	sent    int64
 	inWrite int
-	// wrote, when not nil, is closed when the write in progress ends:
-	// goroutines waiting for room make it, so only waiting costs a
-	// channel. A channel rather than a sync.Cond lets a waiter also watch
-	// its own deadline.
+	// wrote, when not nil, is closed when a writer next takes the buffer
+	// (room again) or a write ends: goroutines waiting for either make it,
+	// so only waiting costs a channel. A channel rather than a sync.Cond
+	// lets a waiter also watch its own deadline.
 	wrote chan struct{}
 }
 
-// wroteLocked returns a channel closed when the write in progress ends
-// (or the connection closes: see wakeLocked).
+// wroteLocked returns a channel closed when a writer next takes the
+// buffer, a write ends, or the connection closes (see wakeLocked).
 func (o *outbuf) wroteLocked() <-chan struct{} {
 	if o.wrote == nil {
 		o.wrote = make(chan struct{})
@@ -67,7 +67,8 @@ func (o *outbuf) wakeLocked() {
 	}
 }
 
-// waitLocked waits, with mu released, until the write in progress ends.
+// waitLocked waits, with mu released, until a writer takes the buffer or a
+// write ends; callers check again what they wait for.
 func (o *outbuf) waitLocked(mu *sync.Mutex) {
 	ch := o.wroteLocked()
 	mu.Unlock()
