@@ -21,8 +21,9 @@ const (
 // walk is done. It stops early, at a batch boundary, once the keys it
 // passed to fn reach maxBytes: a batch stops only where no key can shift
 // into the part walked (see rangeCursor), so a step may pass maxBytes by
-// the keys up to the next such place, usually a few. It holds a shard's
-// lock for as many slots at a time as RangeKeys does.
+// the keys up to the next such place: a few, at most a cluster of full
+// slots. It holds a shard's lock for as many slots at a time as RangeKeys
+// does.
 //
 // The guarantee is RangeKeys's, across calls: a key live for the whole
 // walk is visited at least once. A key may be visited twice: a shard
@@ -33,7 +34,7 @@ const (
 // so that takes 64 flushes of the store between two calls of one walk.
 //
 // Keys of one batch share one allocation: a key fn keeps holds its batch
-// (at most maxBytes, and 16 KiB) in memory.
+// (about min(maxBytes, 16 KiB) of keys) in memory.
 func (s *Store) ScanKeys(cursor uint64, slots, maxBytes int, fn func(key string)) uint64 {
 	if cursor>>ScanCursorBits != 0 {
 		cursor = 0 // not a cursor ScanKeys made: start over rather than skip keys
