@@ -364,6 +364,77 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	return resp.Members, nil
 }
 
+// Scan runs one step of a walk over every key in the cluster, as a node's
+// SCAN does: from cursor (0 starts a walk) it returns some of the keys
+// that match the Redis glob match ("*" for every key), about count looked
+// at, and the cursor to go on from, 0 once the walk is done. Cursors are
+// the nodes' own, so a walk may go on through the Redis protocol or
+// another client. Each step asks the contacted node for the members and
+// then the member whose turn it is, directly; a member that cannot be
+// reached fails the step, which may be tried again with the same cursor.
+// A key stored for the whole walk is listed at least once (it may be
+// listed twice) while the members stay the same.
+func (c *Client) Scan(ctx context.Context, cursor uint64, match string, count int) (keys []string, next uint64, err error) {
+	view, err := c.RingView(ctx)
+	if err != nil {
+		return nil, cursor, err
+	}
+	names := view.Ring.Members() // the nodes' order: sorted
+	i := cursor >> transport.ScanCursorBits
+	if i >= uint64(len(names)) {
+		return nil, 0, nil // the ring shrank under a finished member: done
+	}
+	addr := ""
+	for _, m := range view.Members {
+		if m.Name == names[i] {
+			addr = m.DataAddr
+		}
+	}
+	const low = 1<<transport.ScanCursorBits - 1
+	req := &transport.Request{
+		Op: transport.OpScan, Key: match,
+		Delta: int64(min(max(count, 1), 1<<15) * 2), Version: cursor & low,
+	}
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	resp, err := c.tc.Call(ctx, addr, req)
+	if err != nil {
+		return nil, cursor, fmt.Errorf("%w: %s: %w", ErrUnavailable, addr, err)
+	}
+	if err := resp.Error(); err != nil {
+		return nil, cursor, err
+	}
+	switch {
+	case resp.Version != 0:
+		next = i<<transport.ScanCursorBits | resp.Version&low
+	case i+1 < uint64(len(names)):
+		next = (i + 1) << transport.ScanCursorBits
+	}
+	return resp.Keys, next, nil
+}
+
+// ScanAll walks every key of the cluster that matches match with Scan,
+// calling fn for each, until the walk is done, fn returns an error (which
+// ScanAll returns), or a step fails.
+func (c *Client) ScanAll(ctx context.Context, match string, count int, fn func(key string) error) error {
+	var cursor uint64
+	for {
+		keys, next, err := c.Scan(ctx, cursor, match, count)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := fn(k); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
 // Ping checks that a node answers.
 func (c *Client) Ping(ctx context.Context) error {
 	resp, err := c.call(ctx, &transport.Request{Op: transport.OpPing})

@@ -11,8 +11,11 @@ import (
 
 // A cluster-wide key walk (SCAN) visits the members one after another, in
 // the ring's (sorted) order, each walking its own store. Its cursor keeps
-// the member's position in the bits above the store's cursor.
+// the member's position in the bits above the store's cursor
+// (transport.ScanCursorBits, which is the store's: the blank constant
+// below does not compile otherwise).
 const (
+	_              = uint(store.ScanCursorBits-transport.ScanCursorBits) + uint(transport.ScanCursorBits-store.ScanCursorBits)
 	scanMemberBits = 64 - store.ScanCursorBits
 	// MaxScanMembers is the largest cluster a walk's cursor can name every
 	// member of.
@@ -70,7 +73,6 @@ func (n *Node) Scan(ctx context.Context, cursor uint64, match string, count int)
 	if names[i] == n.cfg.Name {
 		resp = n.serveLocal(req)
 	} else {
-		req.Flags |= transport.FlagForwarded
 		resp = n.call(ctx, v.addrs[names[i]], req)
 	}
 	if err := resp.Error(); err != nil {

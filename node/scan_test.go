@@ -69,6 +69,28 @@ func TestScanListsEveryKeyOnce(t *testing.T) {
 					}
 				}
 			}
+			// The Go client walks the same way, and the cursors are one:
+			// a walk begun by a node goes on through the client.
+			cl := newClient(t, nodes[2].Addr())
+			got := map[string]int{}
+			keys, cursor, err := nodes[0].Scan(ctx, 0, "*", 50)
+			for _, k := range keys {
+				got[k]++
+			}
+			for err == nil && cursor != 0 {
+				keys, cursor, err = cl.Scan(ctx, cursor, "*", 50)
+				for _, k := range keys {
+					got[k]++
+				}
+			}
+			if err != nil || len(got) != n {
+				t.Fatalf("a walk begun by node1 and continued by the client: %d keys, %v; want %d", len(got), err, n)
+			}
+			all := 0
+			if err := cl.ScanAll(ctx, "user:2*", 100, func(string) error { all++; return nil }); err != nil || all != 111 {
+				t.Fatalf("ScanAll user:2* = %d keys, %v; want 111", all, err)
+			}
+
 			seen, _ := walk(t, nodes[1], "user:1?", 1000)
 			if len(seen) != 10 {
 				t.Fatalf("MATCH user:1? listed %d keys, want user:10 to user:19", len(seen))

@@ -79,6 +79,12 @@ const (
 	OpScan
 )
 
+// ScanCursorBits is how many low bits an OpScan cursor uses. A walk over
+// every member (SCAN) visits the members in their ring's (sorted) order
+// and keeps the member's position in the bits above, so that nodes and
+// clients continue one another's walks.
+const ScanCursorBits = 54
+
 // String returns the operation's name, for logs and errors.
 func (o Op) String() string {
 	switch o {

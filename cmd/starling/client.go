@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +96,26 @@ func delCommand() *cli.Command {
 				}
 				fmt.Println("OK")
 				return nil
+			})
+		},
+	}
+}
+
+func scanCommand() *cli.Command {
+	return &cli.Command{
+		Name: "scan", Usage: "list the cluster's keys, one per line (all of them within --timeout)",
+		Flags: clientFlags(
+			&cli.StringFlag{Name: "match", Usage: "only keys matching this Redis glob pattern", Value: "*"},
+			&cli.IntFlag{Name: "count", Usage: "about how many keys each step looks at", Value: 1000},
+		),
+		Action: func(c *cli.Context) error {
+			return withClient(c, 0, "[--addr HOST:PORT] [--match PATTERN] [--count N]", func(ctx context.Context, cl *client.Client) error {
+				w := bufio.NewWriter(os.Stdout)
+				defer w.Flush()
+				return cl.ScanAll(ctx, c.String("match"), c.Int("count"), func(key string) error {
+					_, err := fmt.Fprintln(w, key)
+					return err
+				})
 			})
 		},
 	}

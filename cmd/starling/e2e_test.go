@@ -210,6 +210,10 @@ func TestEndToEndLocalCluster(t *testing.T) {
 			t.Fatalf("get %s = %q (exit %d)", k, out, code)
 		}
 	}
+	// Listing: every key, through any node.
+	if out, code := e.starling("scan", "--addr", e.dataAddr(2), "--match", "key-*", "--count", "7"); code != 0 || len(strings.Fields(out)) != 30 {
+		t.Fatalf("scan --match key-*: exit %d, %d keys, want 30: %q", code, len(strings.Fields(out)), out)
+	}
 	if out, code := e.starling("del", "--addr", e.dataAddr(2), "greeting"); code != 0 {
 		t.Fatalf("del: exit %d: %s", code, out)
 	}

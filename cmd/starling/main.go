@@ -28,6 +28,7 @@ func main() {
 			getCommand(),
 			setCommand(),
 			delCommand(),
+			scanCommand(),
 			membersCommand(),
 			ringCommand(),
 			statsCommand(),
