@@ -380,7 +380,7 @@ func (c *Client) Scan(ctx context.Context, cursor uint64, match string, count in
 		return nil, cursor, err
 	}
 	names := view.Ring.Members() // the nodes' order: sorted
-	i := cursor >> transport.ScanCursorBits
+	i, own := transport.SplitScanCursor(cursor)
 	if i >= uint64(len(names)) {
 		return nil, 0, nil // the ring shrank under a finished member: done
 	}
@@ -390,11 +390,7 @@ func (c *Client) Scan(ctx context.Context, cursor uint64, match string, count in
 			addr = m.DataAddr
 		}
 	}
-	const low = 1<<transport.ScanCursorBits - 1
-	req := &transport.Request{
-		Op: transport.OpScan, Key: match,
-		Delta: int64(min(max(count, 1), 1<<15) * 2), Version: cursor & low,
-	}
+	req := &transport.Request{Op: transport.OpScan, Key: match, Delta: int64(min(max(count, 1), 1<<15) * 2), Version: own}
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
 	resp, err := c.tc.Call(ctx, addr, req)
@@ -404,13 +400,7 @@ func (c *Client) Scan(ctx context.Context, cursor uint64, match string, count in
 	if err := resp.Error(); err != nil {
 		return nil, cursor, err
 	}
-	switch {
-	case resp.Version != 0:
-		next = i<<transport.ScanCursorBits | resp.Version&low
-	case i+1 < uint64(len(names)):
-		next = (i + 1) << transport.ScanCursorBits
-	}
-	return resp.Keys, next, nil
+	return resp.Keys, transport.NextScanCursor(i, len(names), resp.Version), nil
 }
 
 // ScanAll walks every key of the cluster that matches match with Scan,

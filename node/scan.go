@@ -62,13 +62,13 @@ func (n *Node) Scan(ctx context.Context, cursor uint64, match string, count int)
 	if len(names) > MaxScanMembers {
 		return nil, 0, fmt.Errorf("%w: a walk covers at most %d members, the ring has %d", transport.ErrBadRequest, MaxScanMembers, len(names))
 	}
-	i := int(cursor >> store.ScanCursorBits)
-	if i >= len(names) {
+	i, own := transport.SplitScanCursor(cursor)
+	if i >= uint64(len(names)) {
 		return nil, 0, nil // the ring shrank under a finished member: done
 	}
 	// An index holds about one key per two slots once it has grown.
 	slots := min(max(count, 1)*2, maxScanSlots)
-	req := &transport.Request{Op: transport.OpScan, Key: match, Delta: int64(slots), Version: cursor & (1<<store.ScanCursorBits - 1)}
+	req := &transport.Request{Op: transport.OpScan, Key: match, Delta: int64(slots), Version: own}
 	var resp *transport.Response
 	if names[i] == n.cfg.Name {
 		resp = n.serveLocal(req)
@@ -78,13 +78,7 @@ func (n *Node) Scan(ctx context.Context, cursor uint64, match string, count int)
 	if err := resp.Error(); err != nil {
 		return nil, cursor, err
 	}
-	switch {
-	case resp.Version != 0:
-		next = uint64(i)<<store.ScanCursorBits | resp.Version&(1<<store.ScanCursorBits-1)
-	case i+1 < len(names):
-		next = uint64(i+1) << store.ScanCursorBits
-	}
-	return resp.Keys, next, nil
+	return resp.Keys, transport.NextScanCursor(i, len(names), resp.Version), nil
 }
 
 // scanStep answers OpScan: one step of a walk of this node's store,

@@ -85,6 +85,25 @@ const (
 // clients continue one another's walks.
 const ScanCursorBits = 54
 
+// SplitScanCursor splits a walk's cursor into the position of the member
+// whose turn it is and that member's own OpScan cursor.
+func SplitScanCursor(cursor uint64) (member uint64, own uint64) {
+	return cursor >> ScanCursorBits, cursor & (1<<ScanCursorBits - 1)
+}
+
+// NextScanCursor is a walk's cursor after a step at member, of members,
+// whose reply carried own (0: that member's walk is done): 0 once the last
+// member is done.
+func NextScanCursor(member uint64, members int, own uint64) uint64 {
+	switch {
+	case own != 0:
+		return member<<ScanCursorBits | own&(1<<ScanCursorBits-1)
+	case member+1 < uint64(members):
+		return (member + 1) << ScanCursorBits
+	}
+	return 0
+}
+
 // String returns the operation's name, for logs and errors.
 func (o Op) String() string {
 	switch o {
