@@ -92,9 +92,18 @@ func (n *Node) scanStep(req *transport.Request) *transport.Response {
 	all := n.cfg.Replicas == 1 || r.Len() == 0
 	match := req.Key
 	every := match == "*"
-	slots := int(min(max(req.Delta, 1), maxScanSlots))
+	// Delta asks for about Delta/2 keys' worth of slots (see Scan). In an
+	// index mostly empty, as a few keys in every shard's smallest table
+	// are, that takes proportionally more slots: a walk of a near-empty
+	// node should not take a thousand steps.
+	slots := min(max(req.Delta, 1), maxScanSlots)
+	if st := n.store.Stats(); st.Entries+st.Tombstones == 0 {
+		slots = maxScanSlots
+	} else {
+		slots = max(slots, slots/2*st.IndexSlots/(st.Entries+st.Tombstones))
+	}
 	var keys []string
-	next := n.store.ScanKeys(req.Version, slots, scanStepBytes, func(key string) {
+	next := n.store.ScanKeys(req.Version, int(min(slots, maxScanSlots)), scanStepBytes, func(key string) {
 		if !all && r.Owner(key) != self || !every && !globMatch(match, key) {
 			return
 		}

@@ -146,3 +146,25 @@ func TestScanPastACrashedMember(t *testing.T) {
 		}
 	}
 }
+
+// COUNT is about keys, not index slots: a node whose shards hold a few keys
+// in their smallest tables is walked in one step, not hundreds.
+func TestScanStepsOverASparseIndex(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil)
+	ctx := context.Background()
+	reqs := make([]*transport.Request, 5)
+	for i := range reqs {
+		reqs[i] = &transport.Request{Op: transport.OpSet, Key: fmt.Sprintf("few-%d", i), Value: []byte("v")}
+	}
+	resps := make([]*transport.Response, len(reqs))
+	nodes[0].Do(ctx, reqs, resps)
+	for i, r := range resps {
+		if r.Code != transport.CodeOK {
+			t.Fatalf("set %s: %+v", reqs[i].Key, r)
+		}
+	}
+	seen, steps := walk(t, nodes[1], "*", 10)
+	if len(seen) != len(reqs) || steps > len(nodes) {
+		t.Fatalf("%d keys in %d steps; want %d keys in at most one step per member", len(seen), steps, len(reqs))
+	}
+}

@@ -724,6 +724,9 @@ type Stats struct {
 	// Sets counts applied writes of values; Deletes counts live entries
 	// removed and tombstones written.
 	Sets, Deletes int64
+	// IndexSlots is how many slots the shards' hash indexes have, used or
+	// not: how far a walk of every key goes (see ScanKeys).
+	IndexSlots int64
 }
 
 // Stats returns current counters; each shard is read under its own lock, so
@@ -742,6 +745,7 @@ func (s *Store) Stats() Stats {
 		st.Expirations += sh.stats.expirations
 		st.Sets += sh.stats.sets
 		st.Deletes += sh.stats.deletes
+		st.IndexSlots += int64(len(sh.ix.slots))
 		sh.mu.Unlock()
 	}
 	return st
