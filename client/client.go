@@ -380,6 +380,9 @@ func (c *Client) Scan(ctx context.Context, cursor uint64, match string, count in
 		return nil, cursor, err
 	}
 	names := view.Ring.Members() // the nodes' order: sorted
+	if len(names) > transport.MaxScanMembers {
+		return nil, cursor, fmt.Errorf("%w: a walk covers at most %d members, the ring has %d", ErrUnavailable, transport.MaxScanMembers, len(names))
+	}
 	i, own := transport.SplitScanCursor(cursor)
 	if i >= uint64(len(names)) {
 		return nil, 0, nil // the ring shrank under a finished member: done
@@ -405,7 +408,7 @@ func (c *Client) Scan(ctx context.Context, cursor uint64, match string, count in
 
 // ScanAll walks every key of the cluster that matches match with Scan,
 // calling fn for each, until the walk is done, fn returns an error (which
-// ScanAll returns), or a step fails.
+// ScanAll returns), or a step fails. As with Scan, fn may see a key twice.
 func (c *Client) ScanAll(ctx context.Context, match string, count int, fn func(key string) error) error {
 	var cursor uint64
 	for {

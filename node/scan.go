@@ -15,11 +15,7 @@ import (
 // (transport.ScanCursorBits, which is the store's: the blank constant
 // below does not compile otherwise).
 const (
-	_              = uint(store.ScanCursorBits-transport.ScanCursorBits) + uint(transport.ScanCursorBits-store.ScanCursorBits)
-	scanMemberBits = 64 - store.ScanCursorBits
-	// MaxScanMembers is the largest cluster a walk's cursor can name every
-	// member of.
-	MaxScanMembers = 1 << scanMemberBits
+	_ = uint(store.ScanCursorBits-transport.ScanCursorBits) + uint(transport.ScanCursorBits-store.ScanCursorBits)
 	// maxScanSlots bounds the index slots one step visits, whatever COUNT
 	// a client asks for, so that a step answers within a forward timeout
 	// (the store takes a shard's lock for a few slots at a time).
@@ -59,15 +55,15 @@ func (n *Node) Scan(ctx context.Context, cursor uint64, match string, count int)
 	if len(names) == 0 { // not started yet: a walk of this node alone
 		names = []string{n.cfg.Name}
 	}
-	if len(names) > MaxScanMembers {
-		return nil, 0, fmt.Errorf("%w: a walk covers at most %d members, the ring has %d", transport.ErrBadRequest, MaxScanMembers, len(names))
+	if len(names) > transport.MaxScanMembers {
+		return nil, 0, fmt.Errorf("%w: a walk covers at most %d members, the ring has %d", transport.ErrBadRequest, transport.MaxScanMembers, len(names))
 	}
 	i, own := transport.SplitScanCursor(cursor)
 	if i >= uint64(len(names)) {
 		return nil, 0, nil // the ring shrank under a finished member: done
 	}
 	// An index holds about one key per two slots once it has grown.
-	slots := min(max(count, 1)*2, maxScanSlots)
+	slots := min(max(count, 1), maxScanSlots/2) * 2
 	req := &transport.Request{Op: transport.OpScan, Key: match, Delta: int64(slots), Version: own}
 	var resp *transport.Response
 	if names[i] == n.cfg.Name {

@@ -130,7 +130,7 @@ func TestScanPastACrashedMember(t *testing.T) {
 	}
 	node.Crash(nodes[2])
 	// node3 is the third member in ring order: its part of a walk.
-	cursor := uint64(2) << 54
+	cursor := uint64(2) << transport.ScanCursorBits
 	keys, next, err := nodes[0].Scan(ctx, cursor, "*", 10)
 	if nodes[0].Ring().Contains("node3") {
 		if !errors.Is(err, transport.ErrUnavailable) || next != cursor || keys != nil {

@@ -71,7 +71,8 @@ const (
 	OpHandoffDone
 	// OpScan lists some of the keys the receiving node is the primary
 	// owner of, resuming a walk of its store: Version is the walk's cursor
-	// (0 starts one), Delta how many index slots to visit, about, and Key
+	// (0 starts one), Delta about how many index slots to visit (more
+	// where the receiver's index is sparse: Delta/2 keys' worth), and Key
 	// a Redis glob pattern the keys must match ("*": every key). The
 	// reply's Keys are the keys found and its Version where to resume (0:
 	// the walk is done). A key the receiver holds and owns for the whole
@@ -84,6 +85,10 @@ const (
 // and keeps the member's position in the bits above, so that nodes and
 // clients continue one another's walks.
 const ScanCursorBits = 54
+
+// MaxScanMembers is the largest cluster a walk's cursor can name every
+// member of.
+const MaxScanMembers = 1 << (64 - ScanCursorBits)
 
 // SplitScanCursor splits a walk's cursor into the position of the member
 // whose turn it is and that member's own OpScan cursor.

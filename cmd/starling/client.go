@@ -111,11 +111,14 @@ func scanCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			return withClient(c, 0, "[--addr HOST:PORT] [--match PATTERN] [--count N]", func(ctx context.Context, cl *client.Client) error {
 				w := bufio.NewWriter(os.Stdout)
-				defer w.Flush()
-				return cl.ScanAll(ctx, c.String("match"), c.Int("count"), func(key string) error {
+				err := cl.ScanAll(ctx, c.String("match"), c.Int("count"), func(key string) error {
 					_, err := fmt.Fprintln(w, key)
 					return err
 				})
+				if ferr := w.Flush(); err == nil {
+					err = ferr
+				}
+				return err
 			})
 		},
 	}

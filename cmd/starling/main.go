@@ -1,5 +1,5 @@
 // Command starling runs a cache node (`starling start`) and is also its
-// command-line client (`get`, `set`, `del`, `leave`) and operator's view
+// command-line client (`get`, `set`, `del`, `scan`, `leave`) and operator's view
 // of a cluster (`members`, `ring`, `stats`).
 package main
 
