@@ -805,26 +805,47 @@ type rangeCursor struct {
 	next    uint64
 	gen     uint64
 	started bool
+	// lowGen says gen holds only the generation's low scanGenBits, as a
+	// cursor restored from a ScanKeys cursor does, until the first batch.
+	lowGen bool
+}
+
+// collect copies a batch of shard sh out under its lock (collectLocked)
+// into rb, emptied first, and reports whether the shard is done and how
+// many slots the batch visited.
+func (s *Store) collect(sh *shard, c *rangeCursor, rb *rangeBuf, maxBytes, maxSlots int, tombs, values bool) (done bool, visited int) {
+	rb.reset()
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.collectLocked(c, now, rb, maxBytes, maxSlots, tombs, values)
 }
 
 // collectLocked copies entries from the cursor on into b: keys, values if
 // values, tombstones too if tombs. Once b holds maxBytes or it visited
 // maxSlots slots, it stops at the first place where a walk may stop (see
-// rangeCursor), and reports whether the shard is done.
-func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes, maxSlots int, tombs, values bool) bool {
-	if !c.started || c.gen != sh.ix.gen {
-		*c = rangeCursor{gen: sh.ix.gen, started: true}
+// rangeCursor), and reports whether the shard is done and how many slots
+// it visited.
+func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes, maxSlots int, tombs, values bool) (done bool, visited int) {
+	gen := sh.ix.gen
+	if c.lowGen {
+		gen &= scanGenMask
 	}
+	if !c.started || c.gen != gen {
+		*c = rangeCursor{started: true}
+	}
+	c.gen, c.lowGen = sh.ix.gen, false
+	from := c.next
 	slots := sh.ix.slots
 	for visited := 1; c.next < uint64(len(slots)); visited++ {
 		if visited > 1 && (visited > maxSlots || len(b.data) >= maxBytes) && slots[c.next] != 0 && sh.ix.stopsAt(c.next) {
-			return false // inside a cluster, where nothing can shift below c.next
+			return false, int(c.next - from) // inside a cluster, where nothing can shift below c.next
 		}
 		v := slots[c.next]
 		c.next++
 		if v == 0 {
 			if visited >= maxSlots || len(b.data) >= maxBytes {
-				return false
+				return false, int(c.next - from)
 			}
 			continue
 		}
@@ -849,5 +870,5 @@ func (sh *shard) collectLocked(c *rangeCursor, now int64, b *rangeBuf, maxBytes,
 		}
 		b.items = append(b.items, rangeItem{off: off, klen: int(klen), vlen: int(vlen), expireAt: exp, version: ver, tomb: r.tomb()})
 	}
-	return true
+	return true, int(c.next - from)
 }

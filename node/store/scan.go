@@ -40,29 +40,17 @@ func (s *Store) ScanKeys(cursor uint64, slots, maxBytes int, fn func(key string)
 		cursor = 0 // not a cursor ScanKeys made: start over rather than skip keys
 	}
 	shard := int(cursor >> (scanSlotBits + scanGenBits))
-	gen := cursor >> scanSlotBits & scanGenMask
-	next := cursor & scanSlotMask
+	// A cursor in the middle of a shard resumes there, unless the shard's
+	// index has been rebuilt since (collectLocked compares the low bits).
+	c := rangeCursor{next: cursor & scanSlotMask, gen: cursor >> scanSlotBits & scanGenMask, started: cursor&scanSlotMask != 0, lowGen: true}
 	slots = max(slots, 1)
 	var rb rangeBuf
 	visited, sent := 0, 0
-	for ; shard < len(s.shards); shard, next = shard+1, 0 {
+	for ; shard < len(s.shards); shard, c = shard+1, (rangeCursor{}) {
 		sh := &s.shards[shard]
-		var c rangeCursor
 		for {
-			rb.reset()
-			now := s.now()
-			sh.mu.Lock()
-			if !c.started && next > 0 && sh.ix.gen&scanGenMask == gen {
-				c = rangeCursor{next: next, gen: sh.ix.gen, started: true}
-			}
-			from := c.next
-			if c.gen != sh.ix.gen {
-				from = 0 // collectLocked restarts the shard
-			}
-			done := sh.collectLocked(&c, now, &rb, min(rangeKeyBatchBytes, maxBytes), min(slots-visited, s.rangeSlots), false, false)
-			visited += int(c.next - from)
-			g := c.gen
-			sh.mu.Unlock()
+			done, n := s.collect(sh, &c, &rb, min(rangeKeyBatchBytes, maxBytes), min(slots-visited, s.rangeSlots), false, false)
+			visited += n
 			keys := string(rb.data)
 			for j := range rb.items {
 				it := &rb.items[j]
@@ -73,7 +61,7 @@ func (s *Store) ScanKeys(cursor uint64, slots, maxBytes int, fn func(key string)
 				break
 			}
 			if visited >= slots || sent >= maxBytes {
-				return uint64(shard)<<(scanSlotBits+scanGenBits) | (g&scanGenMask)<<scanSlotBits | c.next
+				return uint64(shard)<<(scanSlotBits+scanGenBits) | (c.gen&scanGenMask)<<scanSlotBits | c.next
 			}
 		}
 		if visited >= slots || sent >= maxBytes {

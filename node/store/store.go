@@ -624,11 +624,7 @@ func (s *Store) rangeShards(tombs, values bool, fn func(key string, value []byte
 		sh := &s.shards[i]
 		var cur rangeCursor
 		for {
-			rb.reset()
-			now := s.now()
-			sh.mu.Lock()
-			done := sh.collectLocked(&cur, now, &rb, maxBytes, s.rangeSlots, tombs, values)
-			sh.mu.Unlock()
+			done, _ := s.collect(sh, &cur, &rb, maxBytes, s.rangeSlots, tombs, values)
 			var keys string
 			if !values {
 				keys = string(rb.data)
