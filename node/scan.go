@@ -47,9 +47,6 @@ const (
 // and its keys move: the walk may then miss or repeat keys, as a Redis
 // Cluster client's scan may while slots migrate.
 func (n *Node) Scan(ctx context.Context, cursor uint64, match string, count int) (keys []string, next uint64, err error) {
-	if len(match) > maxScanPattern {
-		return nil, 0, fmt.Errorf("%w: a pattern of %d bytes, limit %d", transport.ErrBadRequest, len(match), maxScanPattern)
-	}
 	v := n.view.Load()
 	names := v.ring.Members()
 	if len(names) == 0 { // not started yet: a walk of this node alone
@@ -62,7 +59,8 @@ func (n *Node) Scan(ctx context.Context, cursor uint64, match string, count int)
 	if i >= uint64(len(names)) {
 		return nil, 0, nil // the ring shrank under a finished member: done
 	}
-	// An index holds about one key per two slots once it has grown.
+	// About count keys' worth of slots: the member scales it by how full
+	// its index is (scanStep).
 	slots := min(max(count, 1), maxScanSlots/2) * 2
 	req := &transport.Request{Op: transport.OpScan, Key: match, Delta: int64(slots), Version: own}
 	var resp *transport.Response
