@@ -59,11 +59,14 @@
 #
 # GO_ENV='VAR=value ...' runs the Go servers (starling nodes and the
 # passthrough baseline) with those variables set, to measure runtime
-# settings: GO_ENV='GODEBUG=schedtrace=100000000', for instance, keeps the
-# Go runtime's sysmon thread from parking whenever a process goes idle,
-# which otherwise costs a wake-up (two context switches on a shared core)
-# each time the process becomes busy again. The table's header says when
-# it was set.
+# settings. A starling node keeps the Go runtime's monitor thread
+# (sysmon) awake by default (`starling start --sysmon`), and the
+# passthrough baseline runs with the same setting
+# (GODEBUG=schedtrace=2147483647), so that both pay the same runtime
+# costs; GO_ENV='GODEBUG=schedtrace=0' measures both with Go's own
+# default instead, in which the monitor parks whenever a process goes
+# idle and each wake-up after that costs context switches on a shared
+# core. The table's header says when GO_ENV was set.
 #
 # Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools)
 # and taskset (util-linux) when pinning.
@@ -126,10 +129,14 @@ esac
 
 # on_go prefixes the Go servers' commands with GO_ENV's variables (env
 # execs too, so $! stays the server's PID).
+# on_pt also gives the passthrough baseline the runtime setting starling
+# makes for itself (GO_ENV, applied after it, can replace it).
 on_go=(${on_server[@]+"${on_server[@]}"})
+on_pt=(${on_server[@]+"${on_server[@]}"} env GODEBUG=schedtrace=2147483647)
 if [[ -n $GO_ENV ]]; then
   read -r -a go_env <<<"$GO_ENV"
   on_go+=(env "${go_env[@]}")
+  on_pt+=(env "${go_env[@]}")
   placement="$placement; Go servers run with $GO_ENV"
 fi
 
@@ -214,12 +221,12 @@ start_starling c3 3 --join "127.0.0.1:$((BASE + 21))"
 redis_pid=${pids[0]} single_pid=${pids[1]} cluster_pids=("${pids[@]:2:3}")
 if [[ $PASSTHROUGH == 1 ]]; then
   pt_peers="127.0.0.1:$((BASE + 51)),127.0.0.1:$((BASE + 52)),127.0.0.1:$((BASE + 53))"
-  ${on_go[@]+"${on_go[@]}"} "$work/passthrough" --addr "127.0.0.1:$((BASE + 50))" >>"$work/passthrough.log" 2>&1 &
+  "${on_pt[@]}" "$work/passthrough" --addr "127.0.0.1:$((BASE + 50))" >>"$work/passthrough.log" 2>&1 &
   pids+=($!)
   pt_single=$!
   pt_cluster=()
   for i in 0 1 2; do
-    ${on_go[@]+"${on_go[@]}"} "$work/passthrough" --addr "127.0.0.1:$((BASE + 51 + i))" --peers "$pt_peers" --self "$i" >>"$work/passthrough.log" 2>&1 &
+    "${on_pt[@]}" "$work/passthrough" --addr "127.0.0.1:$((BASE + 51 + i))" --peers "$pt_peers" --self "$i" >>"$work/passthrough.log" 2>&1 &
     pids+=($!)
     pt_cluster+=($!)
   done

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGodebugValue(t *testing.T) {
+	for _, tc := range []struct {
+		godebug, value string
+		set            bool
+	}{
+		{"", "", false},
+		{"madvdontneed=1", "", false},
+		{"schedtrace=0", "0", true},
+		{"madvdontneed=1, schedtrace=5", "5", true},
+		{"schedtrace=1,schedtrace=2", "2", true}, // the runtime lets the last win
+		{"scheddetail=1", "", false},
+		{"schedtrace", "", false},
+	} {
+		v, set := godebugValue(tc.godebug, "schedtrace")
+		if v != tc.value || set != tc.set {
+			t.Errorf("godebugValue(%q) = %q, %v; want %q, %v", tc.godebug, v, set, tc.value, tc.set)
+		}
+	}
+}
+
+func TestAwakeEnviron(t *testing.T) {
+	got := awakeEnviron([]string{"A=1", "GODEBUG=madvdontneed=1", "B=2"})
+	want := []string{"A=1", "B=2", "GODEBUG=madvdontneed=1,schedtrace=" + sysmonTrace}
+	if !slices.Equal(got, want) {
+		t.Errorf("with GODEBUG: got %q, want %q", got, want)
+	}
+	got = awakeEnviron([]string{"A=1"})
+	want = []string{"A=1", "GODEBUG=schedtrace=" + sysmonTrace}
+	if !slices.Equal(got, want) {
+		t.Errorf("without GODEBUG: got %q, want %q", got, want)
+	}
+	if n, err := strconv.ParseInt(sysmonTrace, 10, 32); err != nil || n <= 0 {
+		t.Errorf("sysmonTrace %s: the runtime parses schedtrace as a positive int32 (%v)", sysmonTrace, err)
+	}
+}
+
+// TestStartKeepsSysmonAwake runs the binary: by default a node executes
+// itself again with the monitor kept awake, under the same PID, and logs
+// it once; GODEBUG's own schedtrace and --sysmon default keep Go's
+// default, without executing again.
+func TestStartKeepsSysmonAwake(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/PID/environ")
+	}
+	bin := binary(t)
+	for _, tc := range []struct {
+		name      string
+		godebug   string // "" leaves GODEBUG unset
+		flags     []string
+		awake     bool
+		wantDebug string // GODEBUG of the running node
+	}{
+		{name: "default", awake: true, wantDebug: "schedtrace=" + sysmonTrace},
+		{name: "keeps other settings", godebug: "madvdontneed=1", awake: true, wantDebug: "madvdontneed=1,schedtrace=" + sysmonTrace},
+		{name: "environment wins", godebug: "schedtrace=0", awake: false, wantDebug: "schedtrace=0"},
+		{name: "flag", flags: []string{"--sysmon", "default"}, awake: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logPath := filepath.Join(t.TempDir(), "node.log")
+			logf, err := os.Create(logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logf.Close()
+			logged := func() string { b, _ := os.ReadFile(logPath); return string(b) }
+			args := append([]string{"start", "--name", "solo", "--addr", freePort(t), "--gossip-addr", freePort(t)}, tc.flags...)
+			cmd := exec.Command(bin, args...)
+			cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
+			if tc.godebug != "" {
+				cmd.Env = append(cmd.Env, "GODEBUG="+tc.godebug)
+			}
+			cmd.Stdout, cmd.Stderr = logf, logf
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			line := "awake=" + strconv.FormatBool(tc.awake)
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(logged(), `msg="memory bound"`) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no start-up log within 20 s:\n%s", logged())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			out := logged()
+			if n := strings.Count(out, `msg="runtime monitor"`); n != 1 || !strings.Contains(out, `msg="runtime monitor" `+line) {
+				t.Errorf("want one %q log line, got %d:\n%s", `runtime monitor `+line, n, out)
+			}
+			env, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, kv := range strings.Split(string(env), "\x00") {
+				if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+					got = v
+				}
+			}
+			if got != tc.wantDebug {
+				t.Errorf("the node (PID %d, the one started) runs with GODEBUG=%q, want %q", cmd.Process.Pid, got, tc.wantDebug)
+			}
+		})
+	}
+}
