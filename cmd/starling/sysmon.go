@@ -14,8 +14,8 @@ import (
 // goes idle and busy again thousands of times a second, so on a core it
 // shares (several nodes on one machine, a container with a CPU quota)
 // each of those wake-ups and polls takes the core from the process that
-// has work: through one of three nodes sharing one core, the node did
-// 1.4–1.8× the requests per second with the monitor kept awake
+// has work: with three nodes sharing one core, keeping the monitor awake
+// cut their CPU per request in six of eight alternated pairs
 // (docs/benchmarks.md, session 14). GODEBUG's schedtrace setting is the
 // runtime's only switch that keeps it awake; the runtime reads GODEBUG
 // once, before main, so the node sets it by executing itself again.
