@@ -60,13 +60,13 @@
 # GO_ENV='VAR=value ...' runs the Go servers (starling nodes and the
 # passthrough baseline) with those variables set, to measure runtime
 # settings. A starling node keeps the Go runtime's monitor thread
-# (sysmon) awake by default (`starling start --sysmon`), and the
-# passthrough baseline runs with the same setting
-# (GODEBUG=schedtrace=2147483647), so that both pay the same runtime
-# costs; GO_ENV='GODEBUG=schedtrace=0' measures both with Go's own
-# default instead, in which the monitor parks whenever a process goes
-# idle and each wake-up after that costs context switches on a shared
-# core. The table's header says when GO_ENV was set.
+# (sysmon) awake by default (`starling start --sysmon`) unless GODEBUG
+# sets schedtrace, and the passthrough baseline is given the same setting
+# (GODEBUG=schedtrace=2147483647, added to the GODEBUG the nodes see), so
+# that both pay the same runtime costs; GO_ENV='GODEBUG=schedtrace=0'
+# measures both with Go's own default instead, in which the monitor parks
+# whenever a process goes idle and each wake-up after that costs context
+# switches on a shared core. The table's header says which was in effect.
 #
 # Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools)
 # and taskset (util-linux) when pinning.
@@ -129,16 +129,27 @@ esac
 
 # on_go prefixes the Go servers' commands with GO_ENV's variables (env
 # execs too, so $! stays the server's PID).
-# on_pt also gives the passthrough baseline the runtime setting starling
-# makes for itself (GO_ENV, applied after it, can replace it).
 on_go=(${on_server[@]+"${on_server[@]}"})
-on_pt=(${on_server[@]+"${on_server[@]}"} env GODEBUG=schedtrace=2147483647)
+go_env=()
 if [[ -n $GO_ENV ]]; then
   read -r -a go_env <<<"$GO_ENV"
   on_go+=(env "${go_env[@]}")
-  on_pt+=(env "${go_env[@]}")
   placement="$placement; Go servers run with $GO_ENV"
 fi
+# on_pt gives the passthrough baseline the runtime setting a starling node
+# makes for itself: the GODEBUG the nodes see (this shell's, or GO_ENV's),
+# with schedtrace=2147483647 added unless that sets schedtrace already.
+pt_godebug=${GODEBUG:-}
+for kv in ${go_env[@]+"${go_env[@]}"}; do
+  [[ $kv == GODEBUG=* ]] && pt_godebug=${kv#GODEBUG=}
+done
+if [[ ,$pt_godebug, == *,schedtrace=* ]]; then
+  placement="$placement; Go runtime monitor as GODEBUG=$pt_godebug sets it"
+else
+  pt_godebug=${pt_godebug:+$pt_godebug,}schedtrace=2147483647
+  placement="$placement; Go runtime monitor kept awake (starling's --sysmon default)"
+fi
+on_pt=(${on_go[@]+"${on_go[@]}"} env "GODEBUG=$pt_godebug")
 
 echo "building starling..." >&2
 (cd "$repo" && CGO_ENABLED=0 go build -o "$work/starling" ./cmd/starling)

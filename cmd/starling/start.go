@@ -54,7 +54,7 @@ func startCommand() *cli.Command {
 			&cli.StringFlag{Name: "write-ack", Usage: "copies a write waits for: one, quorum or all", Value: "quorum", EnvVars: env("WRITE_ACK")},
 			&cli.DurationFlag{Name: "leave-timeout", Usage: "how long a graceful shutdown may take", Value: 30 * time.Second, EnvVars: env("LEAVE_TIMEOUT")},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: env("LOG_LEVEL")},
-			&cli.StringFlag{Name: "sysmon", Usage: "the Go runtime's monitor thread: awake (the node starts itself again with GODEBUG=schedtrace set, so the monitor never parks; much faster where nodes share a core) or default (Go's own); GODEBUG's schedtrace in the environment wins", Value: "awake", EnvVars: env("SYSMON")},
+			&cli.StringFlag{Name: "sysmon", Usage: "the Go runtime's monitor thread: awake (the node starts itself again, same PID, with GODEBUG=schedtrace set, so the monitor never parks; this can cut the CPU per request where nodes share a core) or default (Go's own); a schedtrace in GODEBUG wins", Value: "awake", EnvVars: env("SYSMON")},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: env("LOG_FORMAT")},
 		}, securityFlags()...),
 		Action: runStart,
@@ -66,7 +66,7 @@ func runStart(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err, exitUsage)
 	}
-	if err := keepSysmonAwake(logger, c.String("sysmon")); err != nil {
+	if err := keepSysmonAwake(logger, c.String("sysmon"), c.Path(configFlagName)); err != nil {
 		return cli.Exit(err, exitUsage)
 	}
 	var cfg node.Config

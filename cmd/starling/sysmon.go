@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -17,8 +18,9 @@ import (
 // has work: with three nodes sharing one core, keeping the monitor awake
 // cut their CPU per request in six of eight alternated pairs
 // (docs/benchmarks.md, session 14). GODEBUG's schedtrace setting is the
-// runtime's only switch that keeps it awake; the runtime reads GODEBUG
-// once, before main, so the node sets it by executing itself again.
+// runtime's only switch that keeps it awake (it then wakes every 10 ms
+// while the node is idle); the runtime reads GODEBUG once, before main,
+// so the node sets it by executing itself again.
 
 // sysmonTrace is the schedtrace interval set: the largest the runtime
 // accepts (milliseconds in an int32, about 24.8 days), so the trace it
@@ -30,17 +32,26 @@ const sysmonTrace = "2147483647"
 var sysmonModes = []string{"awake", "default"}
 
 // godebugValue returns the value GODEBUG (godebug) gives key, and whether
-// it gives one. Later settings win, as in the runtime.
+// it gives one, read as the runtime reads it: comma-separated key=value
+// fields, no spaces trimmed, the last setting winning.
 func godebugValue(godebug, key string) (string, bool) {
 	var value string
 	found := false
 	for _, field := range strings.Split(godebug, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(field), "=")
+		k, v, ok := strings.Cut(field, "=")
 		if ok && k == key {
 			value, found = v, true
 		}
 	}
 	return value, found
+}
+
+// sysmonAwake reports whether GODEBUG (godebug) keeps the monitor awake:
+// the runtime takes a schedtrace it parses as a positive int32.
+func sysmonAwake(godebug string) bool {
+	v, _ := godebugValue(godebug, "schedtrace")
+	n, err := strconv.ParseInt(v, 10, 32)
+	return err == nil && n > 0
 }
 
 // awakeEnviron returns environ with GODEBUG's schedtrace set to
@@ -62,25 +73,43 @@ func awakeEnviron(environ []string) []string {
 }
 
 // keepSysmonAwake applies --sysmon. For "awake" it executes this program
-// again, with the same arguments and GODEBUG's schedtrace set, unless
+// again, with the same arguments (os.Args: the second run parses them
+// afresh, config file included) and GODEBUG's schedtrace set, unless
 // GODEBUG already sets schedtrace (the operator's choice wins, as with
-// GOGC, and a process executed here sets it). It returns only if it did
-// not execute: then it logs the monitor's mode, or why the re-execution
-// failed (the node then runs with Go's default, which is correct, only
-// slower on a shared core).
-func keepSysmonAwake(logger *slog.Logger, mode string) error {
-	switch mode {
-	case "awake", "default":
-	default:
+// GOGC, and a process executed here sets it). configPath is --config's
+// file, read once already: if it is not a regular file (a pipe such as
+// <(…), a FIFO) a second run could not read it again, so the node keeps
+// Go's default instead. It returns only if it did not execute, and then
+// logs the monitor's mode, and why it did not execute where it tried.
+func keepSysmonAwake(logger *slog.Logger, mode, configPath string) error {
+	if !slices.Contains(sysmonModes, mode) {
 		return fmt.Errorf("--sysmon %q: want %s", mode, strings.Join(sysmonModes, " or "))
 	}
-	v, set := godebugValue(os.Getenv("GODEBUG"), "schedtrace")
-	if mode == "awake" && !set {
-		err := reexec(awakeEnviron(os.Environ()))
-		logger.Warn("could not execute again to keep the Go runtime's monitor thread awake; running with Go's default", "err", err)
+	godebug := os.Getenv("GODEBUG")
+	if _, set := godebugValue(godebug, "schedtrace"); mode == "awake" && !set {
+		if err := rereadable(configPath); err != nil {
+			logger.Warn("not executing again to keep the Go runtime's monitor thread awake: a second run could not read --config; running with Go's default (set GODEBUG=schedtrace="+sysmonTrace+" to keep it awake)", "err", err)
+		} else {
+			err := reexec(awakeEnviron(os.Environ()))
+			logger.Warn("could not execute again to keep the Go runtime's monitor thread awake; running with Go's default", "err", err)
+		}
+	}
+	logger.Info("runtime monitor", "awake", sysmonAwake(godebug), "godebug", godebug)
+	return nil
+}
+
+// rereadable returns an error unless path is empty or names a regular
+// file, which a second run of the program can read again.
+func rereadable(path string) error {
+	if path == "" {
 		return nil
 	}
-	n, err := strconv.Atoi(v)
-	logger.Info("runtime monitor", "awake", set && err == nil && n > 0, "godebug", os.Getenv("GODEBUG"))
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	}
 	return nil
 }

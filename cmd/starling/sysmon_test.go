@@ -12,26 +12,43 @@ import (
 	"time"
 )
 
+// GODEBUG is read as the runtime reads it (runtime1.go's parsegodebug):
+// a setting the runtime ignores must not stop the re-execution or be
+// logged as in effect.
 func TestGodebugValue(t *testing.T) {
 	for _, tc := range []struct {
 		godebug, value string
-		set            bool
+		set, awake     bool
 	}{
-		{"", "", false},
-		{"madvdontneed=1", "", false},
-		{"schedtrace=0", "0", true},
-		{"madvdontneed=1, schedtrace=5", "5", true},
-		{"schedtrace=1,schedtrace=2", "2", true}, // the runtime lets the last win
-		{"scheddetail=1", "", false},
-		{"schedtrace", "", false},
+		{"", "", false, false},
+		{"madvdontneed=1", "", false, false},
+		{"schedtrace=0", "0", true, false},
+		{"madvdontneed=1,schedtrace=5", "5", true, true},
+		{"schedtrace=1,schedtrace=2", "2", true, true}, // the runtime lets the last win
+		{"scheddetail=1", "", false, false},
+		{"schedtrace", "", false, false},
+		{"schedtrace=", "", true, false},
+		{"schedtrace=abc", "abc", true, false},
+		{"schedtrace=-1", "-1", true, false},
+		// The runtime neither trims spaces nor takes more than an int32:
+		// it ignores these, so the node executes again.
+		{" schedtrace=5", "", false, false},
+		{"madvdontneed=1, schedtrace=5", "", false, false},
+		{"schedtrace=5 ", "5 ", true, false},
+		{"schedtrace=2147483648", "2147483648", true, false},
+		{"schedtrace=" + sysmonTrace, sysmonTrace, true, true},
 	} {
 		v, set := godebugValue(tc.godebug, "schedtrace")
 		if v != tc.value || set != tc.set {
 			t.Errorf("godebugValue(%q) = %q, %v; want %q, %v", tc.godebug, v, set, tc.value, tc.set)
 		}
+		if got := sysmonAwake(tc.godebug); got != tc.awake {
+			t.Errorf("sysmonAwake(%q) = %v, want %v", tc.godebug, got, tc.awake)
+		}
 	}
 }
 
+// The re-executed run keeps every other variable and GODEBUG setting.
 func TestAwakeEnviron(t *testing.T) {
 	got := awakeEnviron([]string{"A=1", "GODEBUG=madvdontneed=1", "B=2"})
 	want := []string{"A=1", "B=2", "GODEBUG=madvdontneed=1,schedtrace=" + sysmonTrace}
@@ -61,6 +78,7 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 		name      string
 		godebug   string // "" leaves GODEBUG unset
 		flags     []string
+		config    string // "file" or "stdin": --config gives max-memory 48MiB
 		awake     bool
 		wantDebug string // GODEBUG of the running node
 	}{
@@ -68,6 +86,11 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 		{name: "keeps other settings", godebug: "madvdontneed=1", awake: true, wantDebug: "madvdontneed=1,schedtrace=" + sysmonTrace},
 		{name: "environment wins", godebug: "schedtrace=0", awake: false, wantDebug: "schedtrace=0"},
 		{name: "flag", flags: []string{"--sysmon", "default"}, awake: false},
+		{name: "a setting the runtime ignores", godebug: " schedtrace=5", awake: true, wantDebug: " schedtrace=5,schedtrace=" + sysmonTrace},
+		// The second run reads a config file again...
+		{name: "config file", config: "file", awake: true, wantDebug: "schedtrace=" + sysmonTrace},
+		// ...but could not read a pipe again: no second run.
+		{name: "config from a pipe", config: "stdin", awake: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logPath := filepath.Join(t.TempDir(), "node.log")
@@ -78,8 +101,24 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 			defer logf.Close()
 			logged := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 			args := append([]string{"start", "--name", "solo", "--addr", freePort(t), "--gossip-addr", freePort(t)}, tc.flags...)
+			const config = "max-memory: 48MiB\n"
+			switch tc.config {
+			case "file":
+				path := filepath.Join(t.TempDir(), "starling.yaml")
+				if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", path)
+			case "stdin":
+				args = append(args, "--config", "/dev/stdin")
+			}
 			cmd := exec.Command(bin, args...)
-			cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
+			if tc.config == "stdin" {
+				cmd.Stdin = strings.NewReader(config) // a pipe
+			}
+			cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+				return strings.HasPrefix(kv, "GODEBUG=") || strings.HasPrefix(kv, "STARLING_")
+			})
 			if tc.godebug != "" {
 				cmd.Env = append(cmd.Env, "GODEBUG="+tc.godebug)
 			}
@@ -99,6 +138,9 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 			out := logged()
 			if n := strings.Count(out, `msg="runtime monitor"`); n != 1 || !strings.Contains(out, `msg="runtime monitor" `+line) {
 				t.Errorf("want one %q log line, got %d:\n%s", `runtime monitor `+line, n, out)
+			}
+			if tc.config != "" && !strings.Contains(out, `max_memory="48 MiB"`) {
+				t.Errorf("the running node did not apply --config:\n%s", out)
 			}
 			env, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ")
 			if err != nil {
