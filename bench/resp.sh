@@ -139,15 +139,21 @@ fi
 # on_pt gives the passthrough baseline the runtime setting a starling node
 # makes for itself: the GODEBUG the nodes see (this shell's, or GO_ENV's),
 # with schedtrace=2147483647 added unless that sets schedtrace already.
-pt_godebug=${GODEBUG:-}
+# (STARLING_SYSMON=default, here or in GO_ENV, turns that off.)
+pt_godebug=${GODEBUG:-} pt_sysmon=${STARLING_SYSMON:-awake}
 for kv in ${go_env[@]+"${go_env[@]}"}; do
-  [[ $kv == GODEBUG=* ]] && pt_godebug=${kv#GODEBUG=}
+  case $kv in
+    GODEBUG=*) pt_godebug=${kv#GODEBUG=} ;;
+    STARLING_SYSMON=*) pt_sysmon=${kv#STARLING_SYSMON=} ;;
+  esac
 done
 if [[ ,$pt_godebug, == *,schedtrace=* ]]; then
   placement="$placement; Go runtime monitor as GODEBUG=$pt_godebug sets it"
+elif [[ $pt_sysmon == default ]]; then
+  placement="$placement; Go runtime monitor as Go's default (STARLING_SYSMON=default)"
 else
   pt_godebug=${pt_godebug:+$pt_godebug,}schedtrace=2147483647
-  placement="$placement; Go runtime monitor kept awake (starling's --sysmon default)"
+  placement="$placement; Go runtime monitor kept awake (starling's default, --sysmon awake)"
 fi
 on_pt=(${on_go[@]+"${on_go[@]}"} env "GODEBUG=$pt_godebug")
 

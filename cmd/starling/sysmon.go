@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,27 +33,23 @@ const sysmonTrace = "2147483647"
 // sysmonModes are the values of --sysmon.
 var sysmonModes = []string{"awake", "default"}
 
-// godebugValue returns the value GODEBUG (godebug) gives key, and whether
-// it gives one, read as the runtime reads it: comma-separated key=value
-// fields, no spaces trimmed, the last setting winning.
-func godebugValue(godebug, key string) (string, bool) {
-	var value string
-	found := false
+// godebugSchedtrace returns the schedtrace GODEBUG (godebug) sets, read
+// as the runtime reads it at start (runtime1.go's parsegodebug):
+// comma-separated key=value fields, no spaces trimmed, a value taken only
+// if it parses as an int32, the last one taken winning. set is false if
+// the runtime takes none, so a node given a setting the runtime ignores
+// still executes itself again.
+func godebugSchedtrace(godebug string) (n int64, set bool) {
 	for _, field := range strings.Split(godebug, ",") {
 		k, v, ok := strings.Cut(field, "=")
-		if ok && k == key {
-			value, found = v, true
+		if !ok || k != "schedtrace" {
+			continue
+		}
+		if i, err := strconv.ParseInt(v, 10, 32); err == nil {
+			n, set = i, true
 		}
 	}
-	return value, found
-}
-
-// sysmonAwake reports whether GODEBUG (godebug) keeps the monitor awake:
-// the runtime takes a schedtrace it parses as a positive int32.
-func sysmonAwake(godebug string) bool {
-	v, _ := godebugValue(godebug, "schedtrace")
-	n, err := strconv.ParseInt(v, 10, 32)
-	return err == nil && n > 0
+	return n, set
 }
 
 // awakeEnviron returns environ with GODEBUG's schedtrace set to
@@ -86,7 +84,8 @@ func keepSysmonAwake(logger *slog.Logger, mode, configPath string) error {
 		return fmt.Errorf("--sysmon %q: want %s", mode, strings.Join(sysmonModes, " or "))
 	}
 	godebug := os.Getenv("GODEBUG")
-	if _, set := godebugValue(godebug, "schedtrace"); mode == "awake" && !set {
+	n, set := godebugSchedtrace(godebug)
+	if mode == "awake" && !set {
 		if err := rereadable(configPath); err != nil {
 			logger.Warn("not executing again to keep the Go runtime's monitor thread awake: a second run could not read --config; running with Go's default (set GODEBUG=schedtrace="+sysmonTrace+" to keep it awake)", "err", err)
 		} else {
@@ -94,12 +93,15 @@ func keepSysmonAwake(logger *slog.Logger, mode, configPath string) error {
 			logger.Warn("could not execute again to keep the Go runtime's monitor thread awake; running with Go's default", "err", err)
 		}
 	}
-	logger.Info("runtime monitor", "awake", sysmonAwake(godebug), "godebug", godebug)
+	logger.Info("runtime monitor", "awake", set && n > 0, "godebug", godebug)
 	return nil
 }
 
 // rereadable returns an error unless path is empty or names a regular
-// file, which a second run of the program can read again.
+// file that a second run of the program can read again from its start.
+// On Linux, opening /dev/stdin or /dev/fd/N opens the file afresh; on
+// the BSDs and macOS it duplicates the descriptor, whose read position
+// the first run has moved to the end, so there nothing under /dev passes.
 func rereadable(path string) error {
 	if path == "" {
 		return nil
@@ -110,6 +112,11 @@ func rereadable(path string) error {
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if runtime.GOOS != "linux" {
+		if real, err := filepath.EvalSymlinks(path); err != nil || strings.HasPrefix(real, "/dev/") || strings.HasPrefix(path, "/dev/") {
+			return fmt.Errorf("%s may be a descriptor, read once already", path)
+		}
 	}
 	return nil
 }

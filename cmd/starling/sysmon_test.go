@@ -13,37 +13,36 @@ import (
 )
 
 // GODEBUG is read as the runtime reads it (runtime1.go's parsegodebug):
-// a setting the runtime ignores must not stop the re-execution or be
-// logged as in effect.
-func TestGodebugValue(t *testing.T) {
+// a setting the runtime ignores must not stop the re-execution, and the
+// log must say what the runtime took.
+func TestGodebugSchedtrace(t *testing.T) {
 	for _, tc := range []struct {
-		godebug, value string
-		set, awake     bool
+		godebug string
+		n       int64
+		set     bool
 	}{
-		{"", "", false, false},
-		{"madvdontneed=1", "", false, false},
-		{"schedtrace=0", "0", true, false},
-		{"madvdontneed=1,schedtrace=5", "5", true, true},
-		{"schedtrace=1,schedtrace=2", "2", true, true}, // the runtime lets the last win
-		{"scheddetail=1", "", false, false},
-		{"schedtrace", "", false, false},
-		{"schedtrace=", "", true, false},
-		{"schedtrace=abc", "abc", true, false},
-		{"schedtrace=-1", "-1", true, false},
-		// The runtime neither trims spaces nor takes more than an int32:
-		// it ignores these, so the node executes again.
-		{" schedtrace=5", "", false, false},
-		{"madvdontneed=1, schedtrace=5", "", false, false},
-		{"schedtrace=5 ", "5 ", true, false},
-		{"schedtrace=2147483648", "2147483648", true, false},
-		{"schedtrace=" + sysmonTrace, sysmonTrace, true, true},
+		{"", 0, false},
+		{"madvdontneed=1", 0, false},
+		{"scheddetail=1", 0, false},
+		{"schedtrace=0", 0, true},
+		{"madvdontneed=1,schedtrace=5", 5, true},
+		{"schedtrace=1,schedtrace=2", 2, true},       // the last one taken wins
+		{"schedtrace=1000,schedtrace=x", 1000, true}, // ...and x is not taken
+		{"schedtrace=-1", -1, true},
+		{"schedtrace=" + sysmonTrace, 2147483647, true},
+		// The runtime ignores these: no spaces trimmed, nothing but an
+		// int32 taken. The node executes again.
+		{"schedtrace", 0, false},
+		{"schedtrace=", 0, false},
+		{"schedtrace=abc", 0, false},
+		{" schedtrace=5", 0, false},
+		{"madvdontneed=1, schedtrace=5", 0, false},
+		{"schedtrace=5 ", 0, false},
+		{"schedtrace=2147483648", 0, false},
 	} {
-		v, set := godebugValue(tc.godebug, "schedtrace")
-		if v != tc.value || set != tc.set {
-			t.Errorf("godebugValue(%q) = %q, %v; want %q, %v", tc.godebug, v, set, tc.value, tc.set)
-		}
-		if got := sysmonAwake(tc.godebug); got != tc.awake {
-			t.Errorf("sysmonAwake(%q) = %v, want %v", tc.godebug, got, tc.awake)
+		n, set := godebugSchedtrace(tc.godebug)
+		if n != tc.n || set != tc.set {
+			t.Errorf("godebugSchedtrace(%q) = %d, %v; want %d, %v", tc.godebug, n, set, tc.n, tc.set)
 		}
 	}
 }
@@ -78,7 +77,7 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 		name      string
 		godebug   string // "" leaves GODEBUG unset
 		flags     []string
-		config    string // "file" or "stdin": --config gives max-memory 48MiB
+		config    string // "file", "stdin" (a pipe) or "stdin-file": --config gives max-memory 48MiB
 		awake     bool
 		wantDebug string // GODEBUG of the running node
 	}{
@@ -89,6 +88,9 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 		{name: "a setting the runtime ignores", godebug: " schedtrace=5", awake: true, wantDebug: " schedtrace=5,schedtrace=" + sysmonTrace},
 		// The second run reads a config file again...
 		{name: "config file", config: "file", awake: true, wantDebug: "schedtrace=" + sysmonTrace},
+		// ...and on Linux /dev/stdin too, reopened at its start, where it is
+		// a file...
+		{name: "config from stdin, a file", config: "stdin-file", awake: true, wantDebug: "schedtrace=" + sysmonTrace},
 		// ...but could not read a pipe again: no second run.
 		{name: "config from a pipe", config: "stdin", awake: false},
 	} {
@@ -109,12 +111,24 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 					t.Fatal(err)
 				}
 				args = append(args, "--config", path)
-			case "stdin":
+			case "stdin", "stdin-file":
 				args = append(args, "--config", "/dev/stdin")
 			}
 			cmd := exec.Command(bin, args...)
-			if tc.config == "stdin" {
+			switch tc.config {
+			case "stdin":
 				cmd.Stdin = strings.NewReader(config) // a pipe
+			case "stdin-file":
+				path := filepath.Join(t.TempDir(), "stdin.yaml")
+				if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				f, err := os.Open(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				cmd.Stdin = f
 			}
 			cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
 				return strings.HasPrefix(kv, "GODEBUG=") || strings.HasPrefix(kv, "STARLING_")
@@ -137,7 +151,7 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 			}
 			out := logged()
 			if n := strings.Count(out, `msg="runtime monitor"`); n != 1 || !strings.Contains(out, `msg="runtime monitor" `+line) {
-				t.Errorf("want one %q log line, got %d:\n%s", `runtime monitor `+line, n, out)
+				t.Errorf("want one %q log line, got %d such lines (and none with %s):\n%s", `runtime monitor `+line, n, line, out)
 			}
 			if tc.config != "" && !strings.Contains(out, `max_memory="48 MiB"`) {
 				t.Errorf("the running node did not apply --config:\n%s", out)

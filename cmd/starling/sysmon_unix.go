@@ -10,8 +10,8 @@ import (
 // reexec replaces this process with a new run of its own program, with
 // the same arguments and environ. The process keeps its PID, its place
 // under its supervisor and its descriptors not marked close-on-exec
-// (stdin, stdout and stderr: Go opens everything else close-on-exec). It
-// returns only on failure.
+// (stdin, stdout, stderr and any others its parent passed: Go opens its
+// own close-on-exec). It returns only on failure.
 func reexec(environ []string) error {
 	// On Linux /proc/self/exe still names the program if its file was
 	// replaced since it started (an upgrade in place); systems without
