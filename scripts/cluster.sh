@@ -6,7 +6,8 @@
 #   scripts/cluster.sh down       stop every node this script started (by recorded PID)
 #   scripts/cluster.sh status     show which nodes are up and the members node 1 sees
 #   scripts/cluster.sh kill I     kill -9 node I (simulate a crash)
-#   scripts/cluster.sh start I    (re)start node I with the same name and ports
+#   scripts/cluster.sh start I    (re)start node I with the same name and ports, wait until
+#                                 it sees every running node
 #
 # Environment (all optional):
 #   STARLING_CLUSTER_DIR   where PIDs, logs and the binary go   (default: <repo>/.cluster)
@@ -37,10 +38,20 @@ http_addr()   { echo "127.0.0.1:$((http_base + $1 - 1))"; }
 
 # alive I: true if node I's recorded PID is a running starling we started.
 alive() {
-  local pidf=$dir/node$1.pid pid
+  local pidf=$dir/node$1.pid pid try
   [[ -f $pidf ]] || return 1
   pid=$(<"$pidf")
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && grep -q starling "/proc/$pid/cmdline" 2>/dev/null
+  [[ -n $pid ]] || return 1
+  # The command line guards against a PID reused since the node died. For
+  # a moment after a start it is not starling's yet (the shell has forked
+  # but not executed it), and it reads empty while a node executes itself
+  # again (--sysmon): look a few times before calling the node gone.
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    grep -q starling "/proc/$pid/cmdline" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
 }
 
 size() { [[ -f $dir/size ]] && cat "$dir/size" || echo 0; }
@@ -84,6 +95,21 @@ wait_converged() {
     done
     (( ok )) && return 0
     (( SECONDS < deadline )) || die "nodes did not converge on $n members within ${wait_secs}s; logs in $dir"
+    sleep 0.2
+  done
+}
+
+# wait_rejoined I: wait until node I answers and sees every node of this
+# cluster that is running, so that it is usable when `start` returns.
+wait_rejoined() {
+  local i=$1 n running j deadline=$((SECONDS + wait_secs))
+  n=$(size)
+  while :; do
+    alive "$i" || die "node$i exited; see $dir/node$i.log"
+    running=0
+    for ((j = 1; j <= n; j++)); do alive "$j" && running=$((running + 1)); done
+    [[ $(members_seen "$i") -eq $running ]] && { echo "node$i is up; it sees $running members"; return 0; }
+    (( SECONDS < deadline )) || die "node$i did not see the $running running members within ${wait_secs}s; see $dir/node$i.log"
     sleep 0.2
   done
 }
@@ -176,6 +202,6 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   kill) shift; cmd_kill "$@" ;;
-  start) shift; [[ -x $bin ]] || build; start_node "${1:?usage: cluster.sh start I}" ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  start) shift; [[ -x $bin ]] || build; start_node "${1:?usage: cluster.sh start I}"; wait_rejoined "$1" ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -25,6 +25,7 @@ type e2e struct {
 	dataBase   int
 	gossipBase int
 	respBase   int
+	httpBase   int
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -34,8 +35,8 @@ func newE2E(t *testing.T) *e2e {
 	}
 	dir := t.TempDir()
 	e := &e2e{t: t, dir: dir, bin: filepath.Join(dir, "starling")}
-	bases := freePortRanges(t, 3, 3)
-	e.dataBase, e.gossipBase, e.respBase = bases[0], bases[1], bases[2]
+	bases := freePortRanges(t, 4, 3)
+	e.dataBase, e.gossipBase, e.respBase, e.httpBase = bases[0], bases[1], bases[2], bases[3]
 	return e
 }
 
@@ -80,6 +81,7 @@ func (e *e2e) env() []string {
 		fmt.Sprintf("STARLING_DATA_PORT=%d", e.dataBase),
 		fmt.Sprintf("STARLING_GOSSIP_PORT=%d", e.gossipBase),
 		fmt.Sprintf("STARLING_RESP_PORT=%d", e.respBase),
+		fmt.Sprintf("STARLING_HTTP_PORT=%d", e.httpBase),
 		"STARLING_GOSSIP_PROFILE=local",
 		"STARLING_WAIT=60",
 	)
@@ -251,8 +253,11 @@ func TestEndToEndLocalCluster(t *testing.T) {
 		}
 	}
 
-	// The same node restarts with the same name and rejoins.
-	e.script("start", "2")
+	// The same node restarts with the same name and rejoins; the script
+	// returns once it sees the other two.
+	if out := e.script("start", "2"); !strings.Contains(out, "node2 is up; it sees 3 members") {
+		t.Fatalf("start 2:\n%s", out)
+	}
 	d = e.waitMembers(1, 3, 30*time.Second)
 	e.waitMembers(2, 3, 30*time.Second)
 	t.Logf("restarted node2 seen by node1 after %v", d.Round(time.Millisecond))

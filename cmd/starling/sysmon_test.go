@@ -156,6 +156,10 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 			if tc.config != "" && !strings.Contains(out, `max_memory="48 MiB"`) {
 				t.Errorf("the running node did not apply --config:\n%s", out)
 			}
+			// Named as before (ps, pgrep and cluster.sh find it by name).
+			if comm, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm"); err != nil || strings.TrimSpace(string(comm)) != filepath.Base(bin) {
+				t.Errorf("the node runs as %q (%v), want %q", comm, err, filepath.Base(bin))
+			}
 			env, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ")
 			if err != nil {
 				t.Fatal(err)

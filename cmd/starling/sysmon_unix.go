@@ -13,14 +13,12 @@ import (
 // (stdin, stdout, stderr and any others its parent passed: Go opens its
 // own close-on-exec). It returns only on failure.
 func reexec(environ []string) error {
-	// On Linux /proc/self/exe still names the program if its file was
-	// replaced since it started (an upgrade in place); systems without
-	// /proc ask the runtime, which finds the path some other way.
-	path := "/proc/self/exe"
-	if _, err := os.Stat(path); err != nil {
-		if path, err = os.Executable(); err != nil {
-			return err
-		}
+	// The program's own path, not /proc/self/exe: the kernel names the
+	// process after the file executed (what ps, top and pgrep show), and
+	// "exe" would hide the node from `pkill starling`.
+	path, err := os.Executable()
+	if err != nil {
+		return err
 	}
 	// syscall.Exec first puts the open-files limit back to the one this
 	// process inherited (the runtime raised it at start); if the exec
@@ -28,7 +26,7 @@ func reexec(environ []string) error {
 	// the inherited limit (often 1,024).
 	var nofile syscall.Rlimit
 	saved := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile) == nil
-	err := syscall.Exec(path, os.Args, environ)
+	err = syscall.Exec(path, os.Args, environ)
 	if saved {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nofile)
 	}
