@@ -73,10 +73,10 @@ func awakeEnviron(environ []string) []string {
 // keepSysmonAwake applies --sysmon. For "awake" it executes this program
 // again, with the same arguments (os.Args: the second run parses them
 // afresh, config file included) and GODEBUG's schedtrace set, unless
-// GODEBUG already sets schedtrace (the operator's choice wins, as with
-// GOGC, and a process executed here sets it). configPath is --config's
-// file, read once already: if it is not a regular file (a pipe such as
-// <(…), a FIFO) a second run could not read it again, so the node keeps
+// GODEBUG already sets a schedtrace the runtime takes (the operator's
+// choice wins, as with GOGC, and a process executed here sets one).
+// configPath is --config's file, read once already: if a second run
+// could not read it again (a pipe such as <(…), a FIFO), the node keeps
 // Go's default instead. It returns only if it did not execute, and then
 // logs the monitor's mode, and why it did not execute where it tried.
 func keepSysmonAwake(logger *slog.Logger, mode, configPath string) error {
