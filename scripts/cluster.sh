@@ -46,8 +46,10 @@ alive() {
   # a moment after a start it is not starling's yet (the shell has forked
   # but not executed it), and it reads empty while a node executes itself
   # again (--sysmon): look a few times before calling the node gone.
-  for try in 1 2 3 4 5 6 7 8 9 10; do
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
     kill -0 "$pid" 2>/dev/null || return 1
+    # A node killed a moment ago may linger as a zombie: gone already.
+    [[ $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) == Z ]] && return 1
     grep -q starling "/proc/$pid/cmdline" 2>/dev/null && return 0
     sleep 0.05
   done
@@ -106,8 +108,10 @@ wait_rejoined() {
   n=$(size)
   while :; do
     alive "$i" || die "node$i exited; see $dir/node$i.log"
-    running=0
-    for ((j = 1; j <= n; j++)); do alive "$j" && running=$((running + 1)); done
+    running=1 # node I itself, counted once: alive above
+    for ((j = 1; j <= n; j++)); do
+      (( j != i )) && alive "$j" && running=$((running + 1))
+    done
     [[ $(members_seen "$i") -eq $running ]] && { echo "node$i is up; it sees $running members"; return 0; }
     (( SECONDS < deadline )) || die "node$i did not see the $running running members within ${wait_secs}s; see $dir/node$i.log"
     sleep 0.2

@@ -78,6 +78,7 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 		godebug   string // "" leaves GODEBUG unset
 		flags     []string
 		config    string // "file", "stdin" (a pipe) or "stdin-file": --config gives max-memory 48MiB
+		link      bool   // run the binary through a symbolic link named starling-link
 		awake     bool
 		wantDebug string // GODEBUG of the running node
 	}{
@@ -93,6 +94,8 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 		{name: "config from stdin, a file", config: "stdin-file", awake: true, wantDebug: "schedtrace=" + sysmonTrace},
 		// ...but could not read a pipe again: no second run.
 		{name: "config from a pipe", config: "stdin", awake: false},
+		// Started through a symbolic link, it keeps the link's name.
+		{name: "through a link", link: true, awake: true, wantDebug: "schedtrace=" + sysmonTrace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logPath := filepath.Join(t.TempDir(), "node.log")
@@ -114,7 +117,14 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 			case "stdin", "stdin-file":
 				args = append(args, "--config", "/dev/stdin")
 			}
-			cmd := exec.Command(bin, args...)
+			prog := bin
+			if tc.link {
+				prog = filepath.Join(t.TempDir(), "starling-link")
+				if err := os.Symlink(bin, prog); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command(prog, args...)
 			switch tc.config {
 			case "stdin":
 				cmd.Stdin = strings.NewReader(config) // a pipe
@@ -157,8 +167,8 @@ func TestStartKeepsSysmonAwake(t *testing.T) {
 				t.Errorf("the running node did not apply --config:\n%s", out)
 			}
 			// Named as before (ps, pgrep and cluster.sh find it by name).
-			if comm, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm"); err != nil || strings.TrimSpace(string(comm)) != filepath.Base(bin) {
-				t.Errorf("the node runs as %q (%v), want %q", comm, err, filepath.Base(bin))
+			if comm, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm"); err != nil || strings.TrimSpace(string(comm)) != filepath.Base(prog) {
+				t.Errorf("the node runs as %q (%v), want %q", comm, err, filepath.Base(prog))
 			}
 			env, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ")
 			if err != nil {

@@ -4,6 +4,8 @@ package main
 
 import (
 	"os"
+	"os/exec"
+	"strings"
 	"syscall"
 )
 
@@ -13,10 +15,7 @@ import (
 // (stdin, stdout, stderr and any others its parent passed: Go opens its
 // own close-on-exec). It returns only on failure.
 func reexec(environ []string) error {
-	// The program's own path, not /proc/self/exe: the kernel names the
-	// process after the file executed (what ps, top and pgrep show), and
-	// "exe" would hide the node from `pkill starling`.
-	path, err := os.Executable()
+	path, err := programPath()
 	if err != nil {
 		return err
 	}
@@ -31,4 +30,25 @@ func reexec(environ []string) error {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nofile)
 	}
 	return err
+}
+
+// programPath returns the file to execute again. The kernel names a
+// process after the file executed (what ps, top and pgrep show), so it is
+// the path this run was started by where that still names this program:
+// not /proc/self/exe, which would name the node "exe", nor the target of
+// a symbolic link such as /usr/local/bin/starling, which would name it
+// after the versioned file the link points to.
+func programPath() (string, error) {
+	arg0 := os.Args[0]
+	if !strings.Contains(arg0, "/") {
+		if p, err := exec.LookPath(arg0); err == nil {
+			arg0 = p
+		}
+	}
+	self, err1 := os.Stat("/proc/self/exe")
+	started, err2 := os.Stat(arg0)
+	if err1 == nil && err2 == nil && os.SameFile(self, started) {
+		return arg0, nil
+	}
+	return os.Executable()
 }
