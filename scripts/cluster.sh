@@ -82,18 +82,25 @@ start_node() {
   echo "node$i started (pid $!)"
 }
 
-# members_seen I: number of alive members node I reports, or 0 if it does not answer.
-members_seen() {
-  "$bin" members --addr "$(data_addr "$1")" --timeout 1s 2>/dev/null | awk 'NR > 1 && $4 == "alive"' | wc -l
+# sees I NAME...: node I answers and reports each NAME as an alive member.
+# It may see others too, such as a node started by hand with --join.
+sees() {
+  local i=$1 seen name
+  shift
+  seen=$("$bin" members --addr "$(data_addr "$i")" --timeout 1s 2>/dev/null | awk 'NR > 1 && $4 == "alive" {print $1}') || return 1
+  for name in "$@"; do
+    grep -qx "$name" <<<"$seen" || return 1
+  done
 }
 
 wait_converged() {
-  local n=$1 deadline=$((SECONDS + wait_secs)) i ok
+  local n=$1 deadline=$((SECONDS + wait_secs)) i ok names=()
+  for ((i = 1; i <= n; i++)); do names+=("node$i"); done
   while :; do
     ok=1
     for ((i = 1; i <= n; i++)); do
       alive "$i" || die "node$i exited; see $dir/node$i.log"
-      [[ $(members_seen "$i") -eq $n ]] || { ok=0; break; }
+      sees "$i" "${names[@]}" || { ok=0; break; }
     done
     (( ok )) && return 0
     (( SECONDS < deadline )) || die "nodes did not converge on $n members within ${wait_secs}s; logs in $dir"
@@ -104,16 +111,16 @@ wait_converged() {
 # wait_rejoined I: wait until node I answers and sees every node of this
 # cluster that is running, so that it is usable when `start` returns.
 wait_rejoined() {
-  local i=$1 n running j deadline=$((SECONDS + wait_secs))
+  local i=$1 n j names deadline=$((SECONDS + wait_secs))
   n=$(size)
   while :; do
     alive "$i" || die "node$i exited; see $dir/node$i.log"
-    running=1 # node I itself, counted once: alive above
+    names=("node$i") # node I itself, counted once: alive above
     for ((j = 1; j <= n; j++)); do
-      (( j != i )) && alive "$j" && running=$((running + 1))
+      (( j != i )) && alive "$j" && names+=("node$j")
     done
-    [[ $(members_seen "$i") -eq $running ]] && { echo "node$i is up; it sees $running members"; return 0; }
-    (( SECONDS < deadline )) || die "node$i did not see the $running running members within ${wait_secs}s; see $dir/node$i.log"
+    sees "$i" "${names[@]}" && { echo "node$i is up; it sees all ${#names[@]} running nodes"; return 0; }
+    (( SECONDS < deadline )) || die "node$i did not see the ${#names[@]} running nodes (${names[*]}) within ${wait_secs}s; see $dir/node$i.log"
     sleep 0.2
   done
 }

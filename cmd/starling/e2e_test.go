@@ -255,7 +255,7 @@ func TestEndToEndLocalCluster(t *testing.T) {
 
 	// The same node restarts with the same name and rejoins; the script
 	// returns once it sees the other two.
-	if out := e.script("start", "2"); !strings.Contains(out, "node2 is up; it sees 3 members") {
+	if out := e.script("start", "2"); !strings.Contains(out, "node2 is up; it sees all 3 running nodes") {
 		t.Fatalf("start 2:\n%s", out)
 	}
 	d = e.waitMembers(1, 3, 30*time.Second)
