@@ -38,7 +38,7 @@ http_addr()   { echo "127.0.0.1:$((http_base + $1 - 1))"; }
 
 # alive I: true if node I's recorded PID is a running starling we started.
 alive() {
-  local pidf=$dir/node$1.pid pid try
+  local pidf=$dir/node$1.pid pid
   [[ -f $pidf ]] || return 1
   pid=$(<"$pidf")
   [[ -n $pid ]] || return 1
@@ -115,7 +115,7 @@ wait_rejoined() {
   n=$(size)
   while :; do
     alive "$i" || die "node$i exited; see $dir/node$i.log"
-    names=("node$i") # node I itself, counted once: alive above
+    names=("node$i") # node I itself (alive above), then each other running node
     for ((j = 1; j <= n; j++)); do
       (( j != i )) && alive "$j" && names+=("node$j")
     done
