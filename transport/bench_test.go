@@ -156,3 +156,23 @@ func BenchmarkDecodeRequestLibrary(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPeerParallel is the lookup every call and flight starts with,
+// from every core at once: it must not write memory the cores share.
+func BenchmarkPeerParallel(b *testing.B) {
+	c, addr := benchSetup(b)
+	for i := range 8 { // a cluster's worth of other peers in the map
+		if _, err := c.peer(fmt.Sprintf("127.0.0.1:%d", 1+i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if p, err := c.peer(addr); p == nil || err != nil {
+				b.Error("no peer", err)
+				return
+			}
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"runtime"
 	"sync"
@@ -38,9 +39,17 @@ type Client struct {
 	// wg tracks dial and read goroutines so Close can wait for them.
 	wg sync.WaitGroup
 
+	// peers maps each address to its connection pool. It is replaced,
+	// never changed, under mu (copy on write: new addresses are rare), so
+	// that every call finds its peer with one atomic load instead of a
+	// read lock whose shared counter every core would write.
+	peers atomic.Pointer[map[string]*peer]
+	// down is closed, set under mu by Close; read without it on the path
+	// of every call.
+	down atomic.Bool
+
 	mu     sync.RWMutex
-	peers  map[string]*peer
-	closed bool
+	closed bool // guarded by mu, for the slow paths that start goroutines
 }
 
 // NewClient returns a Client. It does not connect until the first call.
@@ -57,8 +66,8 @@ func NewClient(cfg Config) (*Client, error) {
 		dialCtx:  ctx,
 		cancel:   cancel,
 		closedCh: make(chan struct{}),
-		peers:    make(map[string]*peer),
 	}
+	c.peers.Store(&map[string]*peer{})
 	c.calls.New = func() any {
 		t := time.NewTimer(time.Hour)
 		t.Stop()
@@ -491,9 +500,11 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.down.Store(true)
 	close(c.closedCh)
-	peers := make([]*peer, 0, len(c.peers))
-	for _, p := range c.peers {
+	all := *c.peers.Load()
+	peers := make([]*peer, 0, len(all))
+	for _, p := range all {
 		peers = append(peers, p)
 	}
 	c.mu.Unlock()
@@ -515,10 +526,8 @@ func (c *Client) tooLarge(addr string) error {
 
 // peer returns the connection pool for addr.
 func (c *Client) peer(addr string) (*peer, error) {
-	c.mu.RLock()
-	p, closed := c.peers[addr], c.closed
-	c.mu.RUnlock()
-	if closed {
+	p := (*c.peers.Load())[addr]
+	if c.down.Load() {
 		return nil, ErrClosed
 	}
 	if p != nil {
@@ -529,9 +538,13 @@ func (c *Client) peer(addr string) (*peer, error) {
 	if c.closed {
 		return nil, ErrClosed
 	}
-	if p = c.peers[addr]; p == nil {
+	old := *c.peers.Load()
+	if p = old[addr]; p == nil {
 		p = &peer{c: c, addr: addr, tls: clientTLS(c.cfg.TLS, addr), slots: make([]connSlot, c.cfg.ConnsPerPeer)}
-		c.peers[addr] = p
+		next := make(map[string]*peer, len(old)+1)
+		maps.Copy(next, old)
+		next[addr] = p
+		c.peers.Store(&next)
 	}
 	return p, nil
 }

@@ -431,7 +431,7 @@ func TestFailedConnectionKnowsWhatNeverLeft(t *testing.T) {
 			writing <- err
 		}()
 		<-g.stalled
-		cc := c.peers[addr].slots[0].cc.Load()
+		cc := (*c.peers.Load())[addr].slots[0].cc.Load()
 		go func() {
 			_, err := c.Call(ctx, addr, &Request{Op: OpIncr, Key: "queued"})
 			queued <- err
@@ -593,7 +593,7 @@ func TestBackpressureKeepsTheCallersDeadline(t *testing.T) {
 		case <-time.After(waitTimeout):
 			t.Fatal("callers kept out of the full buffer outlived their deadlines")
 		}
-		cc := c.peers[addr].slots[0].cc.Load()
+		cc := (*c.peers.Load())[addr].slots[0].cc.Load()
 		cc.mu.Lock()
 		peak := cc.out.peak
 		cc.mu.Unlock()

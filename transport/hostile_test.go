@@ -251,7 +251,7 @@ func TestInflightLimit(t *testing.T) {
 			}()
 		}
 		eventually(t, "the limit to be reached", func() bool { return h.count() == limit })
-		cc := c.peers[addr].slots[0].cc.Load()
+		cc := (*c.peers.Load())[addr].slots[0].cc.Load()
 		cc.mu.Lock()
 		pending := len(cc.pending)
 		cc.mu.Unlock()

@@ -888,7 +888,7 @@ func TestClientWritesCoalesce(t *testing.T) {
 		for range n - 1 {
 			go call()
 		}
-		cc := c.peers[addr].slots[0].cc.Load()
+		cc := (*c.peers.Load())[addr].slots[0].cc.Load()
 		eventually(t, "all requests to be queued", func() bool {
 			cc.mu.Lock()
 			defer cc.mu.Unlock()
@@ -1355,7 +1355,7 @@ func TestOneReleaseWakesEveryWaiterItMakesRoomFor(t *testing.T) {
 			go call()
 		}
 		eventually(t, "the limit to be reached", func() bool { return h.count() == limit })
-		cc := c.peers[addr].slots[0].cc.Load()
+		cc := (*c.peers.Load())[addr].slots[0].cc.Load()
 		for range limit {
 			go call()
 		}
@@ -1443,7 +1443,7 @@ func TestSlotsUnderContention(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cc := c.peers[addr].slots[0].cc.Load()
+		cc := (*c.peers.Load())[addr].slots[0].cc.Load()
 		allSlotsFree(t, cc)
 	})
 }
