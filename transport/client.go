@@ -27,29 +27,34 @@ import (
 // context's error); what the peer answered, including its errors, is in
 // the Response (see Response.Error).
 type Client struct {
-	cfg      Config
-	log      *slog.Logger
-	network  Network
-	dialCtx  context.Context // cancelled by Close, aborting dials
-	cancel   context.CancelFunc
-	closedCh chan struct{}
-	nextID   atomic.Uint64
-	calls    sync.Pool // *call
-	flights  sync.Pool // *Flight, given back by Release
-	// wg tracks dial and read goroutines so Close can wait for them.
-	wg sync.WaitGroup
-
+	cfg Config
 	// peers maps each address to its connection pool. It is replaced,
 	// never changed, under mu (copy on write: new addresses are rare), so
 	// that every call finds its peer with one atomic load instead of a
 	// read lock whose shared counter every core would write.
 	peers atomic.Pointer[map[string]*peer]
-	// down is closed, set under mu by Close; read without it on the path
-	// of every call.
-	down atomic.Bool
+	// closed is set once, by Close, under mu. The slow paths that start
+	// goroutines read it under mu, so Close's wg.Wait cannot miss one;
+	// the path of every call reads it without.
+	closed atomic.Bool
 
-	mu     sync.RWMutex
-	closed bool // guarded by mu, for the slow paths that start goroutines
+	log      *slog.Logger
+	network  Network
+	dialCtx  context.Context // cancelled by Close, aborting dials
+	cancel   context.CancelFunc
+	closedCh chan struct{}
+	calls    sync.Pool // *call
+	flights  sync.Pool // *Flight, given back by Release
+
+	// The fields below are written on the request path (nextID by every
+	// flight, mu's reader count and wg when a flight or dial goes to a
+	// goroutine): a line apart from the ones above that every call
+	// only reads.
+	_      [64]byte
+	nextID atomic.Uint64
+	// wg tracks dial and read goroutines so Close can wait for them.
+	wg sync.WaitGroup
+	mu sync.RWMutex // guards creating peers and setting closed
 }
 
 // NewClient returns a Client. It does not connect until the first call.
@@ -266,7 +271,7 @@ func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, 
 		// It broke meanwhile: the goroutine below tries the others.
 	}
 	c.mu.RLock()
-	if c.closed {
+	if c.closed.Load() {
 		c.mu.RUnlock()
 		f.err = ErrClosed
 		return f
@@ -495,12 +500,11 @@ func outOfTime(err error) bool {
 // with ErrClosed. It is safe to call more than once.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed.Load() {
 		c.mu.Unlock()
 		return nil
 	}
-	c.closed = true
-	c.down.Store(true)
+	c.closed.Store(true)
 	close(c.closedCh)
 	all := *c.peers.Load()
 	peers := make([]*peer, 0, len(all))
@@ -527,7 +531,7 @@ func (c *Client) tooLarge(addr string) error {
 // peer returns the connection pool for addr.
 func (c *Client) peer(addr string) (*peer, error) {
 	p := (*c.peers.Load())[addr]
-	if c.down.Load() {
+	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	if p != nil {
@@ -535,7 +539,7 @@ func (c *Client) peer(addr string) (*peer, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	old := *c.peers.Load()
@@ -784,7 +788,7 @@ func (p *peer) startDial(s *connSlot) (*dialState, error) {
 	c := p.c
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.closed {
+	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	ds := &dialState{done: make(chan struct{})}
@@ -821,7 +825,7 @@ func (p *peer) dial(s *connSlot, ds *dialState) {
 	default:
 		cc := newClientConn(p, s, raw, conn, fr)
 		c.mu.RLock()
-		if c.closed {
+		if c.closed.Load() {
 			ds.err = ErrClosed
 			raw.Close()
 		} else {
