@@ -584,6 +584,51 @@ func TestMaxConns(t *testing.T) {
 	})
 }
 
+// Callers that meet a new address at once share one pool for it, whoever
+// creates it, and none is handed out, old or new, once Close has begun.
+func TestPeerLookupSharesOnePoolAndStopsAtClose(t *testing.T) {
+	c, err := NewClient(testConfig(TCPNetwork{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callers, addrs = 16, 8
+	got := make([][addrs]*peer, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			for j := range addrs {
+				k := (i + j) % addrs // callers meet the addresses in different orders
+				p, err := c.peer(fmt.Sprintf("127.0.0.1:%d", 1+k))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[i][k] = p
+			}
+		})
+	}
+	wg.Wait()
+	for i := range callers {
+		if got[i] != got[0] {
+			t.Fatalf("caller %d got other pools than caller 0: %v, %v", i, got[i], got[0])
+		}
+	}
+	if n := len(*c.peers.Load()); n != addrs {
+		t.Fatalf("%d pools for %d addresses", n, addrs)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{"127.0.0.1:1", "127.0.0.1:9999"} { // known, new
+		if p, err := c.peer(addr); p != nil || !errors.Is(err, ErrClosed) {
+			t.Fatalf("peer(%s) after Close: %v, %v; want ErrClosed", addr, p, err)
+		}
+	}
+	if n := len(*c.peers.Load()); n != addrs {
+		t.Fatalf("%d pools after Close, want the %d from before", n, addrs)
+	}
+}
+
 func TestClientClose(t *testing.T) {
 	forEachNetwork(t, func(t *testing.T, nw Network) {
 		cfg := testConfig(nw)
