@@ -48,8 +48,8 @@ type Client struct {
 
 	// The fields below are written on the request path (nextID by every
 	// flight, mu's reader count and wg when a flight or dial goes to a
-	// goroutine): a line apart from the ones above that every call
-	// only reads.
+	// goroutine): at least a 64-byte cache line apart from the ones
+	// above, which every call only reads.
 	_      [64]byte
 	nextID atomic.Uint64
 	// wg tracks dial and read goroutines so Close can wait for them.
@@ -537,13 +537,20 @@ func (c *Client) peer(addr string) (*peer, error) {
 	if p != nil {
 		return p, nil
 	}
+	return c.addPeer(addr)
+}
+
+// addPeer returns the connection pool for addr, creating it unless a
+// caller that also missed it in the map has meanwhile.
+func (c *Client) addPeer(addr string) (*peer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	old := *c.peers.Load()
-	if p = old[addr]; p == nil {
+	p := old[addr]
+	if p == nil {
 		p = &peer{c: c, addr: addr, tls: clientTLS(c.cfg.TLS, addr), slots: make([]connSlot, c.cfg.ConnsPerPeer)}
 		next := make(map[string]*peer, len(old)+1)
 		maps.Copy(next, old)

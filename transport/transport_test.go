@@ -585,7 +585,7 @@ func TestMaxConns(t *testing.T) {
 }
 
 // Callers that meet a new address at once share one pool for it, whoever
-// creates it, and none is handed out, old or new, once Close has begun.
+// creates it, and none is handed out, old or new, after Close.
 func TestPeerLookupSharesOnePoolAndStopsAtClose(t *testing.T) {
 	c, err := NewClient(testConfig(TCPNetwork{}))
 	if err != nil {
@@ -616,6 +616,16 @@ func TestPeerLookupSharesOnePoolAndStopsAtClose(t *testing.T) {
 	if n := len(*c.peers.Load()); n != addrs {
 		t.Fatalf("%d pools for %d addresses", n, addrs)
 	}
+	// Two callers that both missed an address in the map get to addPeer
+	// one after the other (the race above makes that happen only
+	// sometimes): the second must find the first's pool.
+	first, err := c.addPeer("127.0.0.1:100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := c.addPeer("127.0.0.1:100"); second != first || err != nil {
+		t.Fatalf("a second caller that missed the address: %p, %v; want the first's pool %p", second, err, first)
+	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -624,8 +634,11 @@ func TestPeerLookupSharesOnePoolAndStopsAtClose(t *testing.T) {
 			t.Fatalf("peer(%s) after Close: %v, %v; want ErrClosed", addr, p, err)
 		}
 	}
-	if n := len(*c.peers.Load()); n != addrs {
-		t.Fatalf("%d pools after Close, want the %d from before", n, addrs)
+	if p, err := c.addPeer("127.0.0.1:9999"); p != nil || !errors.Is(err, ErrClosed) {
+		t.Fatalf("addPeer after Close: %v, %v; want ErrClosed", p, err)
+	}
+	if n := len(*c.peers.Load()); n != addrs+1 {
+		t.Fatalf("%d pools after Close, want the %d from before", n, addrs+1)
 	}
 }
 
