@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,6 +121,10 @@ type Config struct {
 	// Result.Forwarded). It needs Pipeline 1, so that each latency belongs
 	// to one key.
 	Local func(key string) bool `json:"-"`
+
+	// cpuTime reads the process's CPU time for Result.CPU; nil is
+	// processCPU. Tests give a clock of their own.
+	cpuTime func() (time.Duration, bool)
 }
 
 // DefaultConfig returns redis-benchmark's defaults where they apply (50
@@ -230,6 +235,13 @@ type Result struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 	// Preloaded is how many keys were written before the timed run.
 	Preloaded int64 `json:"preloaded,omitempty"`
+	// CPU is the CPU time (user and system) this process used during the
+	// timed run, and Cores the GOMAXPROCS it ran with; 0 where the
+	// platform does not report it. CPU / Elapsed near Cores says the load
+	// generator, not the cluster, set the pace. It is the load
+	// generator's own cost only when the nodes run in other processes.
+	CPU   time.Duration `json:"cpu_ns,omitempty"`
+	Cores int           `json:"cores,omitempty"`
 	// Local and Forwarded are the latencies of answered GETs whose key
 	// Config.Local reported local, and of the others (nil without it);
 	// their Ops add up to Hits + Misses.
@@ -317,6 +329,11 @@ func Run(ctx context.Context, d Doer, cfg Config) (*Result, error) {
 			workers[i].split = new([2]Histogram)
 		}
 	}
+	cpuTime := cfg.cpuTime
+	if cpuTime == nil {
+		cpuTime = processCPU
+	}
+	cpu0, cpuOK := cpuTime()
 	start := time.Now()
 	end := start.Add(limit)
 	var wg sync.WaitGroup
@@ -330,6 +347,9 @@ func Run(ctx context.Context, d Doer, cfg Config) (*Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if cpu1, ok := cpuTime(); ok && cpuOK {
+		res.CPU, res.Cores = cpu1-cpu0, runtime.GOMAXPROCS(0)
+	}
 	close(stopProgress)
 	pwg.Wait()
 

@@ -67,6 +67,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "  requests    %d in %v (%d GET, %d SET)\n", res.Ops, res.Elapsed.Round(time.Millisecond), res.Gets, res.Sets)
 	fmt.Fprintf(&b, "  throughput  %.0f ops/s\n", res.OpsPerSec)
+	if res.CPU > 0 && res.Cores > 0 && res.Elapsed > 0 && res.Ops > 0 {
+		busy := res.CPU.Seconds() / res.Elapsed.Seconds() / float64(res.Cores)
+		unit := "cores"
+		if res.Cores == 1 {
+			unit = "core"
+		}
+		fmt.Fprintf(&b, "  client cpu  %.0f%% of %d %s, %.2fµs per request", 100*busy, res.Cores, unit, float64(res.CPU)/float64(res.Ops)/1e3)
+		if busy >= saturated {
+			b.WriteString(": the load generator may be what limits the rate")
+		}
+		b.WriteString("\n")
+	}
 	if res.Gets > 0 {
 		fmt.Fprintf(&b, "  hit ratio   %.4f (%d hits, %d misses)\n", res.HitRatio, res.Hits, res.Misses)
 	}
@@ -94,6 +106,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// saturated is the share of its cores above which the load generator is
+// called a likely bottleneck: the cluster may have been able to go faster.
+const saturated = 0.9
 
 // FormatProgress renders a one-line live status.
 func FormatProgress(p Progress) string {
