@@ -369,14 +369,15 @@ fi
 
 # native LABEL SMART P RATIO ADDR: prints "label P ops/s p50_us p99_us
 # errors client_cpu" for a preloaded starling bench run (C clients, pipeline
-# P, D-byte values, R keys); client_cpu is the share of its cores the load
-# generator kept busy during the timed run (0 where not reported).
+# P, D-byte values, R keys); client_cpu is the percent of its cores the load
+# generator kept busy during the timed run, at most 100 (-1 where the
+# platform does not report it; the table then shows "-").
 native() {
   local label=$1 smart=$2 p=$3 ratio=$4 addr=$5
   ${on_load[@]+"${on_load[@]}"} "$work/starling" bench --addr "$addr" --smart="$smart" --clients "$C" --pipeline "$p" \
     --requests "$N" --keys "$R" --value-size "$D" --ratio "$ratio" --preload --replicas "$REPLICAS" --json 2>/dev/null |
     python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]; l=r["latency"]
-busy = r.get("cpu_ns", 0) / r["elapsed_ns"] / r["cores"] * 100 if r.get("cores") and r["elapsed_ns"] else 0
+busy = min(r["cpu_ns"] / r["elapsed_ns"] / r["cores"] * 100, 100) if r.get("cpu_ns") and r.get("cores") and r["elapsed_ns"] else -1
 print(sys.argv[1], sys.argv[2], "%.0f" % r["ops_per_sec"], "%.0f" % (l["p50_ns"]/1e3), "%.0f" % (l["p99_ns"]/1e3), r["errors"], "%.0f" % busy)' "$label" "$p"
 }
 
@@ -395,12 +396,13 @@ done
 mapfile -t nres < <(printf '%s\n' "${nres[@]}" | medians)
 echo
 echo "starling bench --clients $C --requests $N --keys $R --value-size $D --preload (msgpack protocol, Go client); medians of $ROUNDS rounds; $placement"
-echo "client_cpu: how busy the load generator kept its CPU(s) during the timed run, in percent; near 100 the load generator, not the servers, set the pace"
+echo "client_cpu: how busy the load generator kept its CPU(s) during the timed run, in percent; pinned, near 100 means the load generator, not the servers, set the pace (unpinned, sharing CPUs with the servers, it may set it from well below)"
 printf '%-14s %3s %11s %8s %8s %7s %9s %11s\n' run P ops/s p50_us p99_us errors x1-node client_cpu
 declare -A single
 for line in "${nres[@]}"; do
   read -r label p ops p50 p99 errs busy <<<"$line"
   [[ $label == */1-node ]] && single[${label%%/*}$p]=$ops
-  printf '%-14s %3s %11s %8s %8s %7s %9.2f %10.0f%%\n' "$label" "$p" "$ops" "$p50" "$p99" "$errs" \
+  busy=$(awk -v b="$busy" 'BEGIN { if (b < 0) print "-"; else printf "%.0f%%", b }')
+  printf '%-14s %3s %11s %8s %8s %7s %9.2f %11s\n' "$label" "$p" "$ops" "$p50" "$p99" "$errs" \
     "$(awk -v a="$ops" -v b="${single[${label%%/*}$p]}" 'BEGIN{print a/b}')" "$busy"
 done

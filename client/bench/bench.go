@@ -237,9 +237,11 @@ type Result struct {
 	Preloaded int64 `json:"preloaded,omitempty"`
 	// CPU is the CPU time (user and system) this process used during the
 	// timed run, and Cores the GOMAXPROCS it ran with; 0 where the
-	// platform does not report it. CPU / Elapsed near Cores says the load
-	// generator, not the cluster, set the pace. It is the load
-	// generator's own cost only when the nodes run in other processes.
+	// platform does not report it. It is the load generator's own cost
+	// only when the nodes run in other processes. CPU / Elapsed near
+	// Cores says the load generator, not the cluster, set the pace, where
+	// it has CPUs of its own: sharing them with the nodes, it may set the
+	// pace from well below.
 	CPU   time.Duration `json:"cpu_ns,omitempty"`
 	Cores int           `json:"cores,omitempty"`
 	// Local and Forwarded are the latencies of answered GETs whose key
