@@ -11,16 +11,6 @@ import (
 	"github.com/starlingcache/starling/transport"
 )
 
-// okDoer answers every request OK.
-type okDoer struct{}
-
-func (okDoer) Do(_ context.Context, reqs []*transport.Request, resps []*transport.Response) error {
-	for i := range reqs {
-		resps[i] = &transport.Response{Code: transport.CodeOK}
-	}
-	return nil
-}
-
 // tickingDoer answers every request OK and counts its calls: a clock that
 // reads the count tells which calls a run's CPU window held.
 type tickingDoer struct{ calls atomic.Int64 }
@@ -73,7 +63,7 @@ func TestRunReadsTheProcessCPU(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Clients, cfg.Requests, cfg.Keys = 4, 20000, 100
-	res, err := Run(context.Background(), okDoer{}, cfg)
+	res, err := Run(context.Background(), &tickingDoer{}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
