@@ -24,6 +24,9 @@ type table struct {
 	version uint64             // ring.Version(), cached
 	basis   uint64             // the ring version the node that gave us the list reported
 	members map[string]*member // by member name
+	// byIndex holds the members in ring.Members() order, for
+	// ring.AppendOwnerIndexes: routing a key then hashes only the key.
+	byIndex []*member
 	// fwd are the nodes to send what the client does not route itself:
 	// the configured addresses first, then every other member.
 	fwd []*member
@@ -255,6 +258,9 @@ func (c *Client) build(old *table, ms []transport.Member, basis uint64) (*table,
 		return nil, err
 	}
 	t.ring, t.version = r, r.Version()
+	for _, name := range r.Members() {
+		t.byIndex = append(t.byIndex, t.members[name])
+	}
 	// Configured addresses first, as themselves (a member's health is
 	// shared when the address is a member's), then the other members.
 	for _, s := range c.seeds {

@@ -394,25 +394,42 @@ func (r *Ring) Owners(key string, n int) []string {
 
 // AppendOwners appends what Owners(key, n) returns to dst and returns the
 // extended slice. It does not allocate when dst has room for min(n, Len())
-// more names. Its cost grows with n times the number of points walked, so it
-// is meant for small n (replica counts).
+// more names and n is at most 16. Its cost grows with n times the number
+// of points walked, so it is meant for small n (replica counts).
 func (r *Ring) AppendOwners(dst []string, key string, n int) []string {
+	var buf [16]int
+	idx := buf[:0]
+	if n > len(buf) {
+		idx = nil // more than replica counts need: append allocates
+	}
+	for _, m := range r.AppendOwnerIndexes(idx, key, n) {
+		dst = append(dst, r.members[m])
+	}
+	return dst
+}
+
+// AppendOwnerIndexes is AppendOwners with each owner given as its index in
+// Members() (the names, sorted). A caller keeping something per member in
+// a slice built from Members() then finds it without a lookup by name: a
+// map lookup per owner, with the name hashed, cost a smart client as much
+// as hashing the key.
+func (r *Ring) AppendOwnerIndexes(dst []int, key string, n int) []int {
 	if r == nil || n <= 0 || len(r.points) == 0 {
 		return dst
 	}
 	n = min(n, len(r.members))
 	h := r.hash(stringBytes(key))
-	if n == 1 {
-		if name, ok := r.wholeOwner(h); ok {
-			return append(dst, name)
+	if n == 1 && r.whole != nil {
+		if m := r.whole[h>>r.wholeShift]; m != 0 {
+			return append(dst, int(m-1))
 		}
 	}
 	start := len(dst)
 	i := r.locate(h)
 	for walked := 0; walked < len(r.points); walked++ {
-		name := r.members[r.points[i].member]
-		if !slices.Contains(dst[start:], name) {
-			dst = append(dst, name)
+		m := int(r.points[i].member)
+		if !slices.Contains(dst[start:], m) {
+			dst = append(dst, m)
 			if len(dst)-start == n {
 				break
 			}
