@@ -471,6 +471,45 @@ func TestReadFailoverOnHungOwner(t *testing.T) {
 	}
 }
 
+// With one copy of each key, a read whose owner hangs is still bounded
+// by AttemptTimeout when another node could route it, though the client
+// lists such fallback nodes only once the owner has failed.
+func TestReadFallsBackFromHungSoleOwner(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	cl := newClient(t, func(c *client.Config) {
+		c.Replicas = 1
+		c.MinRefreshInterval = time.Hour
+		c.AttemptTimeout = 50 * time.Millisecond
+		c.Timeout = 3 * time.Second // what the read would wait unbounded
+		c.DownBackoff = 0
+	}, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	victim := fc.nodes[2]
+	k := fc.keysOwnedBy(victim.name, 1)[0]
+	if err := cl.Set(ctx, k, []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	victim.hung.Store(true)
+	for _, batch := range []bool{false, true} {
+		routed := fc.nodes[0].routed.Load() + fc.nodes[1].routed.Load()
+		var v []byte
+		var err error
+		if batch {
+			var got map[string][]byte
+			got, err = cl.GetMany(context.Background(), []string{k, k + "-absent"})
+			v = got[k]
+		} else {
+			v, err = cl.Get(context.Background(), k)
+		}
+		if err != nil || string(v) != "v" {
+			t.Fatalf("read (batch %v) with its only owner hung = %q, %v; want v from a fallback node", batch, v, err)
+		}
+		if fc.nodes[0].routed.Load()+fc.nodes[1].routed.Load() == routed {
+			t.Fatalf("read (batch %v) answered, but by no fallback node", batch)
+		}
+	}
+}
+
 // A write that must not be applied twice goes to its primary even after
 // the client marked that node down: the node may only have been slow, and
 // a replica coordinating the key meanwhile would race it. Reads and plain

@@ -73,3 +73,38 @@ func TestMarkDownRemembersWhy(t *testing.T) {
 		t.Fatalf("after a lost connection: down %v, unreached %v; want true, false", m.down(now), m.unreached(now))
 	}
 }
+
+// BenchmarkPlan routes one key, as Do does for each request of a
+// pipeline, against a table of one member and of three.
+func BenchmarkPlan(b *testing.B) {
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.Replicas = 1
+			c := &Client{cfg: cfg, seeds: []*member{{addr: "127.0.0.1:7000"}}}
+			var ms []transport.Member
+			for i := range n {
+				ms = append(ms, transport.Member{Name: fmt.Sprint("n", i), DataAddr: fmt.Sprintf("127.0.0.1:%d", 7000+i)})
+			}
+			t, err := c.build(nil, ms, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			keys := make([]string, 1024)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("key:%012d", i)
+			}
+			req := &transport.Request{Op: transport.OpGet}
+			var rt route
+			now := time.Now().UnixNano()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				req.Key = keys[i%len(keys)]
+				c.plan(&rt, t, req, now)
+			}
+			if rt.n != 1 {
+				b.Fatalf("planned %d candidates, want the owner alone", rt.n)
+			}
+		})
+	}
+}

@@ -553,6 +553,7 @@ func TestOwners(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r := mustNew(t, ring.DefaultConfig(), names(tt.members))
+		members := r.Members()
 		for _, n := range tt.ns {
 			t.Run(fmt.Sprintf("members=%d/n=%d", tt.members, n), func(t *testing.T) {
 				wantLen := max(0, min(n, tt.members))
@@ -583,6 +584,17 @@ func TestOwners(t *testing.T) {
 					app := r.AppendOwners(dst, k, n)
 					if !slices.Equal(app[:2], dst) || !slices.Equal(app[2:], got) {
 						t.Fatalf("AppendOwners(%q, %q, %d) = %q, want %q + %q", dst, k, n, app, dst, got)
+					}
+					// AppendOwnerIndexes names the same owners, in order,
+					// by their place in Members(), keeping dst's prefix.
+					idx := r.AppendOwnerIndexes([]int{-1, 0}, k, n)
+					if len(idx) != 2+len(got) || idx[0] != -1 || idx[1] != 0 {
+						t.Fatalf("AppendOwnerIndexes([-1 0], %q, %d) = %v, want [-1 0] + %d indexes", k, n, idx, len(got))
+					}
+					for j, m := range idx[2:] {
+						if members[m] != got[j] {
+							t.Fatalf("AppendOwnerIndexes(%q, %d) = %v names %q at %d, Owners %q", k, n, idx[2:], members[m], j, got)
+						}
 					}
 				}
 			})
@@ -767,7 +779,8 @@ func TestMovementOnTie(t *testing.T) {
 func TestZeroAllocs(t *testing.T) {
 	r := mustNew(t, ring.DefaultConfig(), names(100))
 	ks := keys(64)
-	dst := make([]string, 0, 3)
+	dst := make([]string, 0, 16)
+	idx := make([]int, 0, 3)
 	i := 0
 	for _, tt := range []struct {
 		name string
@@ -775,6 +788,8 @@ func TestZeroAllocs(t *testing.T) {
 	}{
 		{"Owner", func() { _ = r.Owner(ks[i%len(ks)]); i++ }},
 		{"AppendOwners", func() { dst = r.AppendOwners(dst[:0], ks[i%len(ks)], 3); i++ }},
+		{"AppendOwnerIndexes", func() { idx = r.AppendOwnerIndexes(idx[:0], ks[i%len(ks)], 3); i++ }},
+		{"AppendOwners, 16", func() { dst = r.AppendOwners(dst[:0], ks[i%len(ks)], 16); i++ }},
 	} {
 		if a := testing.AllocsPerRun(200, tt.f); a != 0 {
 			t.Errorf("%s: %v allocs/op, want 0", tt.name, a)
