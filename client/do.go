@@ -265,13 +265,31 @@ func (c *Client) Do(ctx context.Context, reqs []*transport.Request, resps []*tra
 			}
 		}
 		// Every owner's group leaves before any reply is waited for: the
-		// nodes work in parallel, with no goroutine per node.
+		// nodes work in parallel, with no goroutine per node. Groups with
+		// the same bound (all of them, but in a pipeline mixing reads and
+		// writes) leave as one wave, waited for with one timer and one
+		// wake-up.
+		same := true
 		for g := range groups {
 			lo, hi := groups[g].lo, groups[g].hi
-			groups[g].start(ctx, c, order[lo:hi], st.subs[lo:hi:hi], reqs, routes)
+			groups[g].prepare(ctx, c, order[lo:hi], st.subs[lo:hi:hi], reqs, routes)
+			same = same && groups[g].d == groups[0].d
+		}
+		var w *transport.Wave
+		if same && len(groups) > 1 {
+			w = c.tc.NewWave(ctx, groups[0].d)
+		}
+		for g := range groups {
+			groups[g].start(ctx, c, w)
+		}
+		if w != nil {
+			w.Wait()
 		}
 		for g := range groups {
 			groups[g].finish(ctx, c, order[groups[g].lo:groups[g].hi], reqs, resps, routes)
+		}
+		if w != nil {
+			w.Release()
 		}
 		pending = pending[:0]
 		for _, i := range order[:sent] {
@@ -295,20 +313,35 @@ type group struct {
 	m      *member
 	n      int
 	lo, hi int
+	// Set by prepare, used by start.
+	sub []*transport.Request
+	d   time.Duration // the attempt's bound (see attempt)
 	// Set by start, used by finish.
 	flight *transport.Flight
 }
 
-// start sends the requests reqs[idx...] to the group's node in one
-// write, without waiting for the replies. sub, as long as idx, holds them
-// for the flight until finish.
-func (g *group) start(ctx context.Context, c *Client, idx []int, sub, reqs []*transport.Request, routes []route) {
+// prepare lays out the requests reqs[idx...] for the group's node in sub,
+// as long as idx, which holds them for the flight until finish, and
+// works out the attempt's bound.
+func (g *group) prepare(ctx context.Context, c *Client, idx []int, sub, reqs []*transport.Request, routes []route) {
 	reads := true
 	for j, i := range idx {
 		sub[j] = reqs[i]
 		reads = reads && reqs[i].Op.ReadOnly() && routes[i].left()
 	}
-	g.flight = c.tc.StartWithin(ctx, g.m.addr, sub, c.attempt(ctx, reads))
+	g.sub, g.d = sub, c.attempt(ctx, reads)
+}
+
+// start sends the group's requests to its node in one write, without
+// waiting for the replies: as part of w if it is not nil (w's bound is
+// then the group's).
+func (g *group) start(ctx context.Context, c *Client, w *transport.Wave) {
+	if w != nil {
+		g.flight = w.Start(g.m.addr, g.sub)
+	} else {
+		g.flight = c.tc.StartWithin(ctx, g.m.addr, g.sub, g.d)
+	}
+	g.sub = nil
 }
 
 // finish waits for the group's replies and stores them in resps. Those

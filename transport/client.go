@@ -45,6 +45,7 @@ type Client struct {
 	closedCh chan struct{}
 	calls    sync.Pool // *call
 	flights  sync.Pool // *Flight, given back by Release
+	waves    sync.Pool // *Wave, given back by Release
 
 	// The fields below are written on the request path (nextID by every
 	// flight, mu's reader count and wg when a flight or dial goes to a
@@ -198,6 +199,7 @@ type Flight struct {
 	sent  int    // reqs[:sent] are registered on cc
 	err   error  // why reqs[sent:] were not sent
 	timer *call  // lends its timer (when it ends the flight before ctx) and its done channel
+	wave  *Wave  // the wave f belongs to, if any: it waits for f (see answered)
 	// deadline is when the caller stops waiting, as a Request.Deadline.
 	deadline int64
 	// started, if set, is closed once the goroutine sending the flight
@@ -234,7 +236,18 @@ func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Fligh
 // StartWithin is Start whose flight is bounded by d instead of
 // Config.CallTimeout, as CallWithin is (d <= 0: as Start).
 func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, d time.Duration) *Flight {
+	return c.startFlight(ctx, addr, reqs, d, nil)
+}
+
+// startFlight is StartWithin, for a flight of wave w if w is not nil: it
+// then shares w's timer and deadline.
+func (c *Client) startFlight(ctx context.Context, addr string, reqs []*Request, d time.Duration, w *Wave) *Flight {
 	f := c.newFlight(ctx, addr, reqs)
+	if w != nil {
+		f.wave = w
+		w.flights = append(w.flights, f)
+		w.left.Add(1)
+	}
 	if len(reqs) == 0 {
 		return f
 	}
@@ -253,13 +266,17 @@ func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, 
 		f.err = err
 		return f
 	}
-	now := time.Now()
-	f.timer = c.getCall(ctx, now, d)
-	dl := deadlineMillis(ctx, now, f.timer.limit)
-	f.deadline = dl
+	var now time.Time
+	if w != nil {
+		now, f.timer, f.deadline = w.now, w.timer, w.deadline
+	} else {
+		now = time.Now()
+		f.timer = c.getCall(ctx, now, d)
+		f.deadline = deadlineMillis(ctx, now, f.timer.limit)
+	}
 	for _, r := range reqs {
-		if r.Deadline == 0 || dl < r.Deadline {
-			r.Deadline = dl
+		if r.Deadline == 0 || f.deadline < r.Deadline {
+			r.Deadline = f.deadline
 		}
 	}
 	if cc := p.ready(now); cc != nil && cc.slots.free(len(reqs)) {
@@ -278,6 +295,11 @@ func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, 
 	}
 	c.wg.Add(1) // Close waits for it, like for dials
 	c.mu.RUnlock()
+	if w != nil {
+		// The goroutine waits on a timer of its own: a timer's tick goes
+		// to one receiver, and this one must not take the wave's.
+		f.timer = c.getCall(ctx, now, w.d)
+	}
 	f.started = make(chan struct{})
 	go func() {
 		defer c.wg.Done()
@@ -411,6 +433,12 @@ func (f *Flight) unanswered() int {
 // none could be obtained, and then the first transport error. resps is the
 // flight's own slice: Release clears it, so copy out what is needed first.
 func (f *Flight) Wait() ([]*Response, error) {
+	if f.wave != nil {
+		if !f.wave.waited {
+			panic("transport: Flight.Wait of a wave's flight before Wave.Wait")
+		}
+		return f.outcome()
+	}
 	if f.started != nil {
 		<-f.started
 	}
@@ -440,6 +468,11 @@ func (f *Flight) Wait() ([]*Response, error) {
 			f.abandon()
 		}
 	}
+	return f.outcome()
+}
+
+// outcome is Wait's result once nothing more is waited for.
+func (f *Flight) outcome() ([]*Response, error) {
 	if f.sent == 0 {
 		return f.resps, unsent(f.err)
 	}
@@ -1371,8 +1404,21 @@ func (f *Flight) finishLocked(i int, resp *Response, err error) {
 		f.connErr = err
 	}
 	if f.remaining.Add(-1) == 0 {
-		f.timer.done <- struct{}{}
+		f.answered()
 	}
+}
+
+// answered wakes whoever waits for f, now that every reply is in and its
+// sender waits: f's own Wait, or its wave's once the wave's other flights
+// are answered too.
+func (f *Flight) answered() {
+	if w := f.wave; w != nil {
+		if w.left.Add(-1) == 0 {
+			w.timer.done <- struct{}{}
+		}
+		return
+	}
+	f.timer.done <- struct{}{}
 }
 
 // lostErr wraps the cause of a broken connection for the calls it fails.
