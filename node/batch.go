@@ -510,9 +510,18 @@ func (b *batch) forwardAll(ctx context.Context) {
 		b.fwdReqs, b.fwdPtrs = b.fwdReqs[:0], b.fwdPtrs[:0]
 		// Every owner's batch leaves before any reply is waited for: the
 		// owners work in parallel, and no goroutine is needed per owner.
+		// Several leave as one wave, waited for with one timer and one
+		// wake-up rather than one per owner.
+		var w *transport.Wave
+		if len(groups) > 1 {
+			w = b.n.client.NewWave(ctx, b.n.cfg.ForwardTimeout)
+		}
 		flights := b.flights[:0]
 		for k, g := range groups {
-			flights = append(flights, b.startGroup(ctx, g.addr, g.items, k == len(groups)-1))
+			flights = append(flights, b.startGroup(ctx, w, g.addr, g.items, k == len(groups)-1))
+		}
+		if w != nil {
+			w.Wait()
 		}
 		var retry []*fwdItem
 		for k := range flights {
@@ -520,6 +529,9 @@ func (b *batch) forwardAll(ctx context.Context) {
 			flights[k] = fwdFlight{}
 		}
 		b.flights = flights[:0]
+		if w != nil {
+			w.Release()
+		}
 		pending = retry
 		if ctx.Err() != nil {
 			for _, it := range pending {
@@ -594,14 +606,15 @@ type fwdFlight struct {
 // forwardGroup sends items to one owner in one round trip. It fills in
 // their responses and returns the items worth retrying on another owner.
 func (b *batch) forwardGroup(ctx context.Context, addr string, items []*fwdItem) []*fwdItem {
-	f := b.startGroup(ctx, addr, items, true)
+	f := b.startGroup(ctx, nil, addr, items, true)
 	return b.endGroup(ctx, &f)
 }
 
-// startGroup sends items to the owner at addr. A batch is only sent; a
-// single request may block (last says nothing else is left to start), and
-// is then sent and answered at once: Call spares the flight.
-func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, last bool) fwdFlight {
+// startGroup sends items to the owner at addr, as part of w if it is not
+// nil. A batch is only sent; a single request outside a wave may block
+// (last says nothing else is left to start), and is then sent and
+// answered at once: Call spares the flight.
+func (b *batch) startGroup(ctx context.Context, w *transport.Wave, addr string, items []*fwdItem, last bool) fwdFlight {
 	n := b.n
 	f := fwdFlight{addr: addr, items: items}
 	// ForwardTimeout bounds the forward even when ctx allows longer.
@@ -609,7 +622,7 @@ func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, l
 	switch {
 	case addr == "":
 		f.err = errors.New("no address known for the owner")
-	case len(items) == 1 && last:
+	case len(items) == 1 && last && w == nil:
 		fwd := *b.reqs[items[0].i]
 		fwd.ID, fwd.Flags = 0, items[0].flags
 		f.resp, f.err = n.client.CallWithin(ctx, addr, &fwd, n.cfg.ForwardTimeout)
@@ -624,7 +637,12 @@ func (b *batch) startGroup(ctx context.Context, addr string, items []*fwdItem, l
 			fwd.ID, fwd.Flags = 0, it.flags
 			b.fwdPtrs = append(b.fwdPtrs, fwd)
 		}
-		f.flight = n.client.StartWithin(ctx, addr, b.fwdPtrs[from:len(b.fwdPtrs):len(b.fwdPtrs)], n.cfg.ForwardTimeout)
+		sub := b.fwdPtrs[from:len(b.fwdPtrs):len(b.fwdPtrs)]
+		if w != nil {
+			f.flight = w.Start(addr, sub)
+		} else {
+			f.flight = n.client.StartWithin(ctx, addr, sub, n.cfg.ForwardTimeout)
+		}
 	}
 	return f
 }
