@@ -244,11 +244,14 @@ func build(cfg Config, names []string) ([]point, []uint32, uint) {
 // Sizing of Ring.whole. With wholeExtraBits more bits than the table there
 // are 4 ranges per point on average, and about 80% of ranges (those holding
 // no point, or only points of the member owning the range's end) are whole;
-// at 100 members of 256 points the index takes 256 KiB. maxWholeBits caps
-// it at 2 MiB for rings past about 1000 such members, which then find
-// fewer ranges whole but stay correct.
+// at 100 members of 256 points the index takes 256 KiB. Small rings get
+// minWholeBits instead, 32 KiB: three members of 256 points then find 97%
+// of ranges whole instead of 88%, which took a tenth off a smart client's
+// routing of a key. maxWholeBits caps it at 2 MiB for rings past about
+// 1000 such members, which then find fewer ranges whole but stay correct.
 const (
 	wholeExtraBits = 2
+	minWholeBits   = 14
 	maxWholeBits   = 20
 )
 
@@ -259,7 +262,7 @@ const (
 // (wrapping past the last to the first), so the range is whole when those
 // points share a member.
 func buildWhole(pts []point, tableBits uint) ([]uint16, uint) {
-	bits := min(tableBits+wholeExtraBits, maxWholeBits)
+	bits := min(max(tableBits+wholeExtraBits, minWholeBits), maxWholeBits)
 	shift := 64 - bits
 	whole := make([]uint16, 1<<bits)
 	member := func(i int) uint32 {
