@@ -550,6 +550,50 @@ func TestNonRepeatableWriteKeepsRingOrder(t *testing.T) {
 	}
 }
 
+// INCRs that may have been applied (their owner's connection broke after
+// they were written) are not resent, not even to the nodes that would
+// route them once their only owner fails: the fallbacks the client lists
+// only after the owners stay unlisted for a request that must not repeat.
+func TestLostIncrsAreNotResentToFallbacks(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	cl := newClient(t, func(c *client.Config) {
+		c.Replicas = 1
+		c.MinRefreshInterval = time.Hour
+		c.DownBackoff = 0
+	}, fc.nodes[0].addr)
+	ctx := ctxTimeout(t)
+	if err := cl.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	victim := fc.nodes[2]
+	keys := fc.keysOwnedBy(victim.name, 2)
+	victim.hung.Store(true) // applies them, never answers
+	routed := func() int64 { return fc.nodes[0].routed.Load() + fc.nodes[1].routed.Load() }
+	before, applied := routed(), victim.direct.Load()
+	reqs := []*transport.Request{{Op: transport.OpIncr, Key: keys[0], Delta: 1}, {Op: transport.OpIncr, Key: keys[1], Delta: 1}}
+	resps := make([]*transport.Response, len(reqs))
+	done := make(chan error, 1)
+	go func() { done <- cl.Do(ctx, reqs, resps) }()
+	for deadline := time.Now().Add(10 * time.Second); victim.direct.Load()-applied < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the owner never got both INCRs")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	victim.crash() // their connection breaks: applied, but unanswered
+	if err := <-done; !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("Do = %v, want ErrUnavailable", err)
+	}
+	for i, r := range resps {
+		if r == nil || r.Code == transport.CodeOK {
+			t.Fatalf("INCR %d answered %+v after its owner crashed", i, r)
+		}
+	}
+	if got := routed() - before; got != 0 {
+		t.Fatalf("%d INCRs were resent to a fallback node after their owner may have applied them", got)
+	}
+}
+
 // An INCR is not resent after a timeout, so a client whose INCRs go to a
 // node that hangs and then leaves the cluster sees each one wait out its
 // caller's deadline: the member list must be re-read then too, not only

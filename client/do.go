@@ -32,7 +32,6 @@ type route struct {
 	// time per request against three nodes.
 	fallbacks bool
 	fwd       []*member // the table's fwd, for more
-	planned   int64     // plan's now, for more
 }
 
 func (rt *route) add(m *member, direct bool) {
@@ -58,16 +57,20 @@ func (rt *route) has(m *member) bool {
 func (rt *route) left() bool { return rt.next < rt.n || rt.fallbacks }
 
 // more reports whether another candidate remains, listing the fallbacks
-// plan deferred once the owners are used up.
+// plan deferred once the owners are used up. They are judged by the
+// nodes' health then, not when the request was planned: a node marked
+// down meanwhile (by this request's owners' failure, say, or another
+// request's) is skipped, as a fresh plan would skip it, and another takes
+// its place; if none is left, the request fails there.
 func (rt *route) more() bool {
 	if rt.next == rt.n && rt.fallbacks {
 		rt.fallbacks = false
-		owned := rt.n
+		owned, now := rt.n, time.Now().UnixNano()
 		for _, m := range rt.fwd {
 			if rt.n-owned == maxFallback {
 				break
 			}
-			if !m.down(rt.planned) {
+			if !m.down(now) {
 				rt.add(m, false)
 			}
 		}
@@ -113,7 +116,7 @@ func (c *Client) plan(rt *route, t *table, req *transport.Request, now int64) {
 			}
 			for _, m := range fwd {
 				if !m.down(now) && !rt.has(m) {
-					rt.fallbacks, rt.fwd, rt.planned = true, fwd, now
+					rt.fallbacks, rt.fwd = true, fwd
 					break
 				}
 			}

@@ -512,8 +512,14 @@ func (b *batch) forwardAll(ctx context.Context) {
 		// owners work in parallel, and no goroutine is needed per owner.
 		// Several leave as one wave, waited for with one timer and one
 		// wake-up rather than one per owner.
+		sending := 0 // groups with an address: each starts a flight
+		for _, g := range groups {
+			if g.addr != "" {
+				sending++
+			}
+		}
 		var w *transport.Wave
-		if len(groups) > 1 {
+		if sending > 1 {
 			w = b.n.client.NewWave(ctx, b.n.cfg.ForwardTimeout)
 		}
 		flights := b.flights[:0]

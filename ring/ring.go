@@ -397,12 +397,12 @@ func (r *Ring) Owners(key string, n int) []string {
 
 // AppendOwners appends what Owners(key, n) returns to dst and returns the
 // extended slice. It does not allocate when dst has room for min(n, Len())
-// more names and n is at most 16. Its cost grows with n times the number
+// more names and that is at most 16. Its cost grows with n times the number
 // of points walked, so it is meant for small n (replica counts).
 func (r *Ring) AppendOwners(dst []string, key string, n int) []string {
 	var buf [16]int
 	idx := buf[:0]
-	if n > len(buf) {
+	if min(n, r.Len()) > len(buf) {
 		idx = nil // more than replica counts need: append allocates
 	}
 	for _, m := range r.AppendOwnerIndexes(idx, key, n) {

@@ -198,16 +198,19 @@ type Flight struct {
 	first uint64 // ID of reqs[0]; the batch's IDs are consecutive
 	sent  int    // reqs[:sent] are registered on cc
 	err   error  // why reqs[sent:] were not sent
-	timer *call  // lends its timer (when it ends the flight before ctx) and its done channel
-	wave  *Wave  // the wave f belongs to, if any: it waits for f (see answered)
+	// timer lends its timer (when it ends the flight before ctx) and its
+	// done channel; a wave's flight borrows the wave's, or has one of its
+	// own while it is started asynchronously (see startFlight).
+	timer *call
+	wave  *Wave // the wave f belongs to, if any: it waits for f (see answered)
 	// deadline is when the caller stops waiting, as a Request.Deadline.
 	deadline int64
 	// started, if set, is closed once the goroutine sending the flight
 	// (see Start) is done with it.
 	started chan struct{}
 	// remaining counts the replies still expected plus one for the
-	// sender, so it reaches zero only once Wait runs and every reply is
-	// in; whoever brings it to zero signals done.
+	// sender, so it reaches zero only once Wait (or the wave's) runs and
+	// every reply is in; whoever brings it to zero calls answered.
 	remaining atomic.Int32
 	// connErr is the first failure reported for one of the requests by
 	// the connection (guarded by cc.mu, like resps while sent).
@@ -287,6 +290,20 @@ func (c *Client) startFlight(ctx context.Context, addr string, reqs []*Request, 
 		}
 		// It broke meanwhile: the goroutine below tries the others.
 	}
+	if w != nil {
+		// The goroutine waits on a timer of its own, for what is left of
+		// the wave's time: a timer ticks once, for one receiver, and two
+		// such goroutines of one wave would otherwise compete for the
+		// tick, the loser waiting on past the wave's bound.
+		rest := time.Duration(0) // no timer: ctx's deadline governs
+		if w.timer.limit > 0 {
+			if rest = w.timer.limit - time.Since(w.now); rest <= 0 {
+				f.err = expired(ctx, addr)
+				return f
+			}
+		}
+		f.timer = c.getCall(ctx, time.Now(), rest)
+	}
 	c.mu.RLock()
 	if c.closed.Load() {
 		c.mu.RUnlock()
@@ -295,11 +312,6 @@ func (c *Client) startFlight(ctx context.Context, addr string, reqs []*Request, 
 	}
 	c.wg.Add(1) // Close waits for it, like for dials
 	c.mu.RUnlock()
-	if w != nil {
-		// The goroutine waits on a timer of its own: a timer's tick goes
-		// to one receiver, and this one must not take the wave's.
-		f.timer = c.getCall(ctx, now, w.d)
-	}
 	f.started = make(chan struct{})
 	go func() {
 		defer c.wg.Done()
@@ -338,6 +350,9 @@ const maxPooledFlight = 1024
 // must not touch f or the slice Wait returned afterwards. Not calling it
 // is fine: the flight is then collected as garbage.
 func (f *Flight) Release() {
+	if f.wave != nil && !f.wave.waited {
+		panic("transport: Flight.Release of a wave's flight before Wave.Wait")
+	}
 	c, resps := f.c, f.resps
 	clear(resps) // drop the replies: they belong to the caller
 	if cap(resps) > maxPooledFlight {

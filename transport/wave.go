@@ -68,7 +68,7 @@ func (w *Wave) Wait() {
 	late := false
 	for _, f := range w.flights {
 		if f.started != nil {
-			<-f.started // bounded by the flight's own timer
+			<-f.started // bounded by the flight's own timer, set to the wave's time left
 		}
 		// Flights share the deadline: one out of time (the wave's tick
 		// may even have gone to its sender) means they all are.
@@ -119,14 +119,21 @@ func (w *Wave) abandon() {
 	}
 }
 
+// maxPooledWave bounds the flights slice a released wave keeps.
+const maxPooledWave = 64
+
 // Release gives the wave back for a later NewWave to reuse. Call it once,
-// after Wait; its flights are released on their own (Flight.Release).
+// after Wait and after its flights' own Wait and Release: a flight still
+// refers to its wave, which a later NewWave may be using.
 func (w *Wave) Release() {
 	if !w.waited {
 		panic("transport: Wave.Release before Wave.Wait")
 	}
-	c := w.c
-	clear(w.flights)
-	*w = Wave{flights: w.flights[:0]}
+	c, flights := w.c, w.flights
+	clear(flights)
+	if cap(flights) > maxPooledWave {
+		flights = nil
+	}
+	*w = Wave{flights: flights[:0]}
 	c.waves.Put(w)
 }

@@ -138,6 +138,9 @@ func TestWaveStopsAtItsBound(t *testing.T) {
 		ok = w.Start(good, okReqs)
 		stuck = w.Start(hung, waveReqs("stuck", 1))
 		eventually(t, "the hung peer's request", func() bool { return h.count() == 1 })
+		// The answered flight's replies in (only its sender's share left)
+		// before the cancel, so they are not abandoned with the rest.
+		eventually(t, "the good peer's replies", func() bool { return ok.remaining.Load() == 1 })
 		cancel()
 		w.Wait()
 		checkEchoed(t, ok, okReqs)
@@ -153,40 +156,83 @@ func TestWaveStopsAtItsBound(t *testing.T) {
 	})
 }
 
-// A flight of a wave whose peer cannot be dialled at once goes on in the
-// background, as Start's does, bounded by the wave: the others are
-// answered meanwhile, and Wait returns at the bound.
-func TestWaveWithAStalledDial(t *testing.T) {
+// Flights of a wave whose peers cannot be dialled at once go on in the
+// background, as Start's do, each on a timer of its own set to what is
+// left of the wave's time (a timer ticks for one receiver only): the
+// others are answered meanwhile, and Wait returns at the wave's bound,
+// not a bound counted from each Start, nor the dial's timeout.
+func TestWaveWithStalledDials(t *testing.T) {
 	checkNoLeaks(t)
 	inner := NewInmemNetwork()
-	cfg := testConfig(inner)
+	cfg := testConfig(inner) // DialTimeout: waitTimeout
 	_, good := startServer(t, cfg, echo)
 	cfg.Network = stallNetwork{Network: inner, stalled: "10.9.9.9:1"}
 	c := newTestClient(t, cfg)
-	const bound = 200 * time.Millisecond
-	begin := time.Now()
+	const bound, aged = 400 * time.Millisecond, 150 * time.Millisecond
 	w := c.NewWave(context.Background(), bound)
-	slow := w.Start("10.9.9.9:1", waveReqs("s", 2))
 	fastReqs := waveReqs("f", 2)
 	fast := w.Start(good, fastReqs)
-	if d := time.Since(begin); d > bound/2 {
-		t.Fatalf("starting two flights took %v: Start waited for the stalled dial", d)
+	// As if an earlier Start had taken a while.
+	eventually(t, "the wave to age", func() bool { return time.Since(w.now) >= aged })
+	slow := w.Start("10.9.9.9:1", waveReqs("s", 2))
+	slow2 := w.Start("10.9.9.9:1", waveReqs("t", 1))
+	for _, f := range []*Flight{slow, slow2} {
+		if f.started == nil {
+			t.Fatal("a flight to a stalled peer started synchronously")
+		}
+		if f.timer == w.timer || f.timer.limit > bound-aged {
+			t.Fatalf("an asynchronous flight's timer runs %v, want its own, at most the wave's %v left", f.timer.limit, bound-aged)
+		}
 	}
 	w.Wait()
-	if d := time.Since(begin); d < bound {
-		t.Fatalf("Wait returned after %v, before the bound", d)
+	if d := time.Since(w.now); d < bound || d > waitTimeout/2 {
+		t.Fatalf("Wait returned %v after the wave began, want just past its bound of %v", d, bound)
 	}
 	checkEchoed(t, fast, fastReqs)
-	resps, err := slow.Wait()
-	if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("stalled peer: err = %v", err)
+	for _, f := range []*Flight{slow, slow2} {
+		resps, err := f.Wait()
+		if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("stalled peer: err = %v", err)
+		}
+		for i, r := range resps {
+			if r != nil {
+				t.Fatalf("stalled peer reply %d: %+v", i, r)
+			}
+		}
+		f.Release()
 	}
-	if resps[0] != nil || resps[1] != nil {
-		t.Fatalf("stalled peer replies: %v", resps)
-	}
-	slow.Release()
 	fast.Release()
 	w.Release()
+}
+
+// A wave cut at its bound just as the last reply arrives leaves nothing
+// behind in the pooled timer and done channel it goes back with: the next
+// call on them gets its own reply, not the wave's stale signal.
+func TestWaveLeavesItsCallClean(t *testing.T) {
+	cfg := testConfig(NewInmemNetwork())
+	// Replies after Delta microseconds, around the waves' 2 ms bound.
+	_, slow := startServer(t, cfg, HandlerFunc(func(_ context.Context, req *Request, w ResponseWriter) {
+		time.Sleep(time.Duration(req.Delta) * time.Microsecond)
+		w.Reply(&Response{ID: req.ID, Err: req.Key})
+	}))
+	_, good := startServer(t, cfg, echo)
+	c := newTestClient(t, cfg)
+	for i := range 300 {
+		w := c.NewWave(context.Background(), 2*time.Millisecond)
+		a := w.Start(slow, []*Request{{Op: OpPing, Key: "a", Delta: int64(1000 + i%20*100)}})
+		b := w.Start(good, waveReqs("b", 1))
+		w.Wait()
+		a.Wait()
+		b.Wait()
+		a.Release()
+		b.Release()
+		w.Release()
+		key := fmt.Sprint("after-", i)
+		resp, err := c.CallWithin(context.Background(), good, &Request{Op: OpPing, Key: key}, time.Second)
+		if err != nil || resp == nil || resp.Err != key {
+			t.Fatalf("call %d after a wave cut at its bound = %+v, %v; want its own echo", i, resp, err)
+		}
+	}
 }
 
 // Misuse that would lose replies or hang panics instead.
