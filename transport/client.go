@@ -475,11 +475,7 @@ func (f *Flight) Wait() ([]*Response, error) {
 		// for nothing more.
 		f.abandon()
 	case f.remaining.Add(-1) != 0:
-		select {
-		case <-f.timer.done:
-		case <-f.ctx.Done():
-			f.abandon()
-		case <-f.timer.timerC:
+		if !f.timer.awaitDone(f.ctx) {
 			f.abandon()
 		}
 	}
@@ -620,6 +616,18 @@ type call struct {
 	timerC <-chan time.Time
 	// limit is how long the timer runs, zero if it does not.
 	limit time.Duration
+}
+
+// awaitDone waits for cl's done signal and reports whether it came before
+// ctx ended or cl's timer fired.
+func (cl *call) awaitDone(ctx context.Context) bool {
+	select {
+	case <-cl.done:
+		return true
+	case <-ctx.Done():
+	case <-cl.timerC:
+	}
+	return false
 }
 
 // getCall takes a call from the pool and arms it for ctx and within (see

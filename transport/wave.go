@@ -84,14 +84,8 @@ func (w *Wave) Wait() {
 				w.left.Add(-1)
 			}
 		}
-		if w.left.Add(-1) != 0 {
-			select {
-			case <-w.timer.done:
-			case <-w.ctx.Done():
-				w.abandon()
-			case <-w.timer.timerC:
-				w.abandon()
-			}
+		if w.left.Add(-1) != 0 && !w.timer.awaitDone(w.ctx) {
+			w.abandon()
 		}
 	}
 	// After abandon, the last reply may have signalled just before: the
