@@ -28,8 +28,8 @@ type route struct {
 	group  int   // Do's group for the current round
 	// fallbacks says plan found a node to fall back on after the owners
 	// but left listing them to more: nearly every request is answered by
-	// its first owner, and listing them cost a smart client a tenth of its
-	// time per request against three nodes.
+	// its first owner, and listing them was a fifth of the time routing a
+	// key took against three nodes.
 	fallbacks bool
 	fwd       []*member // the table's fwd, for more
 }
