@@ -519,8 +519,8 @@ func (f *Flight) abandon() {
 	cc.mu.Lock()
 	for i := range f.sent {
 		id := f.first + uint64(i)
-		if w, ok := cc.pending[id]; ok && w.f == f {
-			delete(cc.pending, id)
+		if j := cc.pending.find(id); j >= 0 && cc.pending.slots[j].w.f == f {
+			cc.pending.remove(j)
 			released++
 		}
 	}
@@ -981,7 +981,7 @@ type clientConn struct {
 	lastSend atomic.Int64
 
 	mu      sync.Mutex
-	pending map[uint64]waiter
+	pending pendingMap
 	out     outbuf
 	err     error // why the connection is unusable; set once
 	// queued is set while writeLoop has been kicked and has not yet taken
@@ -991,15 +991,14 @@ type clientConn struct {
 
 func newClientConn(p *peer, s *connSlot, raw, conn net.Conn, fr *frameReader) *clientConn {
 	cc := &clientConn{
-		p:       p,
-		slot:    s,
-		raw:     raw,
-		conn:    conn,
-		fr:      fr,
-		slots:   newSlots(p.c.cfg.MaxInflightPerConn),
-		kick:    make(chan struct{}, 1),
-		dead:    make(chan struct{}),
-		pending: make(map[uint64]waiter),
+		p:     p,
+		slot:  s,
+		raw:   raw,
+		conn:  conn,
+		fr:    fr,
+		slots: newSlots(p.c.cfg.MaxInflightPerConn),
+		kick:  make(chan struct{}, 1),
+		dead:  make(chan struct{}),
 	}
 	cc.lastSend.Store(time.Now().UnixNano())
 	return cc
@@ -1143,7 +1142,7 @@ func (cc *clientConn) registerLocked(w waiter, req *Request, now time.Time) (boo
 	cc.out.buf = b
 	cc.out.peak = max(cc.out.peak, len(b))
 	w.end = cc.out.end()
-	cc.pending[req.ID] = w
+	cc.pending.put(req.ID, w)
 	cc.lastSend.Store(now.UnixNano())
 	return true, nil
 }
@@ -1189,7 +1188,7 @@ func (cc *clientConn) flushFlight(f *Flight) {
 // takes the new frames with it. The error is a failed write: the
 // connection must fail.
 func (cc *clientConn) flushSoonLocked(own int, deadline int64) error {
-	if len(cc.pending) > own || cc.out.writing || deadline <= 0 {
+	if cc.pending.len() > own || cc.out.writing || deadline <= 0 {
 		cc.wakeWriterLocked() // unless a write in progress or queued takes it
 		return nil
 	}
@@ -1210,7 +1209,7 @@ func (cc *clientConn) makeRoomLocked(ctx context.Context, own int, deadline int6
 	if !cc.out.overHigh() || cc.err != nil {
 		return nil, nil
 	}
-	if len(cc.pending) <= own && !cc.out.writing && deadline > 0 {
+	if cc.pending.len() <= own && !cc.out.writing && deadline > 0 {
 		if writeErr = cc.flushSoonLocked(own, deadline); writeErr != nil {
 			return writeErr, nil
 		}
@@ -1316,8 +1315,8 @@ func (cc *clientConn) wait(ctx context.Context, cl *call, id uint64, timerC <-ch
 // the way, in which case it returns that.
 func (cc *clientConn) abandon(cl *call, id uint64, err error) (*Response, error) {
 	cc.mu.Lock()
-	if cc.pending[id].cl == cl {
-		delete(cc.pending, id)
+	if j := cc.pending.find(id); j >= 0 && cc.pending.slots[j].w.cl == cl {
+		cc.pending.remove(j)
 		cc.mu.Unlock()
 		cc.slots.release(1)
 		return nil, err
@@ -1393,11 +1392,10 @@ func (cc *clientConn) deliverAll(ds []delivery) {
 	cc.mu.Lock()
 	for i := range ds {
 		d := &ds[i]
-		w, ok := cc.pending[d.id]
+		w, ok := cc.pending.take(d.id)
 		if !ok {
 			continue
 		}
-		delete(cc.pending, d.id)
 		done++
 		if w.f != nil {
 			w.f.finishLocked(w.i, d.resp, d.err)
@@ -1483,22 +1481,22 @@ func (cc *clientConn) failLocked(err error) {
 	}
 	cc.out.buf, cc.out.spare = nil, nil
 	taken := cc.out.sent + int64(cc.out.inWrite)
-	for _, w := range cc.pending {
+	cc.pending.each(func(w waiter) {
 		notSent := w.end > taken
 		if w.f != nil {
 			if notSent && w.i < w.f.unsentFrom {
 				w.f.unsentFrom = w.i
 			}
 			w.f.finishLocked(w.i, nil, err)
-			continue
+			return
 		}
 		w.cl.err = err
 		if notSent {
 			w.cl.err = unsent(err)
 		}
 		w.cl.done <- struct{}{}
-	}
-	clear(cc.pending)
+	})
+	cc.pending.clear()
 	cc.broken.Store(true)
 }
 
@@ -1522,7 +1520,7 @@ func (cc *clientConn) retireIfIdle(now time.Time) bool {
 	// Re-check under the lock, which registration holds: a request
 	// registered meanwhile keeps the connection.
 	// A caller holding a slot may be about to register on it: not idle.
-	retire := cc.err == nil && len(cc.pending) == 0 && cc.slots.load() == 0 && now.UnixNano()-cc.lastSend.Load() >= limit
+	retire := cc.err == nil && cc.pending.len() == 0 && cc.slots.load() == 0 && now.UnixNano()-cc.lastSend.Load() >= limit
 	if retire {
 		cc.failLocked(fmt.Errorf("transport: connection to %s retired after idling: %w", cc.p.addr, ErrConnLost))
 	}

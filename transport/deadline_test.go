@@ -439,7 +439,7 @@ func TestFailedConnectionKnowsWhatNeverLeft(t *testing.T) {
 		eventually(t, "the second call to queue behind the write", func() bool {
 			cc.mu.Lock()
 			defer cc.mu.Unlock()
-			return len(cc.pending) == 2
+			return cc.pending.len() == 2
 		})
 		cc.fail(cc.lostErr(errors.New("injected: connection reset")))
 		close(g.release)

@@ -253,7 +253,7 @@ func TestInflightLimit(t *testing.T) {
 		eventually(t, "the limit to be reached", func() bool { return h.count() == limit })
 		cc := (*c.peers.Load())[addr].slots[0].cc.Load()
 		cc.mu.Lock()
-		pending := len(cc.pending)
+		pending := cc.pending.len()
 		cc.mu.Unlock()
 		if pending != limit || cc.slots.load() != limit {
 			t.Fatalf("%d calls pending, %d slots taken; want the limit %d", pending, cc.slots.load(), limit)

@@ -950,7 +950,7 @@ func TestClientWritesCoalesce(t *testing.T) {
 		eventually(t, "all requests to be queued", func() bool {
 			cc.mu.Lock()
 			defer cc.mu.Unlock()
-			return len(cc.pending) == n
+			return cc.pending.len() == n
 		})
 		close(cn.gate)
 		for range n {

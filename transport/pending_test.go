@@ -1,0 +1,100 @@
+package transport
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// pendingMap behaves as a Go map through puts, gets, takes and clears,
+// under churn that wraps probe sequences round the table and moves
+// entries back over holes, for IDs arriving consecutively and at strides.
+func TestPendingMapMatchesAMap(t *testing.T) {
+	for _, stride := range []uint64{1, 3, 64, 1024} {
+		r := rand.New(rand.NewPCG(stride, 7))
+		var m pendingMap
+		ref := map[uint64]int{}
+		next := uint64(1)
+		live := []uint64{}
+		for op := range 200_000 {
+			switch k := r.IntN(10); {
+			case k < 5 && len(ref) < 3000: // put
+				id := next
+				next += stride
+				m.put(id, waiter{i: op})
+				ref[id] = op
+				live = append(live, id)
+			case k < 8 && len(live) > 0: // take, oldest first mostly
+				j := 0
+				if r.IntN(3) == 0 {
+					j = r.IntN(len(live))
+				}
+				id := live[j]
+				live = append(live[:j], live[j+1:]...)
+				w, ok := m.take(id)
+				if !ok || w.i != ref[id] {
+					t.Fatalf("stride %d op %d: take(%d) = %v, %v; want %d", stride, op, id, w.i, ok, ref[id])
+				}
+				delete(ref, id)
+				if _, ok := m.get(id); ok {
+					t.Fatalf("stride %d: %d still there after take", stride, id)
+				}
+			case k < 9: // get, present or not
+				id := uint64(r.IntN(int(next)+10)) + 1
+				w, ok := m.get(id)
+				want, wantOK := ref[id]
+				if ok != wantOK || ok && w.i != want {
+					t.Fatalf("stride %d op %d: get(%d) = %v, %v; want %v, %v", stride, op, id, w.i, ok, want, wantOK)
+				}
+			default:
+				if r.IntN(500) == 0 {
+					m.clear()
+					clear(ref)
+					live = live[:0]
+				}
+			}
+			if m.len() != len(ref) {
+				t.Fatalf("stride %d op %d: len %d, want %d", stride, op, m.len(), len(ref))
+			}
+		}
+		seen := 0
+		m.each(func(waiter) { seen++ })
+		if seen != len(ref) {
+			t.Fatalf("stride %d: each visited %d, want %d", stride, seen, len(ref))
+		}
+		if 2*m.len() > len(m.slots) {
+			t.Fatalf("stride %d: %d entries in %d slots", stride, m.len(), len(m.slots))
+		}
+	}
+}
+
+func BenchmarkPendingMap(b *testing.B) {
+	b.Run("pendingMap", func(b *testing.B) {
+		var m pendingMap
+		id := uint64(1)
+		for b.Loop() {
+			for j := range 16 {
+				m.put(id+uint64(j), waiter{i: j})
+			}
+			for j := range 16 {
+				m.take(id + uint64(j))
+			}
+			id += 16
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		m := map[uint64]waiter{}
+		id := uint64(1)
+		for b.Loop() {
+			for j := range 16 {
+				m[id+uint64(j)] = waiter{i: j}
+			}
+			for j := range 16 {
+				// As the connection did: look the reply's ID up, then delete.
+				if w, ok := m[id+uint64(j)]; ok && w.i >= 0 {
+					delete(m, id+uint64(j))
+				}
+			}
+			id += 16
+		}
+	})
+}
