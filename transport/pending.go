@@ -31,7 +31,10 @@ const pendingMinSlots = 64
 
 // home is where id's probe sequence starts: Fibonacci hashing, so that
 // IDs which arrive on a connection at a fixed stride (several connections
-// taking turns with one counter) still spread over the table.
+// taking turns with one counter) still spread over the table. Strides
+// that are large Fibonacci numbers (17711, 28657...) would cluster; a
+// connection's IDs come in runs from the client's own counter, not at
+// such strides.
 func (m *pendingMap) home(id uint64) int {
 	return int((id * 0x9E3779B97F4A7C15) >> m.shift)
 }
@@ -52,9 +55,11 @@ func (m *pendingMap) put(id uint64, w waiter) {
 	m.n++
 }
 
-// find returns id's slot index, or -1.
+// find returns id's slot index, or -1. ID 0 is never present: it marks
+// an empty slot, and a reply that carries it (a peer that left the ID
+// out) must not match one.
 func (m *pendingMap) find(id uint64) int {
-	if m.n == 0 {
+	if m.n == 0 || id == 0 {
 		return -1
 	}
 	mask := len(m.slots) - 1

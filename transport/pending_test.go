@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"math/rand/v2"
 	"testing"
 )
@@ -64,6 +65,24 @@ func TestPendingMapMatchesAMap(t *testing.T) {
 		if 2*m.len() > len(m.slots) {
 			t.Fatalf("stride %d: %d entries in %d slots", stride, m.len(), len(m.slots))
 		}
+		// ID 0 marks an empty slot: a reply carrying it matches nothing.
+		if _, ok := m.get(0); ok {
+			t.Fatalf("stride %d: get(0) found an entry", stride)
+		}
+		if n := m.len(); n > 0 {
+			if _, ok := m.take(0); ok || m.len() != n {
+				t.Fatalf("stride %d: take(0) = %v, len %d -> %d", stride, ok, n, m.len())
+			}
+		}
+		// The hash spreads the entries: no long probe runs.
+		mask := len(m.slots) - 1
+		for i, sl := range m.slots {
+			if sl.id != 0 {
+				if d := (i - m.home(sl.id)) & mask; d > 64 {
+					t.Fatalf("stride %d: an entry %d slots from its home in a table of %d", stride, d, len(m.slots))
+				}
+			}
+		}
 	}
 }
 
@@ -95,6 +114,46 @@ func BenchmarkPendingMap(b *testing.B) {
 				}
 			}
 			id += 16
+		}
+	})
+}
+
+// A reply without its request's ID (ID 0: a handler that forgot to copy
+// it) matches no waiting request: the calls waiting on the connection
+// still get their own replies, and the connection's accounting stays
+// whole.
+func TestReplyWithoutIDMatchesNothing(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		cfg := testConfig(nw)
+		cfg.ConnsPerPeer = 1
+		arrived, release := make(chan struct{}), make(chan struct{})
+		_, addr := startServer(t, cfg, HandlerFunc(func(_ context.Context, req *Request, w ResponseWriter) {
+			switch req.Key {
+			case "slow":
+				close(arrived)
+				go func() { <-release; w.Reply(&Response{ID: req.ID, Err: "slow"}) }()
+			case "zero":
+				w.Reply(&Response{Err: "no id"})
+				w.Reply(&Response{ID: req.ID, Err: "zero"})
+			}
+		}))
+		c := newTestClient(t, cfg)
+		type result struct {
+			resp *Response
+			err  error
+		}
+		slow := make(chan result, 1)
+		go func() {
+			resp, err := c.CallWithin(context.Background(), addr, &Request{Op: OpPing, Key: "slow"}, waitTimeout/2)
+			slow <- result{resp, err}
+		}()
+		<-arrived
+		if resp, err := c.Call(context.Background(), addr, &Request{Op: OpPing, Key: "zero"}); err != nil || resp.Err != "zero" {
+			t.Fatalf("call answered after a reply without ID = %+v, %v", resp, err)
+		}
+		close(release)
+		if r := <-slow; r.err != nil || r.resp.Err != "slow" {
+			t.Fatalf("waiting call after a reply without ID = %+v, %v; want its own reply", r.resp, r.err)
 		}
 	})
 }
