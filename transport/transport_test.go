@@ -1506,10 +1506,21 @@ func TestSlotsUnderContention(t *testing.T) {
 	})
 }
 
-// allSlotsFree fails t unless cc has no slot taken and nobody waiting.
+// allSlotsFree fails t unless cc comes to have no slot taken and nobody
+// waiting. It waits for that: the reader hands a batch's replies over
+// before it gives their slots back, so the last caller can return a
+// moment before.
 func allSlotsFree(t *testing.T, cc *clientConn) {
 	t.Helper()
-	if n, w := cc.slots.load(), cc.slots.waiting.Load(); n != 0 || w != 0 {
-		t.Fatalf("%d slots still taken, %d callers still waiting", n, w)
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		n, w := cc.slots.load(), cc.slots.waiting.Load()
+		if n == 0 && w == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d slots still taken, %d callers still waiting", n, w)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
