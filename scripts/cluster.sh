@@ -42,18 +42,38 @@ alive() {
   [[ -f $pidf ]] || return 1
   pid=$(<"$pidf")
   [[ -n $pid ]] || return 1
-  # The command line guards against a PID reused since the node died. For
-  # a moment after a start it is not starling's yet (the shell has forked
+  # The command line guards against a PID reused since the node died: it
+  # must be this node's (--name nodeI), not merely some starling's. For a
+  # moment after a start it is not starling's yet (the shell has forked
   # but not executed it), and it reads empty while a node executes itself
   # again (--sysmon): look a few times before calling the node gone.
   for _ in 1 2 3 4 5 6 7 8 9 10; do
     kill -0 "$pid" 2>/dev/null || return 1
     # A node killed a moment ago may linger as a zombie: gone already.
-    [[ $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) == Z ]] && return 1
-    grep -q starling "/proc/$pid/cmdline" 2>/dev/null && return 0
+    [[ $(proc_state "$pid") == Z ]] && return 1
+    [[ $'\n'$(proc_args "$pid")$'\n' == *$'\n--name\nnode'"$1"$'\n'* ]] && return 0
     sleep 0.05
   done
   return 1
+}
+
+# proc_state PID and proc_args PID (one argument per line) read /proc
+# where there is one, and ps elsewhere (macOS, BSD). ps joins arguments
+# with spaces, which is the same here: no argument this script passes
+# has one.
+proc_state() {
+  if [[ -r /proc/$1/stat ]]; then
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
+  else
+    ps -o state= -p "$1" 2>/dev/null | cut -c1
+  fi
+}
+proc_args() {
+  if [[ -d /proc/$1 ]]; then
+    tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null
+  else
+    ps -o args= -p "$1" 2>/dev/null | tr ' ' '\n'
+  fi
 }
 
 size() { [[ -f $dir/size ]] && cat "$dir/size" || echo 0; }

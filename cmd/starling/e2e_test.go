@@ -196,6 +196,32 @@ func TestEndToEndLocalCluster(t *testing.T) {
 		t.Fatalf("second 'up' succeeded while the cluster runs:\n%s", out)
 	}
 
+	// A recorded PID that is some other process — here node 2, a starling
+	// too — is not node 3: status must not report node 3 up on it, and
+	// down must not stop that process in node 3's name.
+	pidFile := filepath.Join(e.dir, "node3.pid")
+	own, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.ReadFile(filepath.Join(e.dir, "node2.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pidFile, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	status := e.script("status")
+	if err := os.WriteFile(pidFile, own, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if row := statusRow(status, "node3"); !strings.HasSuffix(row, " down") {
+		t.Fatalf("status with node3's PID file naming node2's process: node3 row %q, want down:\n%s", row, status)
+	}
+	if row := statusRow(e.script("status"), "node3"); !strings.HasSuffix(row, " up") {
+		t.Fatalf("status with node3's own PID back: node3 row %q, want up", row)
+	}
+
 	// Issue acceptance: set through node 1, get through node 3.
 	if out, code := e.starling("set", "--addr", e.dataAddr(1), "--ttl", "30s", "greeting", "hello"); code != 0 {
 		t.Fatalf("set: exit %d: %s", code, out)
@@ -272,4 +298,14 @@ func TestEndToEndLocalCluster(t *testing.T) {
 	if _, code := e.starling("get", "--addr", e.dataAddr(1), "--timeout", "1s", "x"); code != exitUnavailable {
 		t.Fatalf("node1 still answers after down")
 	}
+}
+
+// statusRow returns the line of cluster.sh status output for node name.
+func statusRow(out, name string) string {
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == name {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }
