@@ -80,18 +80,38 @@ type batch struct {
 type Arena struct {
 	resps []transport.Response
 	vals  []byte
+	// fwd[:nfwd] hold the replies of the flights forwarded for the
+	// pipeline, one Replies per flight: the owners' replies are decoded
+	// straight into them, on their connections' reader goroutines at once.
+	fwd  []*transport.Replies
+	nfwd int
 }
+
+// maxArenaFlights bounds the Replies an arena keeps: a pipeline sends one
+// flight per owner, and more only to retry.
+const maxArenaFlights = 16
 
 // Reset makes the arena's storage available again. Replies from earlier
 // calls must no longer be in use.
 func (a *Arena) Reset() {
 	clear(a.resps)
 	a.resps = a.resps[:0]
-	if cap(a.vals) > maxValArena || cap(a.resps) > maxPooledBatch {
+	if cap(a.vals) > maxValArena || cap(a.resps) > maxPooledBatch || len(a.fwd) > maxArenaFlights {
 		*a = Arena{} // a rare huge pipeline: let its memory go
 		return
 	}
 	a.vals = a.vals[:0]
+	a.nfwd = 0
+}
+
+// replies returns storage for one more forwarded flight's replies, valid
+// until Reset.
+func (a *Arena) replies() *transport.Replies {
+	if a.nfwd == len(a.fwd) {
+		a.fwd = append(a.fwd, new(transport.Replies))
+	}
+	a.nfwd++
+	return a.fwd[a.nfwd-1]
 }
 
 // newResp returns a zeroed response for one of the batch's requests.
@@ -644,10 +664,16 @@ func (b *batch) startGroup(ctx context.Context, w *transport.Wave, addr string, 
 			b.fwdPtrs = append(b.fwdPtrs, fwd)
 		}
 		sub := b.fwdPtrs[from:len(b.fwdPtrs):len(b.fwdPtrs)]
+		// With an arena the replies go into it, as local answers do (they
+		// live as long); without, the transport allocates them.
+		var into *transport.Replies
+		if b.ar != nil {
+			into = b.ar.replies()
+		}
 		if w != nil {
-			f.flight = w.Start(addr, sub)
+			f.flight = w.StartInto(addr, sub, into)
 		} else {
-			f.flight = n.client.StartWithin(ctx, addr, sub, n.cfg.ForwardTimeout)
+			f.flight = n.client.StartInto(ctx, addr, sub, n.cfg.ForwardTimeout, into)
 		}
 	}
 	return f

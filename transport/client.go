@@ -219,6 +219,8 @@ type Flight struct {
 	// before they wholly left (len(reqs) if none; guarded by cc.mu): a
 	// flight's frames leave in order, so the ones after it did not either.
 	unsentFrom int
+	// into, if set, is where the replies are decoded (see StartInto).
+	into *Replies
 }
 
 // Start sends reqs to the peer at addr, as CallBatch does, and returns
@@ -239,13 +241,25 @@ func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Fligh
 // StartWithin is Start whose flight is bounded by d instead of
 // Config.CallTimeout, as CallWithin is (d <= 0: as Start).
 func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, d time.Duration) *Flight {
-	return c.startFlight(ctx, addr, reqs, d, nil)
+	return c.startFlight(ctx, addr, reqs, d, nil, nil)
 }
 
-// startFlight is StartWithin, for a flight of wave w if w is not nil: it
-// then shares w's timer and deadline.
-func (c *Client) startFlight(ctx context.Context, addr string, reqs []*Request, d time.Duration, w *Wave) *Flight {
+// StartInto is StartWithin whose replies are decoded into into instead of
+// being allocated: they are valid until the next flight started with
+// into. into must not be in use by another flight.
+func (c *Client) StartInto(ctx context.Context, addr string, reqs []*Request, d time.Duration, into *Replies) *Flight {
+	return c.startFlight(ctx, addr, reqs, d, nil, into)
+}
+
+// startFlight is StartWithin, for a flight of wave w if w is not nil (it
+// then shares w's timer and deadline), decoding its replies into into if
+// that is not nil.
+func (c *Client) startFlight(ctx context.Context, addr string, reqs []*Request, d time.Duration, w *Wave, into *Replies) *Flight {
 	f := c.newFlight(ctx, addr, reqs)
+	if into != nil {
+		into.prepare(len(reqs))
+		f.into = into
+	}
 	if w != nil {
 		f.wave = w
 		w.flights = append(w.flights, f)
@@ -979,6 +993,12 @@ type clientConn struct {
 	broken atomic.Bool
 	// lastSend is when a request was last written (unix nanoseconds).
 	lastSend atomic.Int64
+	// into is set once a flight with Replies has registered a request:
+	// readLoop then decodes replies in place, leaving the copy to where
+	// each is wanted (see deliverAll). Until then it allocates each as it
+	// decodes it, as every reply on a connection that only ever carries
+	// flights and calls without Replies is wanted that way.
+	into atomic.Bool
 
 	mu      sync.Mutex
 	pending pendingMap
@@ -1093,6 +1113,9 @@ type waiter struct {
 func (cc *clientConn) registerFlight(f *Flight, from, k int, now time.Time) (done int, err error) {
 	var werr error
 	counted := 0 // of done, how many remaining counts
+	if f.into != nil && !cc.into.Load() {
+		cc.into.Store(true) // before any of its requests can be answered
+	}
 	cc.mu.Lock()
 	for done < k {
 		if cc.out.overHigh() {
@@ -1332,41 +1355,73 @@ func (cc *clientConn) abandon(cl *call, id uint64, err error) (*Response, error)
 // replies usually arrive in one read.
 func (cc *clientConn) readLoop() {
 	defer cc.p.c.wg.Done()
-	var resps chunk[Response]
+	var r replyReader
 	ds := make([]delivery, 0, maxDeliveries)
 	for {
 		kind, body, owned, err := cc.fr.next()
 		if err != nil {
-			cc.deliverAll(ds)
+			cc.deliverAll(ds, &r)
 			cc.fail(cc.lostErr(err))
 			return
 		}
 		if kind == kindAuthFail {
 			// The server wants a handshake this client did not make (it
 			// has a Secret, or TLS, and we do not).
-			cc.deliverAll(ds)
+			cc.deliverAll(ds, &r)
 			cc.fail(fmt.Errorf("transport: connection to %s: %w", cc.p.addr, refusedBy(body)))
 			return
 		}
 		if kind == kindResponse {
-			resp := resps.next(owned)
-			if err := decodeResponse(body, resp, owned); err != nil {
+			// In place (aliased) only while the frame sits in the read
+			// buffer: deliverAll runs before the next read can refill it.
+			aliased := !owned && cc.into.Load()
+			var resp *Response
+			if aliased {
+				if r.scratch == nil {
+					r.scratch = make([]Response, maxDeliveries)
+				}
+				resp = &r.scratch[len(ds)]
+				*resp = Response{}
+			} else {
+				resp = r.chunk.next(owned)
+			}
+			if err := decodeResponse(body, resp, owned || aliased); err != nil {
 				if resp.ID == 0 {
-					cc.deliverAll(ds)
+					cc.deliverAll(ds, &r)
 					cc.fail(cc.lostErr(err))
 					return
 				}
 				ds = append(ds, delivery{id: resp.ID, err: fmt.Errorf("transport: reply from %s: %w", cc.p.addr, err)})
 			} else {
-				ds = append(ds, delivery{id: resp.ID, resp: resp})
+				ds = append(ds, delivery{id: resp.ID, resp: resp, aliased: aliased})
 			}
 		} // else a kind from a newer protocol: not for us
 		if len(ds) == cap(ds) || !cc.fr.buffered() {
-			cc.deliverAll(ds)
+			cc.deliverAll(ds, &r)
 			clear(ds)
 			ds = ds[:0]
 		}
 	}
+}
+
+// replyReader is readLoop's storage for the replies it decodes.
+type replyReader struct {
+	// chunk allocates the replies handed over as they are (see chunk).
+	chunk chunk[Response]
+	// scratch holds replies decoded in place, up to maxDeliveries at a
+	// time (one per delivery), until deliverAll copies them out.
+	scratch []Response
+}
+
+// own returns a copy of a reply decoded in place, allocated to last, for
+// a caller that keeps its replies (a Call, or a flight without Replies).
+func (r *replyReader) own(resp *Response) *Response {
+	c := r.chunk.next(false)
+	*c = *resp
+	if resp.Value != nil {
+		c.Value = bytes.Clone(resp.Value)
+	}
+	return c
 }
 
 // maxDeliveries bounds how many replies readLoop holds before handing
@@ -1379,12 +1434,18 @@ type delivery struct {
 	resp *Response
 	err  error
 	cl   *call // set by deliverAll when a Call waits for it
+	// aliased says resp was decoded in place: it and its value are
+	// readLoop's until deliverAll copies them to where they are wanted.
+	aliased bool
 }
 
 // deliverAll completes the calls and flight requests ds answer, under one
 // acquisition of the lock. Replies nobody waits for any more (timed out)
-// are dropped.
-func (cc *clientConn) deliverAll(ds []delivery) {
+// are dropped. A reply decoded in place is copied into its flight's
+// Replies, or else into storage of its own; a flight's under the lock,
+// since its caller may stop waiting (abandon) and reuse its Replies the
+// moment the lock is free.
+func (cc *clientConn) deliverAll(ds []delivery, r *replyReader) {
 	if len(ds) == 0 {
 		return
 	}
@@ -1397,19 +1458,32 @@ func (cc *clientConn) deliverAll(ds []delivery) {
 			continue
 		}
 		done++
-		if w.f != nil {
-			w.f.finishLocked(w.i, d.resp, d.err)
-		} else {
-			d.cl = w.cl
+		if w.f == nil {
+			d.cl = w.cl // its caller waits for done, whatever happens
+			continue
 		}
+		resp := d.resp
+		switch {
+		case resp == nil:
+		case w.f.into != nil:
+			resp = w.f.into.keep(w.i, resp, d.aliased)
+		case d.aliased:
+			resp = r.own(resp)
+		}
+		w.f.finishLocked(w.i, resp, d.err)
 	}
 	cc.mu.Unlock()
 	if done > 0 {
 		cc.slots.release(done)
 	}
 	for i := range ds {
-		if cl := ds[i].cl; cl != nil {
-			cl.resp, cl.err = ds[i].resp, ds[i].err
+		d := &ds[i]
+		if cl := d.cl; cl != nil {
+			resp := d.resp
+			if d.aliased && resp != nil {
+				resp = r.own(resp)
+			}
+			cl.resp, cl.err = resp, d.err
 			cl.done <- struct{}{}
 		}
 	}

@@ -53,7 +53,16 @@ func (w *Wave) Start(addr string, reqs []*Request) *Flight {
 	if w.waited {
 		panic("transport: Wave.Start after Wave.Wait")
 	}
-	return w.c.startFlight(w.ctx, addr, reqs, w.d, w)
+	return w.c.startFlight(w.ctx, addr, reqs, w.d, w, nil)
+}
+
+// StartInto is Start whose replies are decoded into into, as
+// Client.StartInto's are.
+func (w *Wave) StartInto(addr string, reqs []*Request, into *Replies) *Flight {
+	if w.waited {
+		panic("transport: Wave.StartInto after Wave.Wait")
+	}
+	return w.c.startFlight(w.ctx, addr, reqs, w.d, w, into)
 }
 
 // Wait returns once every flight of the wave is answered, or failed with
