@@ -74,8 +74,9 @@ type batch struct {
 }
 
 // Arena holds the answers of one pipeline and the values they read, so a
-// front end that keeps one per connection serves local GETs and SETs
-// without allocating. Replies built in an arena are valid until its next
+// front end that keeps one per connection serves GETs and SETs without
+// allocating: local ones, and forwarded ones too, whose owners' replies
+// are decoded into it. Replies built in an arena are valid until its next
 // Reset. An Arena must not be used by two calls at once.
 type Arena struct {
 	resps []transport.Response
@@ -94,14 +95,24 @@ const maxArenaFlights = 16
 // Reset makes the arena's storage available again. Replies from earlier
 // calls must no longer be in use.
 func (a *Arena) Reset() {
+	// The forwarded replies go first, values and all: an idle connection's
+	// arena, or a pooled batch's, must pin none.
+	for _, r := range a.fwd[:a.nfwd] {
+		r.Reset()
+	}
+	a.nfwd = 0
+	if len(a.fwd) > maxArenaFlights {
+		clear(a.fwd[maxArenaFlights:])
+		a.fwd = a.fwd[:maxArenaFlights]
+	}
 	clear(a.resps)
 	a.resps = a.resps[:0]
-	if cap(a.vals) > maxValArena || cap(a.resps) > maxPooledBatch || len(a.fwd) > maxArenaFlights {
-		*a = Arena{} // a rare huge pipeline: let its memory go
+	if cap(a.vals) > maxValArena || cap(a.resps) > maxPooledBatch {
+		// A rare huge pipeline: let its memory go.
+		a.resps, a.vals = nil, nil
 		return
 	}
 	a.vals = a.vals[:0]
-	a.nfwd = 0
 }
 
 // replies returns storage for one more forwarded flight's replies, valid

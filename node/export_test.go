@@ -102,3 +102,7 @@ func MarkDown(n, peer *Node) {
 func MarkUnreachable(n, peer *Node) {
 	n.peers.failed(peer.Addr(), fmt.Errorf("%w: %w", transport.ErrUnreachable, transport.ErrNotSent))
 }
+
+// ArenaFlights is how many forwarded flights have their replies in a
+// since its last Reset.
+func ArenaFlights(a *Arena) int { return a.nfwd }

@@ -137,7 +137,8 @@ func (n *Node) DoScratch(ctx context.Context, reqs []*transport.Request, resps [
 // DoArena is Do with the answers and the values they read built in a, when
 // a is not nil, instead of allocated one by one: a front end that keeps an
 // Arena per connection and resets it once the replies are written serves
-// local GETs and SETs without allocating.
+// GETs and SETs without allocating, those it forwards included (their
+// owners' replies are decoded into a).
 func (n *Node) DoArena(ctx context.Context, reqs []*transport.Request, resps []*transport.Response, a *Arena) {
 	n.awaitReady()
 	b := n.newBatch()

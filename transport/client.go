@@ -245,8 +245,9 @@ func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, 
 }
 
 // StartInto is StartWithin whose replies are decoded into into instead of
-// being allocated: they are valid until the next flight started with
-// into. into must not be in use by another flight.
+// being allocated (see Replies): they stay valid after Release, until the
+// next flight started with into or into.Reset. A previous flight with into
+// must have returned from Wait.
 func (c *Client) StartInto(ctx context.Context, addr string, reqs []*Request, d time.Duration, into *Replies) *Flight {
 	return c.startFlight(ctx, addr, reqs, d, nil, into)
 }
@@ -993,7 +994,8 @@ type clientConn struct {
 	broken atomic.Bool
 	// lastSend is when a request was last written (unix nanoseconds).
 	lastSend atomic.Int64
-	// into is set once a flight with Replies has registered a request:
+	// into is set once a flight with Replies tries to register a request
+	// (just before, so that it is set before any could be answered):
 	// readLoop then decodes replies in place, leaving the copy to where
 	// each is wanted (see deliverAll). Until then it allocates each as it
 	// decodes it, as every reply on a connection that only ever carries
@@ -1444,7 +1446,10 @@ type delivery struct {
 // are dropped. A reply decoded in place is copied into its flight's
 // Replies, or else into storage of its own; a flight's under the lock,
 // since its caller may stop waiting (abandon) and reuse its Replies the
-// moment the lock is free.
+// moment the lock is free. (So a flight without Replies on such a
+// connection, a node's replica copies or fetches, has its reply allocated
+// under the lock: a few of them per batch, not one per forwarded request.)
+// It must run before the reader reads again: see frameReader.buffered.
 func (cc *clientConn) deliverAll(ds []delivery, r *replyReader) {
 	if len(ds) == 0 {
 		return

@@ -79,6 +79,11 @@ func (f *frameReader) release() {
 // buffered reports whether a whole frame (or a header that will fail
 // validation at once) is already buffered, so that next will not block. The
 // server flushes its replies whenever the answer is no.
+//
+// When it says yes, next returns that frame without reading, so without
+// moving or overwriting the buffer: the bodies next returned before stay
+// intact. A client connection's reader relies on that to decode replies
+// in place and copy them out only once buffered says no (see deliverAll).
 func (f *frameReader) buffered() bool {
 	f.release()
 	n := f.br.Buffered()
@@ -104,8 +109,9 @@ func (f *frameReader) peekHeader() []byte {
 }
 
 // next returns the next frame. body is owned by the caller when owned is
-// true; otherwise it aliases the read buffer and is valid only until the
-// next call. An error that leaves f.broken false (a read deadline while
+// true; otherwise it aliases the read buffer and is valid until a later
+// call reads from the connection, which only one that buffered did not
+// vouch for does. An error that leaves f.broken false (a read deadline while
 // waiting for a frame to arrive) can be retried; any other error ends the
 // stream: ErrFrameTooLarge or ErrMalformed for bad input, the read error
 // (io.EOF at a frame boundary) otherwise.

@@ -163,3 +163,73 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// chunkyReader hands out its data in pieces of pseudo-random sizes, so
+// that frames straddle the reads.
+type chunkyReader struct {
+	data []byte
+	seed uint32
+}
+
+func (r *chunkyReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	r.seed = r.seed*1664525 + 1013904223
+	n := min(len(p), len(r.data), 1+int(r.seed>>20)%(3*bufferSize/2))
+	copy(p, r.data[:n])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// The bodies next returns in place stay intact for as long as buffered
+// says the next frame is whole: a client connection's reader decodes
+// replies in place and copies them out only once it says no (see
+// deliverAll). Frames of every size, some larger than the buffer, arrive
+// in reads that cut them anywhere.
+func TestFrameBodiesStayWhileBuffered(t *testing.T) {
+	var stream [][]byte
+	var all []byte
+	for i := range 400 {
+		size := 1 + (i*7919)%300
+		if i%37 == 0 {
+			size = bufferSize + i // read into a buffer of its own
+		}
+		body := bytes.Repeat([]byte{byte(i), byte(i >> 8), 0x5a}, size/3+1)[:size]
+		stream = append(stream, body)
+		all = append(all, frame(kindResponse, body)...)
+	}
+	fr := newFrameReader(&chunkyReader{data: all, seed: 7}, MinFrameSize)
+	var held [][]byte // bodies returned since buffered last said no
+	var want [][]byte
+	check := func(at int) {
+		for j, b := range held {
+			if !bytes.Equal(b, want[j]) {
+				t.Fatalf("frame %d: an earlier body (%d of %d held) changed before buffered said no", at, j, len(held))
+			}
+		}
+		held, want = held[:0], want[:0]
+	}
+	for i := range stream {
+		if !fr.buffered() {
+			check(i)
+		}
+		_, body, _, err := fr.next()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(body, stream[i]) {
+			t.Fatalf("frame %d: body differs", i)
+		}
+		held, want = append(held, body), append(want, stream[i])
+		// Every held body, checked again while buffered vouches.
+		if fr.buffered() {
+			for j, b := range held {
+				if !bytes.Equal(b, want[j]) {
+					t.Fatalf("frame %d: body %d of %d held changed while buffered", i, j, len(held))
+				}
+			}
+		}
+	}
+	check(len(stream))
+}

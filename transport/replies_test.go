@@ -119,15 +119,21 @@ func TestWaveStartInto(t *testing.T) {
 			fb := w.StartInto(b, rb, &intos[1])
 			fc := w.Start(a, rc)
 			w.Wait()
-			for _, x := range []struct {
+			for k, x := range []struct {
 				f    *Flight
 				reqs []*Request
-			}{{fa, ra}, {fb, rb}, {fc, rc}} {
+				into *Replies
+			}{{fa, ra, &intos[0]}, {fb, rb, &intos[1]}, {fc, rc, nil}} {
 				resps, err := x.f.Wait()
 				if err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
 				checkValues(t, fmt.Sprintf("round %d", round), resps, x.reqs)
+				for i, r := range resps {
+					if in := x.into != nil && r == &x.into.resps[i]; in != (x.into != nil) {
+						t.Fatalf("round %d, flight %d: reply %d in the flight's Replies: %v", round, k, i, in)
+					}
+				}
 				x.f.Release()
 			}
 			w.Release()
@@ -185,4 +191,61 @@ func within(v, buf []byte) bool {
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(v)))
 	return p >= start && p+uintptr(len(v)) <= start+uintptr(len(buf))
+}
+
+// Replies decoded in place come and go in the reader's scratch slots: a
+// reply must not inherit what the slot held (a reply without a value
+// after one with), more replies may be buffered at once than a delivery
+// takes (its 64), and a reply larger than the read buffer, read into a
+// buffer of its own, is kept as it is. Reset then lets go of it all.
+func TestStartIntoScratchAndLargeReplies(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		cfg := testConfig(nw)
+		cfg.ConnsPerPeer = 1
+		_, addr := startServer(t, cfg, echo)
+		c := newTestClient(t, cfg)
+		ctx := context.Background()
+		var into Replies
+		run := func(what string, reqs []*Request) {
+			t.Helper()
+			f := c.StartInto(ctx, addr, reqs, 0, &into)
+			resps, err := f.Wait()
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			checkValues(t, what, resps, reqs)
+			f.Release()
+		}
+		run("with values", valueReqs("v", 8))
+		run("without values", make8(func(i int) *Request { return &Request{Op: OpPing, Key: fmt.Sprint("p", i)} }))
+		many := make([]*Request, 300) // small, so that most are buffered at once
+		for i := range many {
+			many[i] = &Request{Op: OpSet, Key: fmt.Sprint("m", i), Value: []byte(fmt.Sprint("mv", i))}
+		}
+		run("300 at once", many)
+		big := []*Request{
+			{Op: OpSet, Key: "small", Value: []byte("before")},
+			{Op: OpSet, Key: "big", Value: bytes.Repeat([]byte("B"), 3*bufferSize)},
+			{Op: OpSet, Key: "small2", Value: []byte("after")},
+		}
+		run("a value larger than the read buffer", big)
+		into.Reset()
+		if len(into.resps) != 0 || len(into.vals) != 0 {
+			t.Fatalf("after Reset: %d replies, %d value bytes held", len(into.resps), len(into.vals))
+		}
+		for i, r := range into.resps[:cap(into.resps)] {
+			if r.Value != nil {
+				t.Fatalf("after Reset, slot %d still points to a value", i)
+			}
+		}
+	})
+}
+
+// make8 returns 8 requests made by mk.
+func make8(mk func(i int) *Request) []*Request {
+	reqs := make([]*Request, 8)
+	for i := range reqs {
+		reqs[i] = mk(i)
+	}
+	return reqs
 }
