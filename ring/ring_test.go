@@ -517,20 +517,33 @@ func TestWholeRangeBoundaries(t *testing.T) {
 
 // TestWholeIndexUsed checks that the first-owner index is built and
 // answers most lookups on a typical ring (a zeroed or missing index would
-// pass every ownership test, only slower), and that a ring with more
-// members than its 2-byte entries can name does without it and still
-// agrees with the reference.
+// pass every ownership test, only slower), with 1-byte entries up to 255
+// members and 2-byte ones beyond, and that a ring with more members than
+// 2-byte entries can name does without it; each agrees with the
+// reference.
 func TestWholeIndexUsed(t *testing.T) {
 	r := mustNew(t, ring.DefaultConfig(), names(100))
 	if share := ring.WholeShare(r); share < 0.7 {
 		t.Errorf("100 members: %.2f of the first-owner index is whole, want most of it", share)
 	}
 	cfg := ring.Config{VNodes: 1, Hash: murmur3.Sum64}
-	for _, n := range []int{math.MaxUint16, math.MaxUint16 + 2} {
+	// Up to 255 members an entry (1 + a member's index) takes a byte, up
+	// to 65535 two; past that there is no index.
+	for _, n := range []int{math.MaxUint8, math.MaxUint8 + 1, 300, math.MaxUint16, math.MaxUint16 + 2} {
 		members := names(n)
 		r := mustNew(t, cfg, members)
 		if share := ring.WholeShare(r); (n <= math.MaxUint16) != (share > 0) {
 			t.Errorf("%d members: whole share %.2f", n, share)
+		}
+		want := 0
+		switch {
+		case n <= math.MaxUint8:
+			want = 1
+		case n <= math.MaxUint16:
+			want = 2
+		}
+		if got := ring.WholeEntrySize(r); got != want {
+			t.Errorf("%d members: index entries of %d bytes, want %d", n, got, want)
 		}
 		ref := newRef(cfg, members)
 		for _, k := range keys(20_000) {
