@@ -57,9 +57,18 @@ func TestForwardedRepliesLandInTheArena(t *testing.T) {
 		if n := node.ArenaFlights(&a); n != 2 {
 			t.Fatalf("round %d: %d forwarded flights' replies in the arena, want 2 (one per other node)", round, n)
 		}
+		local := 0
+		for _, r := range reqs {
+			if nd.Ring().Owner(r.Key) == nd.Name() {
+				local++
+			}
+		}
+		if n := node.ArenaReplies(&a); n != len(reqs)-local {
+			t.Fatalf("round %d: the arena holds %d forwarded replies, want %d", round, n, len(reqs)-local)
+		}
 		a.Reset()
-		if n := node.ArenaFlights(&a); n != 0 {
-			t.Fatalf("after Reset: %d flights' replies still in the arena", n)
+		if n, r := node.ArenaFlights(&a), node.ArenaReplies(&a); n != 0 || r != 0 {
+			t.Fatalf("after Reset: %d flights and %d replies still in the arena, want none (an idle connection must pin nothing)", n, r)
 		}
 	}
 

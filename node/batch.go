@@ -88,9 +88,12 @@ type Arena struct {
 	nfwd int
 }
 
-// maxArenaFlights bounds the Replies an arena keeps: a pipeline sends one
-// flight per owner, and more only to retry.
-const maxArenaFlights = 16
+// maxArenaFlights bounds the Replies an arena keeps between pipelines
+// (each bounds its own storage, about 100 KiB at most): a pipeline sends
+// one flight per owner, and more only to retry, so a cluster of up to
+// five nodes reuses them all; more are allocated while a pipeline needs
+// them.
+const maxArenaFlights = 4
 
 // Reset makes the arena's storage available again. Replies from earlier
 // calls must no longer be in use.

@@ -106,3 +106,12 @@ func MarkUnreachable(n, peer *Node) {
 // ArenaFlights is how many forwarded flights have their replies in a
 // since its last Reset.
 func ArenaFlights(a *Arena) int { return a.nfwd }
+
+// ArenaReplies is how many forwarded replies a's Replies hold.
+func ArenaReplies(a *Arena) int {
+	n := 0
+	for _, r := range a.fwd {
+		n += r.Len()
+	}
+	return n
+}

@@ -249,3 +249,56 @@ func make8(mk func(i int) *Request) []*Request {
 	}
 	return reqs
 }
+
+// Replies whose frames straddle the reader's refills of its buffer: 200
+// values of about a kilobyte, several buffers' worth per flight. The
+// reader must hand over what it decoded in place before it reads again,
+// whatever stopped it (the buffer running dry part-way through a frame).
+func TestStartIntoRepliesStraddlingReads(t *testing.T) {
+	forEachNetwork(t, func(t *testing.T, nw Network) {
+		cfg := testConfig(nw)
+		cfg.ConnsPerPeer = 1
+		_, addr := startServer(t, cfg, echo)
+		c := newTestClient(t, cfg)
+		var into Replies
+		for round := range 4 {
+			reqs := make([]*Request, 200)
+			for i := range reqs {
+				v := bytes.Repeat([]byte(fmt.Sprintf("s%d-%d|", round, i)), 90+i%41)
+				reqs[i] = &Request{Op: OpSet, Key: fmt.Sprint("s", i), Value: v}
+			}
+			f := c.StartInto(context.Background(), addr, reqs, 0, &into)
+			resps, err := f.Wait()
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			checkValues(t, fmt.Sprint("round ", round), resps, reqs)
+			f.Release()
+		}
+	})
+}
+
+// Reset keeps a Replies' storage for the next flight, unless a flight
+// made it unusually large: that is let go, so one huge flight does not
+// pin its memory for as long as the Replies lives.
+func TestRepliesResetBoundsWhatItKeeps(t *testing.T) {
+	var r Replies
+	small := &Response{Value: make([]byte, 100)}
+	r.prepare(16)
+	for i := range 16 {
+		r.keep(i, small, true)
+	}
+	r.Reset()
+	if r.Len() != 0 || cap(r.resps) < 16 || cap(r.vals) < 1600 {
+		t.Fatalf("after a small flight: %d replies held, room for %d and %d value bytes; want none held, room kept", r.Len(), cap(r.resps), cap(r.vals))
+	}
+	big := &Response{Value: make([]byte, maxKeptReplyBytes/4+1)}
+	r.prepare(maxKeptReplies + 1)
+	for i := range 4 {
+		r.keep(i, big, true)
+	}
+	r.Reset()
+	if r.resps != nil || r.vals != nil {
+		t.Fatalf("after a flight of %d replies and %d value bytes: room kept for %d replies and %d bytes", maxKeptReplies+1, 4*len(big.Value), cap(r.resps), cap(r.vals))
+	}
+}
