@@ -241,13 +241,13 @@ func (c *Client) Start(ctx context.Context, addr string, reqs []*Request) *Fligh
 // StartWithin is Start whose flight is bounded by d instead of
 // Config.CallTimeout, as CallWithin is (d <= 0: as Start).
 func (c *Client) StartWithin(ctx context.Context, addr string, reqs []*Request, d time.Duration) *Flight {
-	return c.startFlight(ctx, addr, reqs, d, nil, nil)
+	return c.StartInto(ctx, addr, reqs, d, nil)
 }
 
 // StartInto is StartWithin whose replies are decoded into into instead of
 // being allocated (see Replies): they stay valid after Release, until the
 // next flight started with into or into.Reset. A previous flight with into
-// must have returned from Wait.
+// must have returned from Wait. A nil into makes it StartWithin.
 func (c *Client) StartInto(ctx context.Context, addr string, reqs []*Request, d time.Duration, into *Replies) *Flight {
 	return c.startFlight(ctx, addr, reqs, d, nil, into)
 }

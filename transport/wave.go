@@ -50,17 +50,14 @@ func (c *Client) NewWave(ctx context.Context, d time.Duration) *Wave {
 // does, and returns its flight. The flight's Wait may be called only after
 // the wave's, and then returns at once.
 func (w *Wave) Start(addr string, reqs []*Request) *Flight {
-	if w.waited {
-		panic("transport: Wave.Start after Wave.Wait")
-	}
-	return w.c.startFlight(w.ctx, addr, reqs, w.d, w, nil)
+	return w.StartInto(addr, reqs, nil)
 }
 
 // StartInto is Start whose replies are decoded into into, as
-// Client.StartInto's are.
+// Client.StartInto's are (nil: as Start).
 func (w *Wave) StartInto(addr string, reqs []*Request, into *Replies) *Flight {
 	if w.waited {
-		panic("transport: Wave.StartInto after Wave.Wait")
+		panic("transport: Wave.Start after Wave.Wait")
 	}
 	return w.c.startFlight(w.ctx, addr, reqs, w.d, w, into)
 }
