@@ -452,6 +452,9 @@ func (b *batch) runRemote(ctx context.Context) {
 	// Requests whose owners before us failed: we hold a replica, so we
 	// serve them as their coordinator (a write copies to the owners it can
 	// reach and leaves hints for the others).
+	if b.resync {
+		b.fetchStandIns(ctx)
+	}
 	for _, it := range b.selfServe {
 		b.resps[it.i] = b.serveHere(it.i, b.reqs[it.i], it.owners[:it.count], false)
 	}
@@ -498,6 +501,22 @@ func (b *batch) fetchAndForward(ctx context.Context) {
 	}
 	if len(b.fwd) > 0 {
 		b.forwardAll(ctx)
+	}
+	wg.Wait()
+}
+
+// fetchStandIns reads through the other owners, as fetch does, for the
+// requests this node serves in place of owners that look down, when it is
+// in its resync window. Those marks are often the pause's own doing (every
+// call in flight while the process was stopped timed out), and without the
+// fetch they would send reads straight to the copies the resync is there
+// to check.
+func (b *batch) fetchStandIns(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, it := range b.selfServe {
+		if needsOldState(b.reqs[it.i]) {
+			wg.Go(func() { b.fetch(ctx, it.i) })
+		}
 	}
 	wg.Wait()
 }

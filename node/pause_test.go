@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -46,6 +47,50 @@ func TestPausedNodeAsksPeersItMarkedDown(t *testing.T) {
 	node.Pause(sleeper, time.Minute)
 	if got := get(); got != "new" {
 		t.Fatalf("after a pause, with its peer marked down, the node served %q, want the newer %q", got, "new")
+	}
+}
+
+// A paused node that takes a read for a key whose primary it marked down
+// serves it as the next owner: it too must read through the key's other
+// owners first, or the marks the pause left behind route reads straight to
+// its own stale copy.
+func TestPausedNodeStandingInForAMarkedPrimaryReadsThrough(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) {
+		c.Replicas = 2
+		c.PeerBackoff = time.Minute // the mark outlasts the test
+	})
+	sleeper, other := nodes[0], nodes[1]
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprintf("stand-in-%d", i); sleeper.Ring().Owner(k) == other.Name() {
+			key = k
+		}
+	}
+	missedWrite(t, sleeper, other, key)
+	node.MarkDown(sleeper, other)
+	get := func() string {
+		// Not marked forwarded: the sleeper routes it, finds the primary
+		// marked down and stands in for it.
+		resp := sleeper.Handle(context.Background(), &transport.Request{Op: transport.OpGet, Key: key})
+		if resp.Code != transport.CodeOK {
+			t.Fatalf("get: %+v", resp)
+		}
+		return string(resp.Value)
+	}
+	if got := get(); got != "old" {
+		t.Fatalf("before any pause, standing in for its marked primary, the node serves its own copy: got %q, want %q", got, "old")
+	}
+	node.Pause(sleeper, time.Minute)
+	if got := get(); got != "new" {
+		t.Fatalf("after a pause, standing in for its marked primary, the node served %q, want the newer %q", got, "new")
+	}
+	// A write that depends on the old value reads through as well.
+	resp := sleeper.Handle(context.Background(), &transport.Request{Op: transport.OpAppend, Key: key, Value: []byte("+")})
+	if resp.Code != transport.CodeOK {
+		t.Fatalf("append: %+v", resp)
+	}
+	if v, _, _ := sleeper.Store().Get(key); string(v) != "new+" {
+		t.Fatalf("append after the pause made %q, want %q", v, "new+")
 	}
 }
 
