@@ -47,12 +47,11 @@ type Client struct {
 	flights  sync.Pool // *Flight, given back by Release
 	waves    sync.Pool // *Wave, given back by Release
 
-	// The fields below are written on the request path (nextID by every
-	// flight, mu's reader count and wg when a flight or dial goes to a
-	// goroutine): at least a 64-byte cache line apart from the ones
-	// above, which every call only reads.
-	_      [64]byte
-	nextID atomic.Uint64
+	// The fields below are written on the request path (mu's reader count
+	// and wg when a flight or dial goes to a goroutine): at least a
+	// 64-byte cache line apart from the ones above, which every call only
+	// reads.
+	_ [64]byte
 	// wg tracks dial and read goroutines so Close can wait for them.
 	wg sync.WaitGroup
 	mu sync.RWMutex // guards creating peers and setting closed
@@ -139,7 +138,7 @@ func (c *Client) CallWithin(ctx context.Context, addr string, req *Request, d ti
 			c.putCall(cl)
 			return nil, unsent(err)
 		}
-		req.ID = c.nextID.Add(1)
+		req.ID = cc.nextID.Add(1)
 		sent, err := cc.send(ctx, cl, req, now, dl)
 		if err != nil {
 			// Refused before it was queued: too large to frame, or no
@@ -421,7 +420,7 @@ func (f *Flight) finishStart() {
 // before anything was registered (the caller may then try another).
 func (f *Flight) send(cc *clientConn, now time.Time) bool {
 	n := len(f.reqs)
-	f.first = f.c.nextID.Add(uint64(n)) - uint64(n) + 1
+	f.first = cc.nextID.Add(uint64(n)) - uint64(n) + 1
 	for f.sent < n {
 		// One slot, waiting for it if need be, then as many more as are
 		// free at once: those requests are registered under one lock.
@@ -534,8 +533,7 @@ func (f *Flight) abandon() {
 	cc.mu.Lock()
 	for i := range f.sent {
 		id := f.first + uint64(i)
-		if j := cc.pending.find(id); j >= 0 && cc.pending.slots[j].w.f == f {
-			cc.pending.remove(j)
+		if _, ok := cc.pending.takeOwn(id, f, nil); ok {
 			released++
 		}
 	}
@@ -994,6 +992,10 @@ type clientConn struct {
 	broken atomic.Bool
 	// lastSend is when a request was last written (unix nanoseconds).
 	lastSend atomic.Int64
+	// nextID numbers the connection's requests. Each connection counts
+	// its own, so the IDs awaiting replies on it are a window of
+	// consecutive numbers, which pendingMap keeps side by side.
+	nextID atomic.Uint64
 	// into is set once a flight with Replies tries to register a request
 	// (just before, so that it is set before any could be answered):
 	// readLoop then decodes replies in place, leaving the copy to where
@@ -1340,8 +1342,7 @@ func (cc *clientConn) wait(ctx context.Context, cl *call, id uint64, timerC <-ch
 // the way, in which case it returns that.
 func (cc *clientConn) abandon(cl *call, id uint64, err error) (*Response, error) {
 	cc.mu.Lock()
-	if j := cc.pending.find(id); j >= 0 && cc.pending.slots[j].w.cl == cl {
-		cc.pending.remove(j)
+	if _, ok := cc.pending.takeOwn(id, nil, cl); ok {
 		cc.mu.Unlock()
 		cc.slots.release(1)
 		return nil, err
