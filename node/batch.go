@@ -375,7 +375,7 @@ func (b *batch) addForward(i int, flags transport.Flags, owners []string) {
 // this node does not hold yet is first fetched from its previous owners.
 func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFallback bool) *transport.Response {
 	n := b.n
-	if mayFallback && needsOldState(req) && (b.resync || n.inHandoff(b.v) && !n.ownedBefore(b.v, req.Key) && !n.holds(req.Key)) {
+	if mayFallback && b.needsFetch(req) {
 		b.fallback = append(b.fallback, i)
 		return nil
 	}
@@ -411,6 +411,14 @@ func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFal
 	}
 	b.addReplicas(req.Key, e, owners)
 	return resp
+}
+
+// needsFetch reports whether req, served here, must first fetch its key
+// from the key's other owners (see fetch): after a pause, or during a
+// hand-off for a key this node did not own before and does not hold yet.
+func (b *batch) needsFetch(req *transport.Request) bool {
+	n := b.n
+	return needsOldState(req) && (b.resync || n.inHandoff(b.v) && !n.ownedBefore(b.v, req.Key) && !n.holds(req.Key))
 }
 
 // addReplicas queues the entry a write produced for every other owner.
@@ -452,7 +460,7 @@ func (b *batch) runRemote(ctx context.Context) {
 	// Requests whose owners before us failed: we hold a replica, so we
 	// serve them as their coordinator (a write copies to the owners it can
 	// reach and leaves hints for the others).
-	if b.resync {
+	if len(b.selfServe) > 0 {
 		b.fetchStandIns(ctx)
 	}
 	for _, it := range b.selfServe {
@@ -505,16 +513,16 @@ func (b *batch) fetchAndForward(ctx context.Context) {
 	wg.Wait()
 }
 
-// fetchStandIns reads through the other owners, as fetch does, for the
-// requests this node serves in place of owners that look down, when it is
-// in its resync window. Those marks are often the pause's own doing (every
-// call in flight while the process was stopped timed out), and without the
-// fetch they would send reads straight to the copies the resync is there
-// to check.
+// fetchStandIns fetches, as serveHere would have, for the requests this
+// node serves in place of owners that look down: in its resync window
+// after a pause (where those marks are often the pause's own doing: every
+// call in flight while the process was stopped timed out) and for keys
+// still on their way to it in a hand-off. Without the fetch such requests
+// would go straight to the copies the fetch is there to check.
 func (b *batch) fetchStandIns(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, it := range b.selfServe {
-		if needsOldState(b.reqs[it.i]) {
+		if b.needsFetch(b.reqs[it.i]) {
 			wg.Go(func() { b.fetch(ctx, it.i) })
 		}
 	}

@@ -84,13 +84,32 @@ func TestPausedNodeStandingInForAMarkedPrimaryReadsThrough(t *testing.T) {
 	if got := get(); got != "new" {
 		t.Fatalf("after a pause, standing in for its marked primary, the node served %q, want the newer %q", got, "new")
 	}
-	// A write that depends on the old value reads through as well.
+}
+
+// The same for a write that depends on the old value. Such a write passes
+// over its primary only if the primary could not be reached at all (see
+// pickOwner), so here the mark is of a refused connection.
+func TestPausedNodeStandingInForAnUnreachablePrimaryWritesOnTheNewest(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) {
+		c.Replicas = 2
+		c.PeerBackoff = time.Minute
+	})
+	sleeper, other := nodes[0], nodes[1]
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprintf("stand-in-write-%d", i); sleeper.Ring().Owner(k) == other.Name() {
+			key = k
+		}
+	}
+	missedWrite(t, sleeper, other, key)
+	node.MarkUnreachable(sleeper, other)
+	node.Pause(sleeper, time.Minute)
 	resp := sleeper.Handle(context.Background(), &transport.Request{Op: transport.OpAppend, Key: key, Value: []byte("+")})
 	if resp.Code != transport.CodeOK {
 		t.Fatalf("append: %+v", resp)
 	}
 	if v, _, _ := sleeper.Store().Get(key); string(v) != "new+" {
-		t.Fatalf("append after the pause made %q, want %q", v, "new+")
+		t.Fatalf("an APPEND after the pause, standing in for its unreachable primary, made %q, want %q", v, "new+")
 	}
 }
 

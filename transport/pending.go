@@ -16,9 +16,12 @@ package transport
 //
 // An ID whose slot is still held (by a request older by a multiple of the
 // table's size, still waiting) goes to a small map beside the table.
-// The table grows, by doubling, before it is half full, so that takes
-// place only for stragglers. IDs are never 0, which marks an empty slot.
-// It is guarded by the connection's mutex.
+// Each request that waits long (a slow read-through load, say) sends
+// every len(slots)-th later ID there until it is answered; a map insert
+// and delete cost tens of nanoseconds, so a few of them cost the rest
+// little. The table grows, by doubling, before it is half full. IDs are
+// never 0, which marks an empty slot. It is guarded by the connection's
+// mutex.
 type pendingMap struct {
 	slots []pendingSlot // len is a power of two, or 0 before the first put
 	over  map[uint64]waiter

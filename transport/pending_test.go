@@ -2,102 +2,136 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
 
 // pendingMap behaves as a Go map through puts, gets, takes and clears,
-// under churn that leaves stragglers behind while the window of IDs in
-// flight wraps round the table, for IDs arriving consecutively (as a
-// connection numbers them) and at strides that pile them onto few slots.
+// for IDs arriving consecutively (as a connection numbers them) with most
+// taken soon and in order, some at random, and, in the straggler cases,
+// some kept waiting across many tables' worth of later IDs; and for IDs at
+// strides that pile them onto few slots. Entries belong to flights and
+// calls, and a take by anyone else leaves an entry alone.
 func TestPendingMapMatchesAMap(t *testing.T) {
-	owners := []*Flight{{}, {}} // told apart by address only
-	for _, stride := range []uint64{1, 3, 64, 1024} {
-		r := rand.New(rand.NewPCG(stride, 7))
+	type owner struct {
+		f  *Flight
+		cl *call
+	}
+	owners := []owner{{f: &Flight{}}, {cl: &call{}}, {f: &Flight{}}, {cl: &call{}}}
+	for _, tc := range []struct {
+		stride     uint64
+		stragglers bool
+	}{{1, false}, {1, true}, {3, false}, {64, false}, {1024, false}} {
+		name := fmt.Sprintf("stride %d", tc.stride)
+		if tc.stragglers {
+			name += " with stragglers"
+		}
+		r := rand.New(rand.NewPCG(tc.stride, 7))
 		var m pendingMap
 		ref := map[uint64]int{}
 		next := uint64(1)
-		live := []uint64{}
+		var live, slow []uint64 // slow: the stragglers, taken rarely
 		maxOver := 0
+		take := func(op int, ids *[]uint64, j int) {
+			id := (*ids)[j]
+			*ids = append((*ids)[:j], (*ids)[j+1:]...)
+			own := owners[ref[id]%len(owners)]
+			for k := 1; k < len(owners); k++ {
+				other := owners[(ref[id]+k)%len(owners)]
+				if _, ok := m.takeOwn(id, other.f, other.cl); ok {
+					t.Fatalf("%s op %d: takeOwn(%d) by another owner took it", name, op, id)
+				}
+			}
+			var w waiter
+			var ok bool
+			if r.IntN(2) == 0 {
+				w, ok = m.take(id)
+			} else {
+				w, ok = m.takeOwn(id, own.f, own.cl)
+			}
+			if !ok || w.i != ref[id] {
+				t.Fatalf("%s op %d: take(%d) = %v, %v; want %d", name, op, id, w.i, ok, ref[id])
+			}
+			delete(ref, id)
+			if _, ok := m.get(id); ok {
+				t.Fatalf("%s: %d still there after take", name, id)
+			}
+		}
 		for op := range 200_000 {
 			switch k := r.IntN(10); {
 			case k < 5 && len(ref) < 3000: // put
 				id := next
-				next += stride
-				m.put(id, waiter{i: op, f: owners[op%2]})
+				next += tc.stride
+				own := owners[op%len(owners)]
+				m.put(id, waiter{i: op, f: own.f, cl: own.cl})
 				ref[id] = op
-				live = append(live, id)
+				if tc.stragglers && r.IntN(40) == 0 {
+					slow = append(slow, id)
+				} else {
+					live = append(live, id)
+				}
 			case k < 8 && len(live) > 0: // take, oldest first mostly
 				j := 0
 				if r.IntN(3) == 0 {
 					j = r.IntN(len(live))
 				}
-				id := live[j]
-				// Another owner's take leaves the entry; its own takes it.
-				if _, ok := m.takeOwn(id, owners[(ref[id]+1)%2], nil); ok {
-					t.Fatalf("stride %d op %d: takeOwn(%d) by another flight took it", stride, op, id)
-				}
-				if _, ok := m.takeOwn(id, nil, &call{}); ok {
-					t.Fatalf("stride %d op %d: takeOwn(%d) by a call took a flight's entry", stride, op, id)
-				}
-				live = append(live[:j], live[j+1:]...)
-				var w waiter
-				var ok bool
-				if r.IntN(2) == 0 {
-					w, ok = m.take(id)
-				} else {
-					w, ok = m.takeOwn(id, owners[ref[id]%2], nil)
-				}
-				if !ok || w.i != ref[id] {
-					t.Fatalf("stride %d op %d: take(%d) = %v, %v; want %d", stride, op, id, w.i, ok, ref[id])
-				}
-				delete(ref, id)
-				if _, ok := m.get(id); ok {
-					t.Fatalf("stride %d: %d still there after take", stride, id)
-				}
+				take(op, &live, j)
 			case k < 9: // get, present or not
 				id := uint64(r.IntN(int(next)+10)) + 1
 				w, ok := m.get(id)
 				want, wantOK := ref[id]
 				if ok != wantOK || ok && w.i != want {
-					t.Fatalf("stride %d op %d: get(%d) = %v, %v; want %v, %v", stride, op, id, w.i, ok, want, wantOK)
+					t.Fatalf("%s op %d: get(%d) = %v, %v; want %v, %v", name, op, id, w.i, ok, want, wantOK)
 				}
 			default:
+				if len(slow) > 0 && r.IntN(20) == 0 {
+					take(op, &slow, r.IntN(len(slow)))
+				}
 				if r.IntN(500) == 0 {
 					m.clear()
 					clear(ref)
-					live = live[:0]
+					live, slow = live[:0], slow[:0]
 				}
 			}
 			if m.len() != len(ref) {
-				t.Fatalf("stride %d op %d: len %d, want %d", stride, op, m.len(), len(ref))
+				t.Fatalf("%s op %d: len %d, want %d", name, op, m.len(), len(ref))
 			}
 			maxOver = max(maxOver, len(m.over))
+			// IDs a connection numbers spread over slots: the map beside
+			// the table stays small.
+			if tc.stride == 1 && 16*(len(m.over)-1) > len(m.slots) {
+				t.Fatalf("%s op %d: %d entries beside a table of %d", name, op, len(m.over), len(m.slots))
+			}
 		}
 		seen := 0
 		m.each(func(waiter) { seen++ })
 		if seen != len(ref) {
-			t.Fatalf("stride %d: each visited %d, want %d", stride, seen, len(ref))
+			t.Fatalf("%s: each visited %d, want %d", name, seen, len(ref))
 		}
 		if 2*m.len() > len(m.slots) {
-			t.Fatalf("stride %d: %d entries in %d slots", stride, m.len(), len(m.slots))
+			t.Fatalf("%s: %d entries in %d slots", name, m.len(), len(m.slots))
+		}
+		if len(m.slots) > 16*max(3000, pendingMinSlots) {
+			t.Fatalf("%s: the table grew to %d slots for at most 3000 entries", name, len(m.slots))
 		}
 		// ID 0 marks an empty slot: a reply carrying it matches nothing.
 		if _, ok := m.get(0); ok {
-			t.Fatalf("stride %d: get(0) found an entry", stride)
+			t.Fatalf("%s: get(0) found an entry", name)
 		}
 		if n := m.len(); n > 0 {
 			if _, ok := m.take(0); ok || m.len() != n {
-				t.Fatalf("stride %d: take(0) = %v, len %d -> %d", stride, ok, n, m.len())
+				t.Fatalf("%s: take(0) = %v, len %d -> %d", name, ok, n, m.len())
 			}
 		}
-		// Consecutive IDs, taken mostly in order, find their own slots:
-		// few stragglers outlive a table's worth of later IDs.
-		if stride == 1 && maxOver > 16 {
-			t.Errorf("consecutive IDs: up to %d entries beside a table of %d", maxOver, len(m.slots))
+		switch {
+		case tc.stride == 1 && !tc.stragglers && maxOver > 0:
+			t.Errorf("%s: IDs taken mostly in order went beside the table (up to %d)", name, maxOver)
+		case tc.stragglers && maxOver == 0:
+			t.Errorf("%s: no ID ever found its slot held: the stragglers did not straggle", name)
 		}
-		t.Logf("stride %d: up to %d entries beside the table; at the end %d entries, %d beside a table of %d",
-			stride, maxOver, m.len(), len(m.over), len(m.slots))
+		t.Logf("%s: up to %d entries beside the table; at the end %d entries, %d beside a table of %d",
+			name, maxOver, m.len(), len(m.over), len(m.slots))
 	}
 }
 
