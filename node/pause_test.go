@@ -55,28 +55,11 @@ func TestPausedNodeAsksPeersItMarkedDown(t *testing.T) {
 // owners first, or the marks the pause left behind route reads straight to
 // its own stale copy.
 func TestPausedNodeStandingInForAMarkedPrimaryReadsThrough(t *testing.T) {
-	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) {
-		c.Replicas = 2
-		c.PeerBackoff = time.Minute // the mark outlasts the test
-	})
-	sleeper, other := nodes[0], nodes[1]
-	key := ""
-	for i := 0; key == ""; i++ {
-		if k := fmt.Sprintf("stand-in-%d", i); sleeper.Ring().Owner(k) == other.Name() {
-			key = k
-		}
-	}
-	missedWrite(t, sleeper, other, key)
+	sleeper, other, key := standIn(t)
 	node.MarkDown(sleeper, other)
-	get := func() string {
-		// Not marked forwarded: the sleeper routes it, finds the primary
-		// marked down and stands in for it.
-		resp := sleeper.Handle(context.Background(), &transport.Request{Op: transport.OpGet, Key: key})
-		if resp.Code != transport.CodeOK {
-			t.Fatalf("get: %+v", resp)
-		}
-		return string(resp.Value)
-	}
+	// Not marked forwarded: the sleeper routes it, finds the primary
+	// marked down and stands in for it.
+	get := func() string { return readAt(t, sleeper, key, 0) }
 	if got := get(); got != "old" {
 		t.Fatalf("before any pause, standing in for its marked primary, the node serves its own copy: got %q, want %q", got, "old")
 	}
@@ -90,18 +73,7 @@ func TestPausedNodeStandingInForAMarkedPrimaryReadsThrough(t *testing.T) {
 // over its primary only if the primary could not be reached at all (see
 // pickOwner), so here the mark is of a refused connection.
 func TestPausedNodeStandingInForAnUnreachablePrimaryWritesOnTheNewest(t *testing.T) {
-	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) {
-		c.Replicas = 2
-		c.PeerBackoff = time.Minute
-	})
-	sleeper, other := nodes[0], nodes[1]
-	key := ""
-	for i := 0; key == ""; i++ {
-		if k := fmt.Sprintf("stand-in-write-%d", i); sleeper.Ring().Owner(k) == other.Name() {
-			key = k
-		}
-	}
-	missedWrite(t, sleeper, other, key)
+	sleeper, other, key := standIn(t)
 	node.MarkUnreachable(sleeper, other)
 	node.Pause(sleeper, time.Minute)
 	resp := sleeper.Handle(context.Background(), &transport.Request{Op: transport.OpAppend, Key: key, Value: []byte("+")})
@@ -111,6 +83,25 @@ func TestPausedNodeStandingInForAnUnreachablePrimaryWritesOnTheNewest(t *testing
 	if v, _, _ := sleeper.Store().Get(key); string(v) != "new+" {
 		t.Fatalf("an APPEND after the pause, standing in for its unreachable primary, made %q, want %q", v, "new+")
 	}
+}
+
+// standIn starts two nodes that both own every key, with marks that
+// outlast the test, and returns a key whose primary is other, written
+// through other and left older on sleeper (missedWrite).
+func standIn(t *testing.T) (sleeper, other *node.Node, key string) {
+	t.Helper()
+	nodes := nodetest.StartCluster(t, 2, func(c *node.Config) {
+		c.Replicas = 2
+		c.PeerBackoff = time.Minute
+	})
+	sleeper, other = nodes[0], nodes[1]
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprintf("stand-in-%d", i); sleeper.Ring().Owner(k) == other.Name() {
+			key = k
+		}
+	}
+	missedWrite(t, sleeper, other, key)
+	return sleeper, other, key
 }
 
 // TestSuspendedMachineServesNothingStale: after its machine was suspended
@@ -155,17 +146,21 @@ func missedWrite(t *testing.T, sleeper, other *node.Node, key string) (get func(
 	if _, err := sleeper.Store().SetWith(key, []byte("old"), store.SetOptions{Version: newVer - 1<<8}); err != nil {
 		t.Fatal(err)
 	}
-	get = func() string {
-		resp := sleeper.Handle(ctx, &transport.Request{Op: transport.OpGet, Key: key, Flags: transport.FlagForwarded})
-		if resp.Code != transport.CodeOK {
-			t.Fatalf("get: %+v", resp)
-		}
-		return string(resp.Value)
-	}
+	get = func() string { return readAt(t, sleeper, key, transport.FlagForwarded) }
 	if got := get(); got != "old" {
 		t.Fatalf("before any pause the node serves its own copy: got %q, want %q", got, "old")
 	}
 	return get, newVer
+}
+
+// readAt returns n's answer to a GET of key sent to it with flags.
+func readAt(t *testing.T, n *node.Node, key string, flags transport.Flags) string {
+	t.Helper()
+	resp := n.Handle(context.Background(), &transport.Request{Op: transport.OpGet, Key: key, Flags: flags})
+	if resp.Code != transport.CodeOK {
+		t.Fatalf("get: %+v", resp)
+	}
+	return string(resp.Value)
 }
 
 // A write applied after its sender's deadline (the process stopped between
