@@ -763,33 +763,40 @@ func failoverable(err error) bool {
 }
 
 // fetch prepares a request for a key this node owns but has not received
-// yet during a hand-off: it asks every previous owner for the key's full
-// state (tombstones included) in parallel and applies the newest, so the
-// request can then be served as usual.
+// yet during a hand-off, or holds but may hold stale after a pause: it
+// fetches the key's full state (refetch) so the request can then be
+// served as usual.
 func (b *batch) fetch(ctx context.Context, i int) {
-	n, req := b.n, b.reqs[i]
-	var buf [2 * maxReplicas]string
-	prev := buf[:0]
-	if b.v.prev != nil {
-		prev = b.v.prev.AppendOwners(prev, req.Key, n.cfg.Replicas)
+	if b.n.refetch(ctx, b.v, b.reqs[i].Key, b.resync) {
+		b.n.stats.fallbackHits.Add(1)
 	}
-	if b.resync {
+}
+
+// refetch asks key's previous owners in v (a hand-off) and, after a pause
+// (resync), its current owners too for the key's full state, tombstones
+// included, in parallel, and applies the newest (fetchNewest). It reports
+// whether any of them had a copy.
+//
+// Just after a pause it asks members even if they look down: the calls
+// this node had in flight all timed out while it was stopped, which marks
+// its peers down for a while and says nothing about them. Skipping them
+// would serve the very copies the resync is there to check.
+func (n *Node) refetch(ctx context.Context, v *view, key string, resync bool) bool {
+	var buf [2 * maxReplicas]string
+	from := buf[:0]
+	if v.prev != nil {
+		from = v.prev.AppendOwners(from, key, n.cfg.Replicas)
+	}
+	if resync {
 		// After a pause the current owners may hold newer copies than ours.
 		var cur [maxReplicas]string
-		for _, o := range b.v.ring.AppendOwners(cur[:0], req.Key, n.cfg.Replicas) {
-			if !slices.Contains(prev, o) {
-				prev = append(prev, o)
+		for _, o := range v.ring.AppendOwners(cur[:0], key, n.cfg.Replicas) {
+			if !slices.Contains(from, o) {
+				from = append(from, o)
 			}
 		}
 	}
-	// Just after a pause, ask members even if they look down: the calls
-	// this node had in flight all timed out while it was stopped, which
-	// marks its peers down for a while and says nothing about them.
-	// Skipping them would serve the very copies the resync is there to
-	// check.
-	if n.fetchNewest(ctx, b.v, req.Key, prev, b.resync && n.justWoke()) {
-		n.stats.fallbackHits.Add(1)
-	}
+	return n.fetchNewest(ctx, v, key, from, resync && n.justWoke())
 }
 
 // fetchNewest asks the members named in from (this node skipped, and

@@ -560,6 +560,14 @@ func fromLoadResponse(resp *transport.Response) (loader.Entry, int, error) {
 func (n *Node) loadAsOwner(ctx context.Context, group, key, nk string, wait time.Duration) (loader.Entry, int, error) {
 	rt := n.readThrough()
 	load := func() (ownerResult, error) { return n.ownerLoad(group, key, nk, wait) }
+	if n.resyncing() {
+		// After a pause our entry may be older than the other owners'
+		// (reloaded, or deleted, while we slept): read through them first,
+		// as for any key (see pause.go).
+		if n.refetch(ctx, n.view.Load(), nk, true) {
+			n.stats.fallbackHits.Add(1)
+		}
+	}
 	if e, ok := n.readEntry(nk); ok {
 		if !e.Stale(time.Now().UnixNano()) {
 			return e, outcomeHit, nil
@@ -610,7 +618,10 @@ func (n *Node) readEntry(nk string) (loader.Entry, bool) {
 // group, or has a member that hosts it run it.
 func (n *Node) ownerLoad(group, key, nk string, wait time.Duration) (ownerResult, error) {
 	if v := n.view.Load(); n.inHandoff(v) && !n.ownedBefore(v, nk) && !n.holds(nk) {
-		n.fetchPrevious(n.ctx, v, nk) // each call bounded by ReplicaTimeout
+		// Each call is bounded by ReplicaTimeout.
+		if n.refetch(n.ctx, v, nk, false) {
+			n.stats.fallbackHits.Add(1)
+		}
 	}
 	if e, ok := n.readEntry(nk); ok && !e.Stale(time.Now().UnixNano()) {
 		return ownerResult{e: e}, nil
@@ -625,15 +636,6 @@ func (n *Node) ownerLoad(group, key, nk string, wait time.Duration) (ownerResult
 	defer cancel()
 	e, err := n.loadOnHost(ctx, group, key, wait)
 	return ownerResult{e: e, loaded: true}, err
-}
-
-// fetchPrevious copies nk from its previous owners during a hand-off, so
-// a key on its way to this node is not loaded again.
-func (n *Node) fetchPrevious(ctx context.Context, v *view, nk string) {
-	var buf [maxReplicas]string
-	if n.fetchNewest(ctx, v, nk, v.prev.AppendOwners(buf[:0], nk, n.cfg.Replicas), false) {
-		n.stats.fallbackHits.Add(1)
-	}
 }
 
 // loadOnHost has a member that hosts group run the load: the first one

@@ -206,3 +206,45 @@ func TestWriteAfterItsDeadlineIsNotApplied(t *testing.T) {
 		t.Fatalf("write within its deadline: %+v", resp)
 	}
 }
+
+// A read-through group's entries get the same care: after a pause, an
+// entry the other owners have since invalidated (here: a newer tombstone,
+// as a DELETE leaves) is not served from this node's store; the row is
+// loaded afresh instead.
+func TestPausedNodeReadsGroupEntriesThrough(t *testing.T) {
+	rows := openRows(t)
+	cfg := node.GroupConfig{Name: "items", TTL: time.Hour, LoadTimeout: time.Minute}
+	nodes, groups := startGroupCluster(t, 2, everyNode(rows, cfg))
+	sleeper, other := nodes[0], nodes[1]
+	key := keyOwnedBy(t, sleeper, "items", sleeper.Name(), "paused")
+	nk := node.GroupKey("items", key)
+	ctx := testCtx(t)
+	get := func() string {
+		v, err := groups[0].Get(ctx, key)
+		if err != nil {
+			t.Fatalf("get %s: %v", key, err)
+		}
+		return string(v)
+	}
+	rows.put(t, key, "v-old", 0)
+	if got := get(); got != "v-old" {
+		t.Fatalf("first get = %q, want v-old", got)
+	}
+	// While the sleeper slept: the row changed and the entry was deleted
+	// on the other owner.
+	rows.put(t, key, "v-new", 0)
+	ver, ok := sleeper.Store().Version(nk)
+	if !ok {
+		t.Fatalf("the sleeper holds no entry for %s", key)
+	}
+	if _, err := other.Store().SetWith(nk, nil, store.SetOptions{Version: ver + 1<<8, Tombstone: true, ExpireAt: time.Now().Add(time.Hour).UnixNano()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != "v-old" {
+		t.Fatalf("before any pause the owner serves its own entry: got %q, want v-old", got)
+	}
+	node.Pause(sleeper, time.Minute)
+	if got := get(); got != "v-new" {
+		t.Fatalf("after a pause the owner served %q from its store, want the row loaded again (v-new): the other owner had deleted the entry", got)
+	}
+}
