@@ -371,8 +371,9 @@ func (b *batch) addForward(i int, flags transport.Flags, owners []string) {
 }
 
 // serveHere executes req against this node's store, as its owner (or as
-// the last stop of a rerouted request). During a hand-off window, a key
-// this node does not hold yet is first fetched from its previous owners.
+// the last stop of a rerouted request). A key this node does not hold yet
+// during a hand-off window, and any key in its resync window after a
+// pause, is first fetched from the other owners (needsFetch).
 func (b *batch) serveHere(i int, req *transport.Request, owners []string, mayFallback bool) *transport.Response {
 	n := b.n
 	if mayFallback && b.needsFetch(req) {
@@ -772,10 +773,10 @@ func (b *batch) fetch(ctx context.Context, i int) {
 	}
 }
 
-// refetch asks key's previous owners in v (a hand-off) and, after a pause
-// (resync), its current owners too for the key's full state, tombstones
-// included, in parallel, and applies the newest (fetchNewest). It reports
-// whether any of them had a copy.
+// refetch asks key's owners in v's previous ring, if v has one, and after
+// a pause (resync) its current owners too, for the key's full state,
+// tombstones included, in parallel, and applies the newest (fetchNewest).
+// It reports whether any of them had a copy.
 //
 // Just after a pause it asks members even if they look down: the calls
 // this node had in flight all timed out while it was stopped, which marks
@@ -814,7 +815,7 @@ func (n *Node) fetchNewest(ctx context.Context, v *view, key string, from []stri
 		wg.Go(func() {
 			resp, err := n.client.CallWithin(ctx, addr, &transport.Request{Op: transport.OpLookup, Key: key, Flags: transport.FlagLocalOnly}, n.cfg.ReplicaTimeout)
 			if err != nil {
-				n.peers.failed(addr, err)
+				n.callFailed(ctx, addr, err)
 				return
 			}
 			if resp.Code == transport.CodeOK && resp.Version != 0 {

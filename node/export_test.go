@@ -97,6 +97,15 @@ func MarkDown(n, peer *Node) {
 	n.peers.failed(peer.Addr(), transport.ErrTimeout)
 }
 
+// WokeLongAgo makes n's last noticed pause old enough that its peer
+// marks count again (see justWoke), its resync window still open.
+func WokeLongAgo(n *Node) {
+	n.noticed.Store(int64(n.monotonic() - 2*n.cfg.PeerBackoff - time.Millisecond))
+}
+
+// Marked reports whether n skips peer for now (any failure counts).
+func Marked(n, peer *Node) bool { return n.peers.down(peer.Addr()) }
+
 // MarkUnreachable makes n skip peer for PeerBackoff as after a refused
 // connection: a peer that could not be reached at all.
 func MarkUnreachable(n, peer *Node) {

@@ -533,7 +533,7 @@ func (n *Node) routeLoad(ctx context.Context, req *transport.Request, nk string,
 			n.stats.forwarded.Add(1)
 			return fromLoadResponse(resp)
 		}
-		n.peers.failed(addr, cerr)
+		n.callFailed(ctx, addr, cerr)
 		err = fmt.Errorf("%w: node %s: %w", transport.ErrUnavailable, addr, cerr)
 		if !errors.Is(cerr, transport.ErrUnreachable) || ctx.Err() != nil {
 			break
@@ -566,6 +566,9 @@ func (n *Node) loadAsOwner(ctx context.Context, group, key, nk string, wait time
 		// as for any key (see pause.go).
 		if n.refetch(ctx, n.view.Load(), nk, true) {
 			n.stats.fallbackHits.Add(1)
+		}
+		if err := ctx.Err(); err != nil {
+			return loader.Entry{}, 0, err // not our own copy, unchecked
 		}
 	}
 	if e, ok := n.readEntry(nk); ok {

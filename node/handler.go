@@ -186,7 +186,7 @@ func (n *Node) call(ctx context.Context, addr string, req *transport.Request) *t
 	r.ID = 0
 	resp, err := n.client.CallWithin(ctx, addr, &r, n.cfg.ForwardTimeout)
 	if err != nil {
-		n.peers.failed(addr, err)
+		n.callFailed(ctx, addr, err)
 		return unavailable(addr, err)
 	}
 	return resp

@@ -212,26 +212,54 @@ func TestWriteAfterItsDeadlineIsNotApplied(t *testing.T) {
 // as a DELETE leaves) is not served from this node's store; the row is
 // loaded afresh instead.
 func TestPausedNodeReadsGroupEntriesThrough(t *testing.T) {
+	_, _, get := pausedGroupOwner(t)
+	if got, err := get(testCtx(t)); err != nil || got != "v-new" {
+		t.Fatalf("after a pause the owner served %q, %v from its store, want the row loaded again (v-new): the other owner had deleted the entry", got, err)
+	}
+}
+
+// A read whose caller runs out of time while the woken owner asks the
+// other owners fails, rather than fall back on the unchecked copy, and
+// does not mark the owner it was asking down: its expiry says nothing
+// about that owner, and the mark would have the reads after it skip the
+// owner and serve the stale copy.
+func TestPausedNodeGroupReadOutOfTime(t *testing.T) {
+	sleeper, other, get := pausedGroupOwner(t)
+	node.WokeLongAgo(sleeper) // marks count again: nothing asks a marked owner
+	ctx, cancel := context.WithDeadline(testCtx(t), time.Now().Add(-time.Second))
+	defer cancel()
+	if got, err := get(ctx); err == nil {
+		t.Fatalf("a get with no time left after a pause = %q, want an error", got)
+	}
+	if node.Marked(sleeper, other) {
+		t.Fatalf("a get that ran out of time marked %s down", other.Name())
+	}
+	if got, err := get(testCtx(t)); err != nil || got != "v-new" {
+		t.Fatalf("the next get = %q, %v; want v-new", got, err)
+	}
+}
+
+// pausedGroupOwner starts two nodes hosting group "items" and returns a
+// key's owner, sleeper, paused just now, whose entry (v-old) the other
+// node deleted while it slept and whose row is now v-new; get reads the
+// key through the sleeper's group. Before the pause the sleeper serves
+// v-old.
+func pausedGroupOwner(t *testing.T) (sleeper, other *node.Node, get func(context.Context) (string, error)) {
+	t.Helper()
 	rows := openRows(t)
 	cfg := node.GroupConfig{Name: "items", TTL: time.Hour, LoadTimeout: time.Minute}
 	nodes, groups := startGroupCluster(t, 2, everyNode(rows, cfg))
-	sleeper, other := nodes[0], nodes[1]
+	sleeper, other = nodes[0], nodes[1]
 	key := keyOwnedBy(t, sleeper, "items", sleeper.Name(), "paused")
 	nk := node.GroupKey("items", key)
-	ctx := testCtx(t)
-	get := func() string {
+	get = func(ctx context.Context) (string, error) {
 		v, err := groups[0].Get(ctx, key)
-		if err != nil {
-			t.Fatalf("get %s: %v", key, err)
-		}
-		return string(v)
+		return string(v), err
 	}
 	rows.put(t, key, "v-old", 0)
-	if got := get(); got != "v-old" {
-		t.Fatalf("first get = %q, want v-old", got)
+	if got, err := get(testCtx(t)); err != nil || got != "v-old" {
+		t.Fatalf("first get = %q, %v; want v-old", got, err)
 	}
-	// While the sleeper slept: the row changed and the entry was deleted
-	// on the other owner.
 	rows.put(t, key, "v-new", 0)
 	ver, ok := sleeper.Store().Version(nk)
 	if !ok {
@@ -240,11 +268,9 @@ func TestPausedNodeReadsGroupEntriesThrough(t *testing.T) {
 	if _, err := other.Store().SetWith(nk, nil, store.SetOptions{Version: ver + 1<<8, Tombstone: true, ExpireAt: time.Now().Add(time.Hour).UnixNano()}); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(); got != "v-old" {
-		t.Fatalf("before any pause the owner serves its own entry: got %q, want v-old", got)
+	if got, err := get(testCtx(t)); err != nil || got != "v-old" {
+		t.Fatalf("before any pause the owner serves its own entry: got %q, %v; want v-old", got, err)
 	}
 	node.Pause(sleeper, time.Minute)
-	if got := get(); got != "v-new" {
-		t.Fatalf("after a pause the owner served %q from its store, want the row loaded again (v-new): the other owner had deleted the entry", got)
-	}
+	return sleeper, other, get
 }

@@ -128,6 +128,17 @@ func (p *peerHealth) failedAfter(addr string, err error, sent int) {
 	p.mu.Unlock()
 }
 
+// callFailed records a failed call made for a caller whose context is ctx,
+// unless ctx itself ended: the transport reports a caller's deadline that
+// passed as a timeout, which says nothing about the peer, and a mark would
+// have healthy owners skipped for PeerBackoff (and, in a resync window, a
+// read served from this node's own copy).
+func (n *Node) callFailed(ctx context.Context, addr string, err error) {
+	if ctx.Err() == nil {
+		n.peers.failed(addr, err)
+	}
+}
+
 // down reports whether addr failed within the backoff.
 func (p *peerHealth) down(addr string) bool { return p.skip(addr, true) }
 

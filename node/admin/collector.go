@@ -80,7 +80,7 @@ func newCollector(src Source, rec *metrics.Recorder, timeout time.Duration, log 
 		rebalances:      d("rebalance_running", "Rebalance passes in progress."),
 		replicated:      d("replication_copies_total", "Copies of writes acknowledged by replicas."),
 		underReplicated: d("replication_pending_keys", "Keys waiting for a hint to reach a replica that missed them."),
-		fallbacks:       d("handoff_fallback_reads_total", "Keys fetched from a previous owner because the hand-off had not delivered them yet."),
+		fallbacks:       d("handoff_fallback_reads_total", "Requests that first fetched their key from other owners and found a copy: from a previous owner while the hand-off had not delivered it, or from the other owners after this node was paused."),
 		health:          d("gossip_health_score", "memberlist's awareness score: 0 is healthy, higher means this node is slow to answer probes."),
 	}
 	for _, b := range metrics.Bounds() {

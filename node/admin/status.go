@@ -104,7 +104,9 @@ type Rebalance struct {
 	BytesMoved int64 `json:"bytes_moved"`
 	// Replicated counts copies acknowledged by replicas.
 	Replicated int64 `json:"replicated"`
-	// FallbackHits counts keys fetched from a previous owner mid-hand-off.
+	// FallbackHits counts requests that first fetched their key from other
+	// owners and found a copy: from a previous owner while a hand-off had
+	// not delivered it, or from the other owners after a pause.
 	FallbackHits int64 `json:"fallback_hits"`
 	// UnderReplicated is the number of keys waiting for a hint to reach a
 	// replica that missed them.
