@@ -768,21 +768,19 @@ func failoverable(err error) bool {
 // fetches the key's full state (refetch) so the request can then be
 // served as usual.
 func (b *batch) fetch(ctx context.Context, i int) {
-	if b.n.refetch(ctx, b.v, b.reqs[i].Key, b.resync) {
-		b.n.stats.fallbackHits.Add(1)
-	}
+	b.n.refetch(ctx, b.v, b.reqs[i].Key, b.resync)
 }
 
 // refetch asks key's owners in v's previous ring, if v has one, and after
 // a pause (resync) its current owners too, for the key's full state,
-// tombstones included, in parallel, and applies the newest (fetchNewest).
-// It reports whether any of them had a copy.
+// tombstones included, in parallel, and applies the newest (fetchNewest),
+// counting the fetch in FallbackHits if any of them had a copy.
 //
 // Just after a pause it asks members even if they look down: the calls
 // this node had in flight all timed out while it was stopped, which marks
 // its peers down for a while and says nothing about them. Skipping them
 // would serve the very copies the resync is there to check.
-func (n *Node) refetch(ctx context.Context, v *view, key string, resync bool) bool {
+func (n *Node) refetch(ctx context.Context, v *view, key string, resync bool) {
 	var buf [2 * maxReplicas]string
 	from := buf[:0]
 	if v.prev != nil {
@@ -797,7 +795,9 @@ func (n *Node) refetch(ctx context.Context, v *view, key string, resync bool) bo
 			}
 		}
 	}
-	return n.fetchNewest(ctx, v, key, from, resync && n.justWoke())
+	if n.fetchNewest(ctx, v, key, from, resync && n.justWoke()) {
+		n.stats.fallbackHits.Add(1)
+	}
 }
 
 // fetchNewest asks the members named in from (this node skipped, and

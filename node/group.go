@@ -564,9 +564,7 @@ func (n *Node) loadAsOwner(ctx context.Context, group, key, nk string, wait time
 		// After a pause our entry may be older than the other owners'
 		// (reloaded, or deleted, while we slept): read through them first,
 		// as for any key (see pause.go).
-		if n.refetch(ctx, n.view.Load(), nk, true) {
-			n.stats.fallbackHits.Add(1)
-		}
+		n.refetch(ctx, n.view.Load(), nk, true)
 		if err := ctx.Err(); err != nil {
 			return loader.Entry{}, 0, err // not our own copy, unchecked
 		}
@@ -621,10 +619,7 @@ func (n *Node) readEntry(nk string) (loader.Entry, bool) {
 // group, or has a member that hosts it run it.
 func (n *Node) ownerLoad(group, key, nk string, wait time.Duration) (ownerResult, error) {
 	if v := n.view.Load(); n.inHandoff(v) && !n.ownedBefore(v, nk) && !n.holds(nk) {
-		// Each call is bounded by ReplicaTimeout.
-		if n.refetch(n.ctx, v, nk, false) {
-			n.stats.fallbackHits.Add(1)
-		}
+		n.refetch(n.ctx, v, nk, false) // each call bounded by ReplicaTimeout
 	}
 	if e, ok := n.readEntry(nk); ok && !e.Stale(time.Now().UnixNano()) {
 		return ownerResult{e: e}, nil
