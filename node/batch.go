@@ -737,7 +737,7 @@ func (b *batch) endGroup(ctx context.Context, f *fwdFlight) []*fwdItem {
 		out = f.one[:]
 	}
 	if err != nil {
-		n.peers.failedAfter(f.addr, err, sent)
+		n.flightFailed(ctx, f.addr, err, sent)
 	}
 	var retry []*fwdItem
 	for j, it := range f.items {

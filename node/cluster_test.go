@@ -304,6 +304,80 @@ func TestTimedOutIncrIsNotRetriedOnAnotherOwner(t *testing.T) {
 	}
 }
 
+// A forward or replica push that runs out of its caller's time says
+// nothing about the peer: a client with a short deadline must not get a
+// slow owner skipped by every request after it. Only a wait that the
+// node's own bound (ForwardTimeout, ReplicaTimeout) ended marks the peer.
+func TestCallerDeadlineDoesNotMarkThePeer(t *testing.T) {
+	stall := &stallNetwork{}
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) {
+		c.Replicas = 2
+		c.ForwardTimeout = 400 * time.Millisecond
+		c.ReplicaTimeout = 400 * time.Millisecond
+		c.PeerBackoff = time.Minute
+		if c.Name == "node1" {
+			c.Transport.Network = stall
+		}
+	})
+	entry, slow := nodes[0], nodes[1]
+	keyFor := func(first, second string) string {
+		for i := 0; ; i++ {
+			k := fmt.Sprintf("k-%d", i)
+			if o := entry.Ring().Owners(k, 2); o[0] == first && o[1] == second {
+				return k
+			}
+		}
+	}
+	slowKey := keyFor("node2", "node3")  // forwarded to the slow node
+	otherKey := keyFor("node3", "node2") // forwarded elsewhere
+	localKey := keyFor("node1", "node2") // served here, pushed to the slow node
+	addr := slow.Addr()
+	stall.target.Store(&addr)
+	stall.stalled.Store(true)
+
+	short := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	do := func(ctx context.Context, reqs ...*transport.Request) []*transport.Response {
+		resps := make([]*transport.Response, len(reqs))
+		entry.Do(ctx, reqs, resps)
+		return resps
+	}
+	unmarked := func(what string) {
+		t.Helper()
+		if node.Marked(entry, slow) {
+			t.Fatalf("%s, out of its caller's time, marked the slow node down", what)
+		}
+	}
+	// Two owners: the forwards leave as one wave.
+	resps := do(short(), &transport.Request{Op: transport.OpGet, Key: slowKey}, &transport.Request{Op: transport.OpGet, Key: otherKey})
+	if resps[0].Code != transport.CodeUnavailable {
+		t.Errorf("GET forwarded to the stalled owner: %+v, want CodeUnavailable", resps[0])
+	}
+	if resps[1].Code != transport.CodeNotFound {
+		t.Errorf("GET forwarded to the other owner: %+v, want CodeNotFound", resps[1])
+	}
+	unmarked("a wave of forwards")
+	// A lone forward.
+	if r := do(short(), &transport.Request{Op: transport.OpGet, Key: slowKey})[0]; r.Code != transport.CodeUnavailable {
+		t.Errorf("lone GET forwarded to the stalled owner: %+v, want CodeUnavailable", r)
+	}
+	unmarked("a lone forward")
+	// A write served here whose copy for the slow replica runs out of time.
+	do(short(), &transport.Request{Op: transport.OpSet, Key: localKey, Value: []byte("v")})
+	unmarked("a replica push")
+
+	// The node's own bound ends the wait: the owner is marked.
+	if r := do(context.Background(), &transport.Request{Op: transport.OpGet, Key: slowKey})[0]; r.Code != transport.CodeOK && r.Code != transport.CodeNotFound {
+		t.Errorf("GET with time to fail over: %+v, want an answer from the next owner", r)
+	}
+	if !node.Marked(entry, slow) {
+		t.Fatal("a forward that ForwardTimeout ended left the owner unmarked")
+	}
+}
+
 // An INCR that could not reach its owner at all (every dial refused) was
 // never applied there: it goes to the key's next owner.
 func TestUnsentIncrFailsOverToTheNextOwner(t *testing.T) {

@@ -659,7 +659,7 @@ func (n *Node) loadOnHost(ctx context.Context, group, key string, wait time.Dura
 			e, _, err := fromLoadResponse(resp)
 			return e, err
 		}
-		n.peers.failed(addr, cerr)
+		n.callFailed(ctx, addr, cerr)
 		err = fmt.Errorf("%w: node %s: %w", transport.ErrUnavailable, addr, cerr)
 		if !errors.Is(cerr, transport.ErrUnreachable) || ctx.Err() != nil {
 			break

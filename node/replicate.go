@@ -49,7 +49,7 @@ outer:
 		if p.flight == nil {
 			continue // hinted above
 		}
-		if ok, _ := n.pushed(p.addr, p.reqs, p.flight); !ok {
+		if ok, _ := n.pushed(ctx, p.addr, p.reqs, p.flight); !ok {
 			n.hints.add(p.target, p.reqs)
 		}
 	}
@@ -59,17 +59,17 @@ outer:
 // reports whether the peer took all of them (applied, or already had
 // something newer), and whether it refused them because it is leaving.
 func (n *Node) pushBatch(ctx context.Context, addr string, reqs []*transport.Request, timeout time.Duration) (ok, leaving bool) {
-	return n.pushed(addr, reqs, n.client.StartWithin(ctx, addr, reqs, timeout))
+	return n.pushed(ctx, addr, reqs, n.client.StartWithin(ctx, addr, reqs, timeout))
 }
 
-// pushed waits for a push of OpReplicate requests and reports whether the
-// peer took all of them, and whether it refused them because it is
-// leaving.
-func (n *Node) pushed(addr string, reqs []*transport.Request, f *transport.Flight) (ok, leaving bool) {
+// pushed waits for a push of OpReplicate requests, started for a caller
+// whose context is ctx, and reports whether the peer took all of them, and
+// whether it refused them because it is leaving.
+func (n *Node) pushed(ctx context.Context, addr string, reqs []*transport.Request, f *transport.Flight) (ok, leaving bool) {
 	out, err := f.Wait()
 	defer f.Release() // once out is read
 	if err != nil {
-		n.peers.failed(addr, err)
+		n.callFailed(ctx, addr, err)
 		return false, false
 	}
 	for _, r := range out {
@@ -128,15 +128,38 @@ func (p *peerHealth) failedAfter(addr string, err error, sent int) {
 	p.mu.Unlock()
 }
 
-// callFailed records a failed call made for a caller whose context is ctx,
-// unless ctx itself ended: the transport reports a caller's deadline that
-// passed as a timeout, which says nothing about the peer, and a mark would
-// have healthy owners skipped for PeerBackoff (and, in a resync window, a
-// read served from this node's own copy).
+// callFailed records a failed call made for a caller whose context is ctx
+// (flightFailed for a lone call).
 func (n *Node) callFailed(ctx context.Context, addr string, err error) {
-	if ctx.Err() == nil {
-		n.peers.failed(addr, err)
+	n.flightFailed(ctx, addr, err, 1)
+}
+
+// flightFailed records a failed batch to addr, of which the first sent
+// requests may have reached it, made for a caller whose context is ctx.
+// If the caller's own time ran out, only a failure to reach addr at all
+// is recorded: the transport reports a caller's deadline that passed as a
+// timeout, which says nothing about the peer, and a mark would have
+// healthy owners skipped for PeerBackoff by every request after it (and,
+// in a resync window, a read served from this node's own copy). So a
+// client with a short deadline cannot turn a slow owner into a down one
+// for everybody; failure detection and callers with time to wait still
+// mark one that hangs.
+func (n *Node) flightFailed(ctx context.Context, addr string, err error, sent int) {
+	if callerOutOfTime(ctx) && !transport.Unreached(err, 0, sent) {
+		return
 	}
+	n.peers.failedAfter(addr, err, sent)
+}
+
+// callerOutOfTime reports whether ctx has ended or its deadline has
+// passed: a transport timer set to that deadline can fire before ctx's
+// own does.
+func callerOutOfTime(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // down reports whether addr failed within the backoff.
