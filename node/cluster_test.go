@@ -320,17 +320,9 @@ func TestCallerDeadlineDoesNotMarkThePeer(t *testing.T) {
 		}
 	})
 	entry, slow := nodes[0], nodes[1]
-	keyFor := func(first, second string) string {
-		for i := 0; ; i++ {
-			k := fmt.Sprintf("k-%d", i)
-			if o := entry.Ring().Owners(k, 2); o[0] == first && o[1] == second {
-				return k
-			}
-		}
-	}
-	slowKey := keyFor("node2", "node3")  // forwarded to the slow node
-	otherKey := keyFor("node3", "node2") // forwarded elsewhere
-	localKey := keyFor("node1", "node2") // served here, pushed to the slow node
+	slowKey := keyOwnedBy2(t, entry, "node2", "node3")  // forwarded to the slow node
+	otherKey := keyOwnedBy2(t, entry, "node3", "node2") // forwarded elsewhere
+	localKey := keyOwnedBy2(t, entry, "node1", "node2") // served here, pushed to the slow node
 	addr := slow.Addr()
 	stall.target.Store(&addr)
 	stall.stalled.Store(true)
@@ -376,6 +368,92 @@ func TestCallerDeadlineDoesNotMarkThePeer(t *testing.T) {
 	if !node.Marked(entry, slow) {
 		t.Fatal("a forward that ForwardTimeout ended left the owner unmarked")
 	}
+}
+
+// An owner whose connection is lost after the request went out is marked
+// even when another owner in the same wave used up the caller's time: a
+// wave judges its flights only once all are done, and the loss is the
+// peer's, not the caller's deadline.
+func TestConnectionLostInAWaveMarksItsOwner(t *testing.T) {
+	lose := &loseNetwork{}
+	stall := &lose.stallNetwork
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) {
+		c.Replicas = 2
+		c.ForwardTimeout = 400 * time.Millisecond
+		c.PeerBackoff = time.Minute
+		if c.Name == "node1" {
+			c.Transport.Network = lose
+		}
+	})
+	entry, slow, lost := nodes[0], nodes[1], nodes[2]
+	stalled, gone := slow.Addr(), lost.Addr()
+	stall.target.Store(&stalled)
+	stall.stalled.Store(true)
+	lose.target.Store(&gone)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	reqs := []*transport.Request{
+		{Op: transport.OpGet, Key: keyOwnedBy2(t, entry, "node2", "node3")},
+		{Op: transport.OpGet, Key: keyOwnedBy2(t, entry, "node3", "node2")},
+	}
+	resps := make([]*transport.Response, len(reqs))
+	entry.Do(ctx, reqs, resps)
+	for i, r := range resps {
+		if r.Code != transport.CodeUnavailable {
+			t.Errorf("GET %d: %+v, want CodeUnavailable", i, r)
+		}
+	}
+	if node.Marked(entry, slow) {
+		t.Error("the owner that only ran out the caller's time was marked down")
+	}
+	if !node.Marked(entry, lost) {
+		t.Error("the owner whose connection was lost was not marked down")
+	}
+}
+
+// keyOwnedBy2 returns a key whose owners on n's ring are first, then
+// second.
+func keyOwnedBy2(t *testing.T, n *node.Node, first, second string) string {
+	t.Helper()
+	for i := range 100000 {
+		k := fmt.Sprintf("k-%d", i)
+		if o := n.Ring().Owners(k, 2); o[0] == first && o[1] == second {
+			return k
+		}
+	}
+	t.Fatalf("no key owned by %s then %s", first, second)
+	return ""
+}
+
+// loseNetwork is a stallNetwork on which, besides, a write to target is
+// taken (the caller counts it sent) and then the connection breaks, as
+// when the peer crashes after reading the request.
+type loseNetwork struct {
+	stallNetwork
+	target atomic.Pointer[string]
+}
+
+func (l *loseNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	c, err := l.stallNetwork.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &loseConn{Conn: c, net: l, addr: addr}, nil
+}
+
+type loseConn struct {
+	net.Conn
+	net  *loseNetwork
+	addr string
+}
+
+func (c *loseConn) Write(p []byte) (int, error) {
+	if t := c.net.target.Load(); t != nil && *t == c.addr {
+		c.Conn.Close()
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }
 
 // An INCR that could not reach its owner at all (every dial refused) was

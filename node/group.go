@@ -659,7 +659,9 @@ func (n *Node) loadOnHost(ctx context.Context, group, key string, wait time.Dura
 			e, _, err := fromLoadResponse(resp)
 			return e, err
 		}
-		n.callFailed(ctx, addr, cerr)
+		// ctx is this node's own bound (ownerLoad's wait), not a
+		// caller's: a host that used it up is marked.
+		n.peers.failed(addr, cerr)
 		err = fmt.Errorf("%w: node %s: %w", transport.ErrUnavailable, addr, cerr)
 		if !errors.Is(cerr, transport.ErrUnreachable) || ctx.Err() != nil {
 			break

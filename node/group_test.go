@@ -783,3 +783,64 @@ func TestGroupLoaderPanicFailsCallersNotTheNode(t *testing.T) {
 		t.Errorf("%d load errors, want 1", s.LoadErrors)
 	}
 }
+
+// An owner asks a loader host to load a key for it within the group's
+// wait, a bound this node sets itself, not a caller's deadline: a host
+// that hangs past it is marked, and the next load goes to another host
+// instead of spending its wait on the hung one again.
+func TestHungLoadHostIsMarked(t *testing.T) {
+	rows := openRows(t)
+	stall := &stallNetwork{}
+	nodes := make([]*node.Node, 3)
+	for i := range nodes {
+		cfg := nodetest.Config(t, fmt.Sprintf("node%d", i+1))
+		if i > 0 {
+			cfg.Gossip.Seeds = []string{nodes[0].GossipAddr()}
+		}
+		cfg.Gossip.ProbeInterval, cfg.Gossip.ProbeTimeout, cfg.Gossip.SuspicionMult = time.Second, 500*time.Millisecond, 8
+		cfg.PeerBackoff = time.Minute
+		if i == 0 {
+			cfg.Transport.Network = stall // node1 hosts no loader
+		}
+		nd, err := node.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			if _, err := nd.NewGroup(node.GroupConfig{Name: "items", Loader: rows.loader(i), TTL: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodes[i] = nodetest.StartNode(t, nd)
+	}
+	nodetest.WaitConverged(t, nodes, 3)
+	owner, host := nodes[0], nodes[1]
+	var keys []string
+	for i := 0; len(keys) < 2; i++ {
+		if i == 100000 {
+			t.Fatal("no keys owned by node1 whose first loader host is node2")
+		}
+		k := fmt.Sprintf("hk-%d", i)
+		if owner.Ring().Owner(node.GroupKey("items", k)) == "node1" && node.FirstHost(owner, "items", k) == "node2" {
+			keys = append(keys, k)
+			rows.put(t, k, "v", 0)
+		}
+	}
+	addr := host.Addr()
+	stall.target.Store(&addr)
+	stall.stalled.Store(true)
+	load := func(k string) *transport.Response {
+		return owner.Handle(context.Background(), &transport.Request{Op: transport.OpLoad, Key: k, Value: []byte("items"), TTL: 300})
+	}
+	if r := load(keys[0]); r.Code == transport.CodeOK {
+		t.Fatalf("a load from a hung host answered %+v", r)
+	}
+	if !node.Marked(owner, host) {
+		t.Fatal("a host that hung past the owner's own bound was not marked down")
+	}
+	// Had it asked the hung host first, the load would have spent its
+	// whole wait there and failed.
+	if r := load(keys[1]); r.Code != transport.CodeOK || string(r.Value) != "v" {
+		t.Fatalf("the next load = %+v, want v from the other host", r)
+	}
+}

@@ -136,16 +136,19 @@ func (n *Node) callFailed(ctx context.Context, addr string, err error) {
 
 // flightFailed records a failed batch to addr, of which the first sent
 // requests may have reached it, made for a caller whose context is ctx.
-// If the caller's own time ran out, only a failure to reach addr at all
-// is recorded: the transport reports a caller's deadline that passed as a
-// timeout, which says nothing about the peer, and a mark would have
-// healthy owners skipped for PeerBackoff by every request after it (and,
-// in a resync window, a read served from this node's own copy). So a
-// client with a short deadline cannot turn a slow owner into a down one
-// for everybody; failure detection and callers with time to wait still
-// mark one that hangs.
+// A timeout once the caller's own time ran out is not recorded: the
+// transport reports a caller's deadline that passed as a timeout, which
+// says nothing about the peer, and a mark would have healthy owners
+// skipped for PeerBackoff by every request after it (and, in a resync
+// window, a read served from this node's own copy). So an embedding
+// program's short deadline cannot turn a slow owner into a down one for
+// everybody; failure detection and callers with time to wait still mark
+// one that hangs. Any other failure (a refused dial, a lost connection)
+// is the peer's, whenever it is seen: a wave waits for all its flights
+// before any is judged, so one owner's loss may be judged after another
+// owner used up the caller's time.
 func (n *Node) flightFailed(ctx context.Context, addr string, err error, sent int) {
-	if callerOutOfTime(ctx) && !transport.Unreached(err, 0, sent) {
+	if errors.Is(err, context.DeadlineExceeded) && callerOutOfTime(ctx) {
 		return
 	}
 	n.peers.failedAfter(addr, err, sent)
