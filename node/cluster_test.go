@@ -227,10 +227,15 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 // stallNetwork is TCP, except that once stalled is set, what is written
 // on connections dialled to target vanishes: the peer stays up and never
 // answers, as a stopped process or a partition looks to the sender.
+// stallNetwork dials over TCP. Writes to target vanish while stalled is
+// set (a peer that hangs); a write to lose is taken, so the caller counts
+// it sent, and then the connection breaks (a peer that crashed after
+// reading the request).
 type stallNetwork struct {
 	transport.TCPNetwork
 	target  atomic.Pointer[string]
 	stalled atomic.Bool
+	lose    atomic.Pointer[string]
 }
 
 func (s *stallNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
@@ -249,6 +254,10 @@ type stallConn struct {
 
 func (c *stallConn) Write(p []byte) (int, error) {
 	if t := c.net.target.Load(); t != nil && *t == c.addr && c.net.stalled.Load() {
+		return len(p), nil
+	}
+	if t := c.net.lose.Load(); t != nil && *t == c.addr {
+		c.Conn.Close()
 		return len(p), nil
 	}
 	return c.Conn.Write(p)
@@ -375,21 +384,20 @@ func TestCallerDeadlineDoesNotMarkThePeer(t *testing.T) {
 // wave judges its flights only once all are done, and the loss is the
 // peer's, not the caller's deadline.
 func TestConnectionLostInAWaveMarksItsOwner(t *testing.T) {
-	lose := &loseNetwork{}
-	stall := &lose.stallNetwork
+	stall := &stallNetwork{}
 	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) {
 		c.Replicas = 2
 		c.ForwardTimeout = 400 * time.Millisecond
 		c.PeerBackoff = time.Minute
 		if c.Name == "node1" {
-			c.Transport.Network = lose
+			c.Transport.Network = stall
 		}
 	})
 	entry, slow, lost := nodes[0], nodes[1], nodes[2]
 	stalled, gone := slow.Addr(), lost.Addr()
 	stall.target.Store(&stalled)
 	stall.stalled.Store(true)
-	lose.target.Store(&gone)
+	stall.lose.Store(&gone)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -424,36 +432,6 @@ func keyOwnedBy2(t *testing.T, n *node.Node, first, second string) string {
 	}
 	t.Fatalf("no key owned by %s then %s", first, second)
 	return ""
-}
-
-// loseNetwork is a stallNetwork on which, besides, a write to target is
-// taken (the caller counts it sent) and then the connection breaks, as
-// when the peer crashes after reading the request.
-type loseNetwork struct {
-	stallNetwork
-	target atomic.Pointer[string]
-}
-
-func (l *loseNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	c, err := l.stallNetwork.Dial(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	return &loseConn{Conn: c, net: l, addr: addr}, nil
-}
-
-type loseConn struct {
-	net.Conn
-	net  *loseNetwork
-	addr string
-}
-
-func (c *loseConn) Write(p []byte) (int, error) {
-	if t := c.net.target.Load(); t != nil && *t == c.addr {
-		c.Conn.Close()
-		return len(p), nil
-	}
-	return c.Conn.Write(p)
 }
 
 // An INCR that could not reach its owner at all (every dial refused) was
