@@ -314,9 +314,10 @@ func TestTimedOutIncrIsNotRetriedOnAnotherOwner(t *testing.T) {
 }
 
 // A forward or replica push that runs out of its caller's time says
-// nothing about the peer: a client with a short deadline must not get a
-// slow owner skipped by every request after it. Only a wait that the
-// node's own bound (ForwardTimeout, ReplicaTimeout) ended marks the peer.
+// nothing about the peer: a caller with a short deadline (a program
+// embedding the node) must not get a slow owner skipped by every request
+// after it. Only a wait that the node's own bound (ForwardTimeout,
+// ReplicaTimeout) ended marks the peer.
 func TestCallerDeadlineDoesNotMarkThePeer(t *testing.T) {
 	stall := &stallNetwork{}
 	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) {
@@ -329,9 +330,9 @@ func TestCallerDeadlineDoesNotMarkThePeer(t *testing.T) {
 		}
 	})
 	entry, slow := nodes[0], nodes[1]
-	slowKey := keyOwnedBy2(t, entry, "node2", "node3")  // forwarded to the slow node
-	otherKey := keyOwnedBy2(t, entry, "node3", "node2") // forwarded elsewhere
-	localKey := keyOwnedBy2(t, entry, "node1", "node2") // served here, pushed to the slow node
+	slowKey := keyWithOwners(t, entry, "node2", "node3")  // forwarded to the slow node
+	otherKey := keyWithOwners(t, entry, "node3", "node2") // forwarded elsewhere
+	localKey := keyWithOwners(t, entry, "node1", "node2") // served here, pushed to the slow node
 	addr := slow.Addr()
 	stall.target.Store(&addr)
 	stall.stalled.Store(true)
@@ -402,8 +403,8 @@ func TestConnectionLostInAWaveMarksItsOwner(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	reqs := []*transport.Request{
-		{Op: transport.OpGet, Key: keyOwnedBy2(t, entry, "node2", "node3")},
-		{Op: transport.OpGet, Key: keyOwnedBy2(t, entry, "node3", "node2")},
+		{Op: transport.OpGet, Key: keyWithOwners(t, entry, "node2", "node3")},
+		{Op: transport.OpGet, Key: keyWithOwners(t, entry, "node3", "node2")},
 	}
 	resps := make([]*transport.Response, len(reqs))
 	entry.Do(ctx, reqs, resps)
@@ -413,16 +414,16 @@ func TestConnectionLostInAWaveMarksItsOwner(t *testing.T) {
 		}
 	}
 	if node.Marked(entry, slow) {
-		t.Error("the owner that only ran out the caller's time was marked down")
+		t.Error("the owner that only outlasted the caller's time was marked down")
 	}
 	if !node.Marked(entry, lost) {
 		t.Error("the owner whose connection was lost was not marked down")
 	}
 }
 
-// keyOwnedBy2 returns a key whose owners on n's ring are first, then
-// second.
-func keyOwnedBy2(t *testing.T, n *node.Node, first, second string) string {
+// keyWithOwners returns a key whose first two owners on n's ring are
+// first and second, in that order.
+func keyWithOwners(t *testing.T, n *node.Node, first, second string) string {
 	t.Helper()
 	for i := range 100000 {
 		k := fmt.Sprintf("k-%d", i)
