@@ -45,7 +45,8 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 		_, ok := st.TTL(req.Key)
 		return boolResponse(ok)
 	case transport.OpDBSize:
-		return &transport.Response{Int: n.primaryKeys()}
+		keys, expiring, avgTTL := n.keyspace(req.Delta == 1)
+		return &transport.Response{Int: keys, Version: uint64(expiring), TTL: avgTTL}
 	case transport.OpScan:
 		return n.scanStep(req)
 	case transport.OpFlushAll:
@@ -78,24 +79,63 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 	return errResponse(fmt.Errorf("%w: %s", transport.ErrUnknownOp, req.Op))
 }
 
-// primaryKeys counts the live keys this node is the primary for, so that
+// keyspace counts the live keys this node is the primary for, so that
 // summing it over the members counts every key once however many copies
-// exist. It walks the store: O(keys), like the scan DBSIZE implies in a
-// cluster, but without copying values.
-func (n *Node) primaryKeys() int64 {
+// exist; with expiry, also how many of them have an expiry and their
+// average remaining time to live in milliseconds (INFO's keyspace line).
+//
+// With one copy per key every key held counts: the store's counters
+// answer, and the average comes from a sample, the first expiring keys
+// of a walk (the store places keys by hash, so they are as good as
+// random), as Redis estimates its avg_ttl. Otherwise it walks the store:
+// O(keys), like the scan DBSIZE implies in a cluster, but without copying
+// values, and then the average is exact.
+func (n *Node) keyspace(expiry bool) (keys, expiring, avgTTL int64) {
+	now := time.Now().UnixNano()
+	var sum, sampled int64
 	if n.cfg.Replicas == 1 {
-		return int64(n.store.Len())
-	}
-	r, self := n.view.Load().ring, n.cfg.Name
-	var count int64
-	n.store.RangeKeys(func(key string, tombstone bool) bool {
-		if !tombstone && (r.Len() == 0 || r.Owner(key) == self) {
-			count++
+		if !expiry {
+			return int64(n.store.Len()), 0, 0
 		}
-		return true
-	})
-	return count
+		st := n.store.Stats()
+		visited := 0
+		n.store.RangeKeys(func(_ string, tombstone bool, exp int64) bool {
+			if !tombstone && exp > now {
+				sum += (exp - now) / int64(time.Millisecond)
+				sampled++
+			}
+			visited++
+			return sampled < ttlSampleKeys && visited < ttlSampleVisits
+		})
+		keys, expiring = st.Entries, st.Expiring
+	} else {
+		r, self := n.view.Load().ring, n.cfg.Name
+		n.store.RangeKeys(func(key string, tombstone bool, exp int64) bool {
+			if tombstone || (r.Len() > 0 && r.Owner(key) != self) {
+				return true
+			}
+			keys++
+			if exp > now {
+				expiring++
+				sum += (exp - now) / int64(time.Millisecond)
+				sampled++
+			}
+			return true
+		})
+	}
+	if sampled > 0 {
+		avgTTL = sum / sampled
+	}
+	return keys, expiring, avgTTL
 }
+
+// The sample behind a node's average time to live with one copy per key:
+// up to ttlSampleKeys keys with an expiry, among at most ttlSampleVisits
+// keys walked.
+const (
+	ttlSampleKeys   = 1024
+	ttlSampleVisits = 64 << 10
+)
 
 // coordinate applies a write as the key's coordinator: it reads the key's
 // current state, computes the new one, stamps it with a fresh version and

@@ -39,7 +39,10 @@ const (
 	// OpGetEx reads Key and, with TTL > 0 or FlagPersist, changes its expiry.
 	OpGetEx
 	// OpDBSize reports the number of keys held by the receiving node alone
-	// in Int; cluster-wide counts are summed by the caller.
+	// in Int; cluster-wide counts are summed by the caller. With Delta 1 it
+	// also reports how many of them have an expiry in Version, and their
+	// average remaining time to live, in milliseconds, in TTL (INFO's
+	// keyspace line).
 	OpDBSize
 	// OpFlushAll removes every key held by the receiving node alone.
 	OpFlushAll

@@ -402,25 +402,36 @@ func (c *conn) configParams() []string {
 		"proto-max-bulk-len", strconv.Itoa(cfg.MaxBulkLen),
 		"client-query-buffer-limit", strconv.Itoa(cfg.MaxQueryBuffer),
 		"cluster-enabled", "no",
+		"maxmemory", strconv.FormatInt(c.s.backend.Stats().MaxMemory, 10),
 	}
 }
 
 // DBSIZE: the number of keys in the whole cluster, summed over members.
 
 func execDBSize(c *conn, _ [][]byte) {
-	n, err := c.clusterKeys()
+	ks, err := c.clusterKeyspace(false)
 	if err != "" {
 		c.wr.errorString(err)
 		return
 	}
-	c.wr.int(n)
+	c.wr.int(ks.keys)
 }
 
-// clusterKeys sums the key counts of every member that answers; it fails
-// only if none does.
-func (c *conn) clusterKeys() (int64, string) {
-	rs := c.s.backend.Broadcast(c.ctx, &transport.Request{Op: transport.OpDBSize})
-	var n int64
+// keyspace is the cluster's INFO keyspace line: its keys, how many have an
+// expiry, and their average remaining time to live in milliseconds.
+type keyspace struct{ keys, expires, avgTTL int64 }
+
+// clusterKeyspace sums the key counts of every member that answers, with
+// expiry their expiring keys too, and weighs each member's average time
+// to live by its count of them; it fails only if no member answers.
+func (c *conn) clusterKeyspace(expiry bool) (keyspace, string) {
+	req := &transport.Request{Op: transport.OpDBSize}
+	if expiry {
+		req.Delta = 1
+	}
+	rs := c.s.backend.Broadcast(c.ctx, req)
+	var ks keyspace
+	var ttlSum int64
 	answered := false
 	var last *transport.Response
 	for _, r := range rs {
@@ -432,12 +443,17 @@ func (c *conn) clusterKeys() (int64, string) {
 			continue
 		}
 		answered = true
-		n += r.Int
+		ks.keys += r.Int
+		ks.expires += int64(r.Version)
+		ttlSum += r.TTL * int64(r.Version)
 	}
 	if !answered && last != nil {
-		return 0, errorText(last)
+		return keyspace{}, errorText(last)
 	}
-	return n, ""
+	if ks.expires > 0 {
+		ks.avgTTL = ttlSum / ks.expires
+	}
+	return ks, ""
 }
 
 // FLUSHALL [ASYNC|SYNC], FLUSHDB [ASYNC|SYNC]: empty every member, if the

@@ -176,15 +176,27 @@ func testClusterCommands(t *testing.T, replicas int) {
 		t.Fatalf("SCAN MATCH count* = %q", counters)
 	}
 
+	// INFO's keyspace line counts the keys with an expiry, once each
+	// however many copies there are, and their average time to live.
+	for _, k := range keys[:10] {
+		check(t, "EXPIRE", a.Expire(ctx, k, 1000*time.Second).Err())
+	}
 	info, err := c.Info(ctx).Result()
 	check(t, "INFO", err)
 	for _, s := range []string{
 		"starling_node:node3\r\n", "starling_cluster_members:3\r\n", "name=node1,", "name=node2,", "name=node3,",
-		fmt.Sprintf("db0:keys=%d,", want), "used_memory:", "maxmemory:", "keyspace_hits:", "connected_clients:",
+		fmt.Sprintf("db0:keys=%d,expires=10,avg_ttl=", want), "used_memory:", "maxmemory:", "keyspace_hits:", "connected_clients:",
 	} {
 		if !strings.Contains(info, s) {
 			t.Errorf("INFO lacks %q:\n%s", s, info)
 		}
+	}
+	var avgTTL int64
+	if i := strings.Index(info, "avg_ttl="); i >= 0 {
+		fmt.Sscanf(info[i:], "avg_ttl=%d", &avgTTL)
+	}
+	if avgTTL <= 900_000 || avgTTL > 1_000_000 {
+		t.Errorf("avg_ttl = %d ms, want a little under 1,000,000", avgTTL)
 	}
 	check(t, "FLUSHALL", b.FlushAll(ctx).Err())
 	for i, rdb := range rdbs {

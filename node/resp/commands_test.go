@@ -444,7 +444,7 @@ func TestConnectionCommands(t *testing.T) {
 		eq(t, "CONFIG GET save", map[string]string{"save": ""})(rdb.ConfigGet(ctx, "save").Result())
 		cfg, err := rdb.ConfigGet(ctx, "max*").Result()
 		fatalIf(t, err)
-		if cfg["maxclients"] != "10000" {
+		if cfg["maxclients"] != "10000" || cfg["maxmemory"] != "1048576" {
 			t.Fatalf("CONFIG GET max* = %v", cfg)
 		}
 	})

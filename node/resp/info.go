@@ -126,8 +126,10 @@ func (c *conn) infoStats(b *strings.Builder) {
 
 func (c *conn) infoKeyspace(b *strings.Builder) {
 	// Like Redis, a database without keys is not listed.
-	if n, err := c.clusterKeys(); err == "" && n > 0 {
-		b.WriteString("db0:keys=" + strconv.FormatInt(n, 10) + ",expires=0,avg_ttl=0\r\n")
+	if ks, err := c.clusterKeyspace(true); err == "" && ks.keys > 0 {
+		b.WriteString("db0:keys=" + strconv.FormatInt(ks.keys, 10) +
+			",expires=" + strconv.FormatInt(ks.expires, 10) +
+			",avg_ttl=" + strconv.FormatInt(ks.avgTTL, 10) + "\r\n")
 	}
 }
 

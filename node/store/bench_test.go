@@ -291,7 +291,7 @@ func BenchmarkRange(b *testing.B) {
 		}},
 		{"RangeKeys", func() int {
 			n := 0
-			s.RangeKeys(func(string, bool) bool { n++; return true })
+			s.RangeKeys(func(string, bool, int64) bool { n++; return true })
 			return n
 		}},
 	}

@@ -141,6 +141,7 @@ type shard struct {
 	sweepPos uint64
 
 	tombs int // tombstones among the logs' entries (counted in flog.n)
+	exps  int // live entries with an expiry (see expiresLocked)
 
 	lruDense int // LRU compaction moves in a row that passed no hole
 
@@ -175,6 +176,14 @@ func (sh *shard) usedLocked() int64 {
 }
 
 func (sh *shard) bytesLocked() int64 { return sh.usedLocked() }
+
+// expiresLocked reports whether the entry of flags fl at pos in l counts
+// in exps: a value, not a tombstone, with an expiry. PERSIST leaves an
+// entry's expiry field in place, zeroed (setExpireLocked), so the flag
+// alone does not tell.
+func (sh *shard) expiresLocked(l *flog, pos uint64, fl uint8) bool {
+	return fl&(flagExp|flagTomb) == flagExp && sh.u64At(l, pos+hdrSize) != 0
+}
 func (sh *shard) lenLocked() int     { return sh.logs[0].n + sh.logs[1].n - sh.tombs }
 
 // ---- raw log access -------------------------------------------------------
@@ -394,6 +403,9 @@ func (sh *shard) killLocked(r *ref) {
 // must reattach or remove it before releasing the shard lock.
 func (sh *shard) detachLocked(r *ref) {
 	l := &sh.logs[r.log]
+	if sh.expiresLocked(l, r.pos, r.flags) {
+		sh.exps--
+	}
 	sh.setFlags(l, r.pos, r.flags|flagDead)
 	l.dead += int64(r.size())
 	l.n--
@@ -417,6 +429,9 @@ func (sh *shard) reattachLocked(i uint64, li int, p uint64, fl uint8) {
 	sh.logs[li].n++
 	if fl&flagTomb != 0 {
 		sh.tombs++
+	}
+	if sh.expiresLocked(&sh.logs[li], p, fl) {
+		sh.exps++
 	}
 }
 
@@ -595,6 +610,8 @@ func (sh *shard) putLocked(h uint64, key string, old ref, found bool, value []by
 	l.n++
 	if tomb {
 		sh.tombs++
+	} else if exp != 0 {
+		sh.exps++
 	}
 	return nil
 }
@@ -605,6 +622,11 @@ func (sh *shard) overwriteLocked(r *ref, value []byte, exp int64, ver uint64) {
 	l := &sh.logs[r.log]
 	p := r.pos + hdrSize
 	if exp != 0 {
+		// Same layout, so the old entry has an expiry field too, zeroed
+		// if it was persisted.
+		if !r.tomb() && sh.u64At(l, p) == 0 {
+			sh.exps++
+		}
 		sh.putU64At(l, p, uint64(exp))
 		p += 8
 	}
@@ -620,7 +642,15 @@ func (sh *shard) overwriteLocked(r *ref, value []byte, exp int64, ver uint64) {
 func (sh *shard) setExpireLocked(h uint64, key string, r ref, exp int64) {
 	l := &sh.logs[r.log]
 	if r.flags&flagExp != 0 {
+		was := sh.expiresLocked(l, r.pos, r.flags)
 		sh.putU64At(l, r.pos+hdrSize, uint64(exp))
+		if now := sh.expiresLocked(l, r.pos, r.flags); now != was {
+			if now {
+				sh.exps++
+			} else {
+				sh.exps--
+			}
+		}
 		return
 	}
 	if exp == 0 {
@@ -713,6 +743,7 @@ func (sh *shard) flushLocked() {
 	sh.ix.init(minIndexBits)
 	sh.gh.reset(0)
 	sh.tombs = 0
+	sh.exps = 0
 	sh.lruDense = 0
 	sh.sweepPos = 0
 	sh.view, sh.build, sh.move, sh.hit = nil, nil, nil, nil

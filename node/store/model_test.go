@@ -433,18 +433,22 @@ func testModel(t *testing.T, policy string, tight bool) {
 		seen++
 		return true
 	})
+	seenExpiring := 0
 	s.Range(func(key string, value []byte, exp int64, ver uint64) bool {
 		m, ok := present(key)
 		if !ok || m.tomb || !bytes.Equal(m.value, value) || m.exp != exp || m.ver != ver {
 			t.Fatalf("Range(%s) disagrees with the model", key)
 		}
 		seenLive++
+		if exp != 0 {
+			seenExpiring++
+		}
 		return true
 	})
 	keys := 0
-	s.RangeKeys(func(key string, tomb bool) bool {
-		if m, ok := present(key); !ok || m.tomb != tomb {
-			t.Fatalf("RangeKeys(%s) tomb=%v, model %v,%v", key, tomb, m, ok)
+	s.RangeKeys(func(key string, tomb bool, exp int64) bool {
+		if m, ok := present(key); !ok || m.tomb != tomb || m.exp != exp {
+			t.Fatalf("RangeKeys(%s) tomb=%v exp=%d, model %v,%v", key, tomb, exp, m, ok)
 		}
 		keys++
 		return true
@@ -469,6 +473,11 @@ func testModel(t *testing.T, policy string, tight bool) {
 	st := s.Stats()
 	if s.Len() != int(st.Entries) || st.Entries > int64(n) || st.Tombstones > int64(tombs) || seen != seenLive+int(st.Tombstones) {
 		t.Fatalf("Len %d, %+v; model %d entries, %d tombstones; ranges saw %d, %d", s.Len(), st, n, tombs, seen, seenLive)
+	}
+	// Everything expired is reclaimed, so each entry Range saw with an
+	// expiry is one the store counts.
+	if st.Expiring != int64(seenExpiring) {
+		t.Fatalf("Stats.Expiring %d, Range saw %d entries with an expiry", st.Expiring, seenExpiring)
 	}
 	if !tight && (seenLive != n || st.Entries != int64(n) || st.Tombstones != int64(tombs) || st.Evictions != 0) {
 		t.Fatalf("Range saw %d entries, model has %d; stats %+v, model %d tombstones", seenLive, n, st, tombs)

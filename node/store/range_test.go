@@ -32,7 +32,7 @@ var walkers = []walker{
 		s.RangeEntries(func(key string, e Entry) bool { return visit(key, e.Value, e.Tombstone) })
 	}},
 	{"RangeKeys", false, func(s *Store, visit func(string, []byte, bool) bool) {
-		s.RangeKeys(func(key string, tomb bool) bool { return visit(key, nil, tomb) })
+		s.RangeKeys(func(key string, tomb bool, _ int64) bool { return visit(key, nil, tomb) })
 	}},
 	// ScanKeys in steps of rangeSlots slots and a few hundred bytes, the
 	// cursor handed back after every step as a client's SCAN resumes it.
@@ -249,7 +249,7 @@ func TestRangeGrowsIndexUnderWalk(t *testing.T) {
 		gen := indexGens(s)
 		visited := map[string]bool{}
 		next := 0
-		s.RangeKeys(func(key string, _ bool) bool {
+		s.RangeKeys(func(key string, _ bool, _ int64) bool {
 			visited[key] = true
 			for range 8 {
 				if next < 20000 {
@@ -383,7 +383,7 @@ func TestRangeKeys(t *testing.T) {
 		}
 		clk.Advance(1)
 		got := map[string]bool{}
-		s.RangeKeys(func(key string, tomb bool) bool {
+		s.RangeKeys(func(key string, tomb bool, _ int64) bool {
 			if _, dup := got[key]; dup {
 				t.Fatalf("RangeKeys yielded %q twice", key)
 			}
@@ -395,7 +395,7 @@ func TestRangeKeys(t *testing.T) {
 			t.Fatalf("RangeKeys yielded %d keys, want %d (or tombstone flags differ)", len(got), len(want))
 		}
 		n := 0
-		s.RangeKeys(func(string, bool) bool { n++; return n < 10 })
+		s.RangeKeys(func(string, bool, int64) bool { n++; return n < 10 })
 		if n != 10 {
 			t.Fatalf("RangeKeys did not stop: %d", n)
 		}

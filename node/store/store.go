@@ -591,14 +591,15 @@ func (s *Store) RangeEntries(fn func(key string, e Entry) bool) {
 }
 
 // RangeKeys calls fn for every key with a live entry or an unexpired
-// tombstone (tombstone tells which) until fn returns false. It is
-// RangeEntries without the values, with the same guarantee, for callers
-// that only count or classify keys: it copies no values, and builds the
-// key strings of a batch in one allocation (so a key that fn keeps holds
-// that batch's keys in memory, about 16 KiB).
-func (s *Store) RangeKeys(fn func(key string, tombstone bool) bool) {
+// tombstone (tombstone tells which), with its expiry (Unix ns, 0 for
+// none; see Entry.ExpireAt), until fn returns false. It is RangeEntries
+// without the values, with the same guarantee, for callers that only
+// count or classify keys: it copies no values, and builds the key strings
+// of a batch in one allocation (so a key that fn keeps holds that batch's
+// keys in memory, about 16 KiB).
+func (s *Store) RangeKeys(fn func(key string, tombstone bool, expireAt int64) bool) {
 	s.rangeShards(true, false, func(key string, _ []byte, it *rangeItem) bool {
-		return fn(key, it.tomb)
+		return fn(key, it.tomb, it.expireAt)
 	})
 }
 
@@ -706,6 +707,9 @@ type Stats struct {
 	// Tombstones is the number of tombstones held, including expired ones
 	// not reclaimed yet. They use memory like small entries.
 	Tombstones int64
+	// Expiring is how many of the live entries have an expiry (INFO's
+	// "expires"), including expired ones not reclaimed yet.
+	Expiring int64
 	// Bytes is the memory charged against MaxMemory.
 	Bytes int64
 	// MaxMemory is the configured bound.
@@ -734,6 +738,7 @@ func (s *Store) Stats() Stats {
 		sh.mu.Lock()
 		st.Entries += int64(sh.lenLocked())
 		st.Tombstones += int64(sh.tombs)
+		st.Expiring += int64(sh.exps)
 		st.Bytes += sh.bytesLocked()
 		st.Hits += sh.stats.hits
 		st.Misses += sh.stats.misses

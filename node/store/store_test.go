@@ -853,3 +853,60 @@ func TestNoClockReadWithoutExpiry(t *testing.T) {
 		t.Fatal("a write expiring now left the key")
 	}
 }
+
+// Stats.Expiring counts live entries with an expiry through every way an
+// expiry comes and goes, persisted entries (whose expiry field stays,
+// zeroed) and tombstones (whose expiry is not a value's) included.
+func TestExpiringCount(t *testing.T) {
+	for _, policy := range []string{PolicyS3FIFO, PolicyLRU} {
+		t.Run(policy, func(t *testing.T) {
+			s, clk := newTestStore(t, func(c *Config) { c.Policy = policy })
+			now := clk.Now()
+			later := now + int64(time.Hour)
+			expect := func(step string, want int64) {
+				t.Helper()
+				if got := s.Stats().Expiring; got != want {
+					t.Fatalf("%s: Expiring = %d, want %d", step, got, want)
+				}
+			}
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(s.Set("a", []byte("v1"), later))
+			must(s.Set("b", []byte("v1"), 0))
+			expect("one of two with an expiry", 1)
+			must(s.Set("a", []byte("v2"), later+1)) // same layout, in place
+			expect("overwritten with an expiry", 1)
+			s.Expire("a", 0)
+			expect("persisted", 0)
+			must(s.Set("a", []byte("v3"), later)) // same layout as the persisted entry
+			expect("a persisted entry overwritten with an expiry", 1)
+			s.Expire("a", 0)
+			s.Expire("a", later)
+			expect("persisted, then given an expiry again", 1)
+			s.Expire("b", later) // grows a field: the entry moves
+			expect("an expiry added to an entry without one", 2)
+			must(s.Set("b", []byte("a longer value"), 0))
+			expect("rewritten without an expiry", 1)
+			_, err := s.SetWith("c", nil, SetOptions{Tombstone: true, Version: 5, ExpireAt: later})
+			must(err)
+			expect("a tombstone with an expiry", 1)
+			s.Delete("a")
+			expect("deleted", 0)
+			must(s.Set("d", []byte("v"), now+int64(time.Second)))
+			expect("a short expiry", 1)
+			clk.Advance(2 * time.Second)
+			for sh := range s.NumShards() {
+				s.SweepShard(sh, 1<<30)
+				s.SweepShard(sh, 1<<30)
+			}
+			expect("expired and swept", 0)
+			must(s.Set("e", []byte("v"), later))
+			s.Flush()
+			expect("flushed", 0)
+		})
+	}
+}
