@@ -184,7 +184,7 @@ func (sh *shard) bytesLocked() int64 { return sh.usedLocked() }
 func (sh *shard) expiresLocked(l *flog, pos uint64, fl uint8) bool {
 	return fl&(flagExp|flagTomb) == flagExp && sh.u64At(l, pos+hdrSize) != 0
 }
-func (sh *shard) lenLocked() int     { return sh.logs[0].n + sh.logs[1].n - sh.tombs }
+func (sh *shard) lenLocked() int { return sh.logs[0].n + sh.logs[1].n - sh.tombs }
 
 // ---- raw log access -------------------------------------------------------
 
