@@ -177,6 +177,8 @@ func (sh *shard) usedLocked() int64 {
 
 func (sh *shard) bytesLocked() int64 { return sh.usedLocked() }
 
+func (sh *shard) lenLocked() int { return sh.logs[0].n + sh.logs[1].n - sh.tombs }
+
 // expiresLocked reports whether the entry of flags fl at pos in l counts
 // in exps: a value, not a tombstone, with an expiry. PERSIST leaves an
 // entry's expiry field in place, zeroed (setExpireLocked), so the flag
@@ -184,7 +186,6 @@ func (sh *shard) bytesLocked() int64 { return sh.usedLocked() }
 func (sh *shard) expiresLocked(l *flog, pos uint64, fl uint8) bool {
 	return fl&(flagExp|flagTomb) == flagExp && sh.u64At(l, pos+hdrSize) != 0
 }
-func (sh *shard) lenLocked() int { return sh.logs[0].n + sh.logs[1].n - sh.tombs }
 
 // ---- raw log access -------------------------------------------------------
 
