@@ -73,6 +73,8 @@ func commandTable() (map[string]*command, []*command) {
 		{name: "decrby", arity: 3, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdIncrBy(true)},
 		{name: "append", arity: 3, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdAppend},
 		{name: "strlen", arity: 2, flags: read, firstKey: 1, lastKey: 1, step: 1, prepare: cmdStrlen},
+		{name: "getrange", arity: 4, flags: read, firstKey: 1, lastKey: 1, step: 1, prepare: cmdGetRange},
+		{name: "substr", arity: 4, flags: read, firstKey: 1, lastKey: 1, step: 1, prepare: cmdGetRange},
 		{name: "type", arity: 2, flags: read, firstKey: 1, lastKey: 1, step: 1, prepare: cmdType},
 		{name: "dbsize", arity: 1, flags: []string{"readonly"}, exec: execDBSize},
 		{name: "scan", arity: -2, flags: []string{"readonly"}, exec: execScan},
@@ -895,4 +897,56 @@ func replyStrlen(c *conn, _ *pending, rs []*transport.Response) {
 	default:
 		c.backendError(r)
 	}
+}
+
+// GETRANGE key start end (and SUBSTR, its old name): the bytes of the
+// value from start to end, both included, counted from the end when
+// negative, clamped to the value; an empty string for a missing key.
+
+func cmdGetRange(c *conn, args [][]byte) {
+	start, ok := parseInt(args[2])
+	end, ok2 := parseInt(args[3])
+	if !ok || !ok2 {
+		c.immError(errNotInteger)
+		return
+	}
+	if start < 0 && end < 0 && start > end {
+		from := len(c.imm.b)
+		c.imm.bulk(nil)
+		c.immEnd(from)
+		return
+	}
+	// Both fit pending.mode as 32 bits each: no value is 2 GiB long, so
+	// clamping changes no answer.
+	first := len(c.reqs)
+	c.newReq(transport.OpGet, args[1])
+	c.await(first, replyGetRange, int64(clamp32(start))<<32|int64(uint32(clamp32(end))))
+}
+
+func clamp32(v int64) int32 { return int32(max(min(v, math.MaxInt32), math.MinInt32)) }
+
+func replyGetRange(c *conn, p *pending, rs []*transport.Response) {
+	switch r := rs[0]; r.Code {
+	case transport.CodeOK, transport.CodeNotFound:
+		c.wr.bulk(valueRange(r.Value, int64(int32(p.mode>>32)), int64(int32(p.mode))))
+	default:
+		c.backendError(r)
+	}
+}
+
+// valueRange is v[start:end+1] with Redis's GETRANGE rules for negative
+// and out-of-range indexes.
+func valueRange(v []byte, start, end int64) []byte {
+	n := int64(len(v))
+	if start < 0 {
+		start = max(n+start, 0)
+	}
+	if end < 0 {
+		end = max(n+end, 0)
+	}
+	end = min(end, n-1)
+	if start > end || n == 0 {
+		return nil
+	}
+	return v[start : end+1]
 }

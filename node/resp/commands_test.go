@@ -132,6 +132,23 @@ func TestGetSetFamily(t *testing.T) {
 		eq(t, "STRLEN", int64(11))(rdb.StrLen(ctx, "s").Result())
 		eq(t, "STRLEN missing", int64(0))(rdb.StrLen(ctx, "nope").Result())
 
+		// GETRANGE / SUBSTR, with Redis's answers for each index case
+		for _, c := range []struct {
+			start, end int64
+			want       string
+		}{
+			{0, 4, "hello"}, {-5, -1, "world"}, {0, -1, "hello world"}, {6, 100, "world"},
+			{5, 3, ""}, {-1, -5, ""}, {-100, 2, "hel"}, {10, 10, "d"}, {11, 20, ""},
+			{99999999999, -99999999999, ""}, {-99999999999, 99999999999, "hello world"},
+		} {
+			eq(t, fmt.Sprintf("GETRANGE %d %d", c.start, c.end), c.want)(rdb.GetRange(ctx, "s", c.start, c.end).Result())
+		}
+		eq(t, "GETRANGE missing", "")(rdb.GetRange(ctx, "nope", 0, 10).Result())
+		eq(t, "SUBSTR", "h")(rdb.Do(ctx, "substr", "s", "0", "0").Text())
+		if err := rdb.Do(ctx, "getrange", "s", "x", "1").Err(); err == nil || err.Error() != "ERR value is not an integer or out of range" {
+			t.Fatalf("GETRANGE with a bad index: %v", err)
+		}
+
 		// INCR family
 		eq(t, "INCR new", int64(1))(rdb.Incr(ctx, "i").Result())
 		eq(t, "INCRBY", int64(42))(rdb.IncrBy(ctx, "i", 41).Result())
