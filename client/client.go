@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +52,10 @@ var (
 	ErrNotInteger = transport.ErrNotInteger
 	// ErrOverflow reports an Incr whose result would not fit in 64 bits.
 	ErrOverflow = transport.ErrOverflow
+	// ErrNotFloat reports IncrByFloat on a value that is not a number.
+	ErrNotFloat = transport.ErrNotFloat
+	// ErrNotFinite reports an IncrByFloat whose result would be infinite.
+	ErrNotFinite = transport.ErrNotFinite
 	// ErrInvalidConfig reports a Config that cannot work.
 	ErrInvalidConfig = errors.New("client: invalid config")
 	// ErrInvalidArgument reports a call whose arguments cannot work, such
@@ -324,6 +330,32 @@ func (c *Client) Incr(ctx context.Context, key string, delta int64) (int64, erro
 		return 0, err
 	}
 	return resp.Int, nil
+}
+
+// IncrByFloat adds delta to the number stored under key, an absent key
+// counting as 0, as Redis's INCRBYFLOAT does (the sum is computed, and
+// stored as text, at a C long double's precision, so 0.1 + 0.2 is stored
+// as "0.3"), and returns the result. A value that is not a number gets an
+// error wrapping ErrNotFloat, and a sum that would be infinite,
+// ErrNotFinite; neither changes the value. The key's TTL is kept. Like
+// Incr's, an increment is never applied twice by a retry.
+func (c *Client) IncrByFloat(ctx context.Context, key string, delta float64) (float64, error) {
+	if math.IsNaN(delta) || math.IsInf(delta, 0) {
+		return 0, fmt.Errorf("%w: increment %v", ErrInvalidArgument, delta)
+	}
+	req := transport.Request{Op: transport.OpIncrFloat, Key: key, Value: strconv.AppendFloat(nil, delta, 'g', -1, 64)}
+	resp, err := c.call(ctx, &req)
+	if err != nil {
+		return 0, err
+	}
+	if err := resp.Error(); err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseFloat(string(resp.Value), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("client: node answered %q for IncrByFloat: %w", resp.Value, err)
+	}
+	return v, nil
 }
 
 // ttlMillis converts a TTL to the wire's milliseconds, rounding a positive

@@ -82,7 +82,8 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 // keyspace counts the live keys this node is the primary for, so that
 // summing it over the members counts every key once however many copies
 // exist; with expiry, also how many of them have an expiry and their
-// average remaining time to live in milliseconds (INFO's keyspace line).
+// average remaining time to live in milliseconds (INFO's keyspace line),
+// -1 if it has some but the sample met none of them.
 //
 // With one copy per key every key held counts: the store's counters
 // answer, and the average comes from a sample, the first expiring keys
@@ -92,7 +93,8 @@ func (n *Node) serveLocal(req *transport.Request) *transport.Response {
 // values, and then the average is exact.
 func (n *Node) keyspace(expiry bool) (keys, expiring, avgTTL int64) {
 	now := time.Now().UnixNano()
-	var sum, sampled int64
+	var sum float64 // ms; 100-year TTLs over millions of keys overflow an int64
+	var sampled int64
 	if n.cfg.Replicas == 1 {
 		if !expiry {
 			return int64(n.store.Len()), 0, 0
@@ -101,7 +103,7 @@ func (n *Node) keyspace(expiry bool) (keys, expiring, avgTTL int64) {
 		visited := 0
 		n.store.RangeKeys(func(_ string, tombstone bool, exp int64) bool {
 			if !tombstone && exp > now {
-				sum += (exp - now) / int64(time.Millisecond)
+				sum += float64(exp-now) / float64(time.Millisecond)
 				sampled++
 			}
 			visited++
@@ -117,14 +119,17 @@ func (n *Node) keyspace(expiry bool) (keys, expiring, avgTTL int64) {
 			keys++
 			if exp > now {
 				expiring++
-				sum += (exp - now) / int64(time.Millisecond)
+				sum += float64(exp-now) / float64(time.Millisecond)
 				sampled++
 			}
 			return true
 		})
 	}
-	if sampled > 0 {
-		avgTTL = sum / sampled
+	switch {
+	case sampled > 0:
+		avgTTL = int64(sum / float64(sampled))
+	case expiring > 0:
+		avgTTL = -1 // a sample too sparse to say: not an average of 0
 	}
 	return keys, expiring, avgTTL
 }
@@ -262,6 +267,18 @@ func (n *Node) coordinate(req *transport.Request, resp *transport.Response, at t
 			v += req.Delta
 			resp.Int = v
 			next.Value = strconv.AppendInt(nil, v, 10)
+		case transport.OpIncrFloat:
+			var v []byte
+			if live {
+				v = cur.Value
+			}
+			sum, err := incrFloat(v, req.Value)
+			if err != nil {
+				opErr = err
+				return entry{}, false
+			}
+			resp.Value = sum
+			next.Value = sum
 		case transport.OpAppend:
 			next.Value = append(append(make([]byte, 0, len(next.Value)+len(req.Value)), next.Value...), req.Value...)
 			resp.Int = int64(len(next.Value))

@@ -870,7 +870,7 @@ func needsOldState(req *transport.Request) bool {
 func isWrite(req *transport.Request) bool {
 	switch req.Op {
 	case transport.OpSet, transport.OpDelete, transport.OpGetDel, transport.OpExpire,
-		transport.OpIncr, transport.OpAppend:
+		transport.OpIncr, transport.OpIncrFloat, transport.OpAppend:
 		return true
 	case transport.OpGetEx:
 		return req.TTL > 0 || req.Flags&transport.FlagPersist != 0

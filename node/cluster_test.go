@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"sync/atomic"
@@ -92,6 +93,53 @@ func TestClusterSetOnOneNodeGetOnEveryNode(t *testing.T) {
 	}
 	if _, err := clients[1].Get(ctx, key); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("get after delete = %v, want ErrNotFound", err)
+	}
+}
+
+// INCRBYFLOAT through a node that does not own the key: the owner adds at
+// a long double's precision, as Redis does, keeps the TTL, and replicates
+// the stored text; a value that is not a number is refused unchanged.
+func TestIncrByFloat(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, nil) // two copies of each key
+	ctx := context.Background()
+	key := ownedBy(t, nodes[0], "node2", "float")
+	cl := newClient(t, nodes[0].Addr())
+	if err := cl.Set(ctx, key, []byte("0.1"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cl.IncrByFloat(ctx, key, 0.2); err != nil || got != 0.3 {
+		t.Fatalf("0.1 + 0.2 = %v, %v; want 0.3", got, err)
+	}
+	for _, nd := range nodes {
+		v, exp, ok := nd.Store().Get(key)
+		if want := slices.Contains(nodes[0].Ring().Owners(key, 2), nd.Name()); ok != want {
+			t.Fatalf("%s holds the key: %v, want %v", nd.Name(), ok, want)
+		}
+		if ok && (string(v) != "0.3" || exp == 0) {
+			t.Fatalf("%s holds %q with expiry %d, want \"0.3\" with the TTL kept", nd.Name(), v, exp)
+		}
+	}
+	fresh := ownedBy(t, nodes[0], "node3", "float-new")
+	if got, err := cl.IncrByFloat(ctx, fresh, -1.5); err != nil || got != -1.5 {
+		t.Fatalf("an absent key + -1.5 = %v, %v", got, err)
+	}
+	if err := cl.Set(ctx, key, []byte("not a number"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.IncrByFloat(ctx, key, 1); !errors.Is(err, client.ErrNotFloat) {
+		t.Fatalf("IncrByFloat on a word: %v, want ErrNotFloat", err)
+	}
+	if v, err := cl.Get(ctx, key); err != nil || string(v) != "not a number" {
+		t.Fatalf("after a refused increment the value is %q, %v", v, err)
+	}
+	if err := cl.Set(ctx, key, []byte("inf"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.IncrByFloat(ctx, key, 1); !errors.Is(err, client.ErrNotFinite) {
+		t.Fatalf("IncrByFloat of inf: %v, want ErrNotFinite", err)
+	}
+	if _, err := cl.IncrByFloat(ctx, key, math.NaN()); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("IncrByFloat by NaN: %v, want ErrInvalidArgument", err)
 	}
 }
 

@@ -42,7 +42,7 @@ const (
 	// in Int; cluster-wide counts are summed by the caller. With Delta 1 it
 	// also reports how many of them have an expiry in Version, and their
 	// average remaining time to live, in milliseconds, in TTL (INFO's
-	// keyspace line).
+	// keyspace line; -1 if the receiver could not estimate it).
 	OpDBSize
 	// OpFlushAll removes every key held by the receiving node alone.
 	OpFlushAll
@@ -81,6 +81,11 @@ const (
 	// the walk is done). A key the receiver holds and owns for the whole
 	// walk is listed at least once; it may be listed twice.
 	OpScan
+	// OpIncrFloat adds Value, a decimal floating-point number, to the
+	// number stored at Key (absent: 0), keeping its expiry, and returns the
+	// new value's text in Value, as Redis's INCRBYFLOAT does (CodeNotFloat
+	// if either is not a number, CodeNotFinite if the sum is not finite).
+	OpIncrFloat
 )
 
 // ScanCursorBits is how many low bits an OpScan cursor uses. A walk over
@@ -157,6 +162,8 @@ func (o Op) String() string {
 		return "handoffdone"
 	case OpScan:
 		return "scan"
+	case OpIncrFloat:
+		return "incrbyfloat"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -165,7 +172,7 @@ func (o Op) String() string {
 // that key's owners. Nodes and smart clients route by it.
 func (o Op) Keyed() bool {
 	switch o {
-	case OpGet, OpSet, OpDelete, OpGetDel, OpExpire, OpTTL, OpIncr, OpAppend, OpExists, OpGetEx:
+	case OpGet, OpSet, OpDelete, OpGetDel, OpExpire, OpTTL, OpIncr, OpAppend, OpExists, OpGetEx, OpIncrFloat:
 		return true
 	}
 	return false
@@ -282,6 +289,11 @@ const (
 	CodeNotInteger
 	// CodeOverflow: OpIncr whose result would overflow 64 bits.
 	CodeOverflow
+	// CodeNotFloat: OpIncrFloat on a value, or with an increment, that is
+	// not a floating-point number.
+	CodeNotFloat
+	// CodeNotFinite: OpIncrFloat whose result would be infinite or NaN.
+	CodeNotFinite
 )
 
 // Member describes one cluster member as a node sees it.
@@ -359,6 +371,12 @@ var (
 	ErrNotInteger = errors.New("value is not an integer or out of range")
 	// ErrOverflow reports arithmetic whose result would overflow.
 	ErrOverflow = errors.New("increment or decrement would overflow")
+	// ErrNotFloat reports floating-point arithmetic on a value, or with an
+	// increment, that is not a number.
+	ErrNotFloat = errors.New("value is not a valid float")
+	// ErrNotFinite reports floating-point arithmetic whose result would be
+	// infinite or NaN.
+	ErrNotFinite = errors.New("increment would produce NaN or Infinity")
 )
 
 var codeErrors = [...]error{
@@ -370,6 +388,8 @@ var codeErrors = [...]error{
 	CodeInternal:    ErrInternal,
 	CodeNotInteger:  ErrNotInteger,
 	CodeOverflow:    ErrOverflow,
+	CodeNotFloat:    ErrNotFloat,
+	CodeNotFinite:   ErrNotFinite,
 }
 
 // Error returns nil for CodeOK and otherwise the code's sentinel error,
@@ -418,6 +438,10 @@ func CodeOf(err error) Code {
 		return CodeNotInteger
 	case errors.Is(err, ErrOverflow):
 		return CodeOverflow
+	case errors.Is(err, ErrNotFloat):
+		return CodeNotFloat
+	case errors.Is(err, ErrNotFinite):
+		return CodeNotFinite
 	}
 	return CodeInternal
 }

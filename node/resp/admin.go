@@ -423,7 +423,8 @@ type keyspace struct{ keys, expires, avgTTL int64 }
 
 // clusterKeyspace sums the key counts of every member that answers, with
 // expiry their expiring keys too, and weighs each member's average time
-// to live by its count of them; it fails only if no member answers.
+// to live by its count of them (leaving out a member that could not
+// estimate one); it fails only if no member answers.
 func (c *conn) clusterKeyspace(expiry bool) (keyspace, string) {
 	req := &transport.Request{Op: transport.OpDBSize}
 	if expiry {
@@ -431,7 +432,7 @@ func (c *conn) clusterKeyspace(expiry bool) (keyspace, string) {
 	}
 	rs := c.s.backend.Broadcast(c.ctx, req)
 	var ks keyspace
-	var ttlSum int64
+	var ttlSum, weight float64 // an int64 sum of TTLs can overflow
 	answered := false
 	var last *transport.Response
 	for _, r := range rs {
@@ -445,13 +446,16 @@ func (c *conn) clusterKeyspace(expiry bool) (keyspace, string) {
 		answered = true
 		ks.keys += r.Int
 		ks.expires += int64(r.Version)
-		ttlSum += r.TTL * int64(r.Version)
+		if r.TTL >= 0 {
+			ttlSum += float64(r.TTL) * float64(r.Version)
+			weight += float64(r.Version)
+		}
 	}
 	if !answered && last != nil {
 		return keyspace{}, errorText(last)
 	}
-	if ks.expires > 0 {
-		ks.avgTTL = ttlSum / ks.expires
+	if weight > 0 {
+		ks.avgTTL = int64(ttlSum / weight)
 	}
 	return ks, ""
 }

@@ -132,6 +132,21 @@ func testClusterCommands(t *testing.T, replicas int) {
 	if v, err := b.GetDel(ctx, "log").Result(); err != nil || v != "abc" {
 		t.Fatalf("GETDEL = %q, %v", v, err)
 	}
+	// INCRBYFLOAT adds as Redis does, through any node; GETRANGE reads
+	// the stored text.
+	if v, err := a.IncrByFloat(ctx, "price", 0.1).Result(); err != nil || v != 0.1 {
+		t.Fatalf("INCRBYFLOAT new = %v, %v", v, err)
+	}
+	if v, err := c.Do(ctx, "incrbyfloat", "price", "0.2").Text(); err != nil || v != "0.3" {
+		t.Fatalf("INCRBYFLOAT 0.1 + 0.2 = %q, %v; want 0.3", v, err)
+	}
+	if v, err := b.GetRange(ctx, "price", 0, -1).Result(); err != nil || v != "0.3" {
+		t.Fatalf("GETRANGE price = %q, %v", v, err)
+	}
+	if err := a.Do(ctx, "incrbyfloat", "price", "x").Err(); err == nil || err.Error() != "ERR value is not a valid float" {
+		t.Fatalf("INCRBYFLOAT by x: %v", err)
+	}
+	check(t, "DEL price", a.Del(ctx, "price").Err())
 
 	// Cluster-wide DBSIZE, INFO and FLUSHALL.
 	want := int64(len(keys) + 1) // keys and the counter

@@ -71,6 +71,7 @@ func commandTable() (map[string]*command, []*command) {
 		{name: "decr", arity: 2, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdIncr(-1)},
 		{name: "incrby", arity: 3, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdIncrBy(false)},
 		{name: "decrby", arity: 3, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdIncrBy(true)},
+		{name: "incrbyfloat", arity: 3, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdIncrByFloat},
 		{name: "append", arity: 3, flags: write, firstKey: 1, lastKey: 1, step: 1, prepare: cmdAppend},
 		{name: "strlen", arity: 2, flags: read, firstKey: 1, lastKey: 1, step: 1, prepare: cmdStrlen},
 		{name: "getrange", arity: 4, flags: read, firstKey: 1, lastKey: 1, step: 1, prepare: cmdGetRange},
@@ -870,6 +871,15 @@ func cmdIncrBy(negate bool) func(c *conn, args [][]byte) {
 		c.newReq(transport.OpIncr, args[1]).Delta = d
 		c.await(first, replyInt, 0)
 	}
+}
+
+// INCRBYFLOAT key increment: the key's owner parses and adds, as Redis
+// does, and answers with the new value's text.
+
+func cmdIncrByFloat(c *conn, args [][]byte) {
+	first := len(c.reqs)
+	c.newReq(transport.OpIncrFloat, args[1]).Value = args[2]
+	c.await(first, replyBulk, 0)
 }
 
 // APPEND key value

@@ -517,6 +517,24 @@ func TestInfo(t *testing.T) {
 	if !strings.HasPrefix(two, "# Clients\r\n") || !strings.Contains(two, "# Cluster") {
 		t.Fatalf("INFO cluster clients = %q", two)
 	}
+
+	// The keyspace line sums the members' counts and weighs each one's
+	// average time to live by its expiring keys: a member that could not
+	// estimate its average (-1) counts its keys but not in the average,
+	// and TTLs near the 100-year limit over millions of keys do not
+	// overflow.
+	ts.be.mu.Lock()
+	ts.be.peers = []*transport.Response{
+		{Int: 3_000_000, Version: 3_000_000, TTL: 3_100_000_000_000},
+		{Int: 1_000_000, Version: 1_000_000, TTL: 1_100_000_000_000},
+		{Int: 100, Version: 10, TTL: -1},
+	}
+	ts.be.mu.Unlock()
+	ks, err := rdb.Info(ctx, "keyspace").Result()
+	fatalIf(t, err)
+	if want := "db0:keys=4000101,expires=4000010,avg_ttl=2600000000000\r\n"; !strings.Contains(ks, want) {
+		t.Fatalf("INFO keyspace = %q, want %q", ks, want)
+	}
 }
 
 func TestErrors(t *testing.T) {

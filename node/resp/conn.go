@@ -567,6 +567,10 @@ func errorText(r *transport.Response) string {
 		return "ERR value is not an integer or out of range"
 	case transport.CodeOverflow:
 		return "ERR increment or decrement would overflow"
+	case transport.CodeNotFloat:
+		return "ERR value is not a valid float"
+	case transport.CodeNotFinite:
+		return "ERR increment would produce NaN or Infinity"
 	case transport.CodeNotFound:
 		return "ERR no such key"
 	}
