@@ -195,11 +195,11 @@ func (o Op) ReadOnly() bool {
 // the allowed clock skew. A read may; so may a plain SET, DEL, EXPIRE or
 // GETEX, which leave the same state applied once or twice (last writer
 // wins; a repeated DEL whose first copy was applied answers "not found",
-// but leaves the key deleted, as asked). An INCR, APPEND, GETDEL or a
-// conditional or value-returning SET may not: it could count twice or
-// hand back a value that is gone, so it goes elsewhere only if it never
-// reached a peer at all (see Unreached). Nodes and smart clients both
-// decide by it.
+// but leaves the key deleted, as asked). An INCR, INCRBYFLOAT, APPEND,
+// GETDEL or a conditional or value-returning SET may not: it could count
+// twice or hand back a value that is gone, so it goes elsewhere only if
+// it never reached a peer at all (see Unreached). Nodes and smart clients
+// both decide by it.
 func (r *Request) Repeatable() bool {
 	switch r.Op {
 	case OpSet:
