@@ -338,7 +338,9 @@ func (c *Client) Incr(ctx context.Context, key string, delta int64) (int64, erro
 // as "0.3"), and returns the result. A value that is not a number gets an
 // error wrapping ErrNotFloat, and a sum that would be infinite,
 // ErrNotFinite; neither changes the value. The key's TTL is kept. Like
-// Incr's, an increment is never applied twice by a retry.
+// Incr's, an increment is never applied twice by a retry. A stored sum
+// beyond float64's range (a long double reaches 1.19e4932) comes back as
+// ±Inf, or 0 if too small, with no error; Get returns its exact text.
 func (c *Client) IncrByFloat(ctx context.Context, key string, delta float64) (float64, error) {
 	if math.IsNaN(delta) || math.IsInf(delta, 0) {
 		return 0, fmt.Errorf("%w: increment %v", ErrInvalidArgument, delta)

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -183,6 +184,15 @@ func (n *Node) coordinate(req *transport.Request, resp *transport.Response, at t
 		return resp, e, true
 	}
 
+	var incr *big.Float
+	if req.Op == transport.OpIncrFloat {
+		// Parsed before the key's lock is taken (a long number takes a
+		// while), and checked first, as Redis does.
+		var ok bool
+		if incr, ok = parseLongDouble(req.Value); !ok {
+			return errResponse(transport.ErrNotFloat), entry{}, false
+		}
+	}
 	var (
 		opErr   error
 		now     = time.Now().UnixNano()
@@ -272,7 +282,7 @@ func (n *Node) coordinate(req *transport.Request, resp *transport.Response, at t
 			if live {
 				v = cur.Value
 			}
-			sum, err := incrFloat(v, req.Value)
+			sum, err := incrFloat(v, incr)
 			if err != nil {
 				opErr = err
 				return entry{}, false

@@ -328,6 +328,7 @@ func TestRepeatable(t *testing.T) {
 		{Request{Op: OpExpire}, true},
 		{Request{Op: OpGetEx}, true},
 		{Request{Op: OpIncr}, false},
+		{Request{Op: OpIncrFloat}, false},
 		{Request{Op: OpAppend}, false},
 		{Request{Op: OpGetDel}, false},
 		{Request{Op: OpLeave}, false}, // not keyed: the node it was sent to leaves
@@ -337,7 +338,7 @@ func TestRepeatable(t *testing.T) {
 		}
 	}
 	for op, want := range map[Op]bool{OpGet: true, OpTTL: true, OpExists: true, OpPing: true, OpMembers: true, OpStats: true, OpDBSize: true,
-		OpSet: false, OpDelete: false, OpIncr: false, OpFlushAll: false, OpLeave: false} {
+		OpSet: false, OpDelete: false, OpIncr: false, OpIncrFloat: false, OpFlushAll: false, OpLeave: false} {
 		if got := op.ReadOnly(); got != want {
 			t.Errorf("%s.ReadOnly() = %v, want %v", op, got, want)
 		}
