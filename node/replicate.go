@@ -148,21 +148,12 @@ func (n *Node) callFailed(ctx context.Context, addr string, err error) {
 // before any is judged, so one owner's loss may be judged after another
 // owner used up the caller's time.
 func (n *Node) flightFailed(ctx context.Context, addr string, err error, sent int) {
-	if errors.Is(err, context.DeadlineExceeded) && callerOutOfTime(ctx) {
+	// A call whose caller's deadline comes first runs no timer of its own
+	// (see transport's call.arm): it ends on ctx, so ctx.Err() is set.
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 		return
 	}
 	n.peers.failedAfter(addr, err, sent)
-}
-
-// callerOutOfTime reports whether ctx has ended or its deadline has
-// passed: a transport timer set to that deadline can fire before ctx's
-// own does.
-func callerOutOfTime(ctx context.Context) bool {
-	if ctx.Err() != nil {
-		return true
-	}
-	dl, ok := ctx.Deadline()
-	return ok && !time.Now().Before(dl)
 }
 
 // down reports whether addr failed within the backoff.
